@@ -1,0 +1,57 @@
+"""lanco: a daemonless task launcher for Linux built on cgroups.
+
+The public API is loaded lazily so that the command line, which imports this package first, pays only
+for what a command needs (``check`` must stay close to a bare interpreter start).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyRunning",
+    "CommandNotFound",
+    "LancoError",
+    "LimitUnavailable",
+    "Namespace",
+    "NamespaceMissing",
+    "NotRunning",
+    "PermissionDenied",
+    "Task",
+    "TaskRecord",
+    "UsageError",
+    "__version__",
+]
+
+if TYPE_CHECKING:
+    from lanco.errors import (
+        AlreadyRunning,
+        CommandNotFound,
+        LancoError,
+        LimitUnavailable,
+        NamespaceMissing,
+        NotRunning,
+        PermissionDenied,
+        UsageError,
+    )
+    from lanco.namespace import Namespace
+    from lanco.record import TaskRecord
+    from lanco.task import Task
+
+_LAZY = {
+    "Namespace": "lanco.namespace",
+    "Task": "lanco.task",
+    "TaskRecord": "lanco.record",
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in __all__:
+        return getattr(importlib.import_module("lanco.errors"), name)
+    raise AttributeError(f"module 'lanco' has no attribute {name!r}")

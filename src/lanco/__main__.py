@@ -1,0 +1,3 @@
+from lanco.cli import entry
+
+entry()

@@ -1,0 +1,107 @@
+"""Where a namespace keeps its state and logs, and the configuration ``init`` records for it."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from lanco.errors import NamespaceMissing, StateError
+
+CONFIG_VERSION = 1
+DEFAULT_CGROUP_BASE = "/lanco"
+
+
+def system_state_root() -> str:
+    return os.environ.get("LANCO_STATE_DIR") or "/var/lib/lanco"
+
+
+def system_log_root() -> str:
+    return os.environ.get("LANCO_LOG_DIR") or "/var/log"
+
+
+def user_state_root() -> str:
+    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(xdg, "lanco")
+
+
+@dataclass
+class NamespaceConfig:
+    """What ``init`` decided for a namespace; every later command obeys it rather than re-detecting."""
+
+    name: str
+    owner_uid: int
+    owner_gid: int
+    group_access: bool
+    mode: str
+    tracker: str
+    cgroup_base: str
+    state_dir: str
+    log_dir: str
+    created: float
+    version: int = CONFIG_VERSION
+
+    @property
+    def tasks_dir(self) -> str:
+        return os.path.join(self.state_dir, "tasks")
+
+    def task_state_dir(self, task: str) -> str:
+        return os.path.join(self.tasks_dir, task)
+
+    def default_log(self, task: str) -> str:
+        return os.path.join(self.log_dir, f"task-{task}.log")
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.state_dir, "config.json")
+
+    def save(self) -> None:
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(asdict(self), f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.config_path)
+
+
+def system_state_dir(ns: str) -> str:
+    return os.path.join(system_state_root(), ns)
+
+
+def system_log_dir(ns: str) -> str:
+    return os.path.join(system_log_root(), f"lanco-{ns}")
+
+
+def candidate_config_paths(ns: str) -> list[str]:
+    return [os.path.join(system_state_root(), ns, "config.json"),
+            os.path.join(user_state_root(), ns, "config.json")]
+
+
+def load_config(ns: str) -> NamespaceConfig:
+    for path in candidate_config_paths(ns):
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            continue
+        except PermissionError as exc:
+            raise StateError(f"cannot read the configuration of namespace {ns}: {path}: permission denied") \
+                from exc
+        except (OSError, ValueError) as exc:
+            raise StateError(f"the configuration of namespace {ns} is damaged: {path}: {exc}") from exc
+        try:
+            return NamespaceConfig(**data)
+        except TypeError as exc:
+            raise StateError(f"the configuration of namespace {ns} is damaged: {path}: {exc}") from exc
+    raise NamespaceMissing(f"namespace {ns} should be created with init command")
+
+
+def list_namespaces() -> list[str]:
+    names: set[str] = set()
+    for root in (system_state_root(), user_state_root()):
+        try:
+            entries = os.listdir(root)
+        except OSError:
+            continue
+        names.update(e for e in entries if os.path.isfile(os.path.join(root, e, "config.json")))
+    return sorted(names)

@@ -1,0 +1,69 @@
+"""The exception tree. Each exception carries the exit code and message the command line prints."""
+
+from __future__ import annotations
+
+
+class LancoError(Exception):
+    """Base of every error lanco reports to a user; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(LancoError):
+    """The call itself is malformed: bad option, bad name, bad value."""
+
+    exit_code = 2
+
+
+class InvalidName(UsageError):
+    pass
+
+
+class NamespaceMissing(LancoError):
+    pass
+
+
+class NamespaceExists(LancoError):
+    pass
+
+
+class AlreadyRunning(LancoError):
+    pass
+
+
+class NotRunning(LancoError):
+    pass
+
+
+class StillRunning(LancoError):
+    """An operation that needs a finished task (or an empty namespace) met a running one."""
+
+
+class PermissionDenied(LancoError):
+    pass
+
+
+class LimitUnavailable(LancoError):
+    """A limit was asked for in a mode where its controller is missing: refused, never ignored."""
+
+
+class CommandNotFound(LancoError):
+    """Like a shell: 127 when the command does not exist, 126 when it cannot be executed."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(CommandNotFound):
+    exit_code = 126
+
+
+class CgroupError(LancoError):
+    """The kernel refused a cgroup operation lanco needed (with the path and errno in the message)."""
+
+
+class StateError(LancoError):
+    """A state file is missing, unreadable or damaged (named in the message)."""

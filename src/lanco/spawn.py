@@ -1,0 +1,118 @@
+"""The only module that starts processes: the detached monitor, a lost task's exit hook, and ``mount``."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from importlib import resources
+from typing import Any
+
+MONITOR_SCRIPT = "monitor.sh"
+WAITER_SCRIPT = "waitempty.py"
+
+
+def package_file(name: str) -> str:
+    return str(resources.files("lanco").joinpath(name))
+
+
+def monitor_shell() -> str:
+    """The POSIX shell that runs monitors; ``LANCO_SHELL`` picks another (tests run dash, bash and ash)."""
+    return os.environ.get("LANCO_SHELL") or "/bin/sh"
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+_libc: Any = None
+
+
+def _prctl() -> Any:
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc.prctl
+
+
+def start_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd: str | None = None,
+                   *, subreaper: bool = False) -> None:
+    """Start ``argv`` as a grandchild in a session of its own, so that it belongs to no launcher.
+
+    ``fds`` maps the child's descriptor numbers to ours; every other descriptor is closed. The intermediate
+    child is reaped here, so a long-lived caller (a daemon using the API) never collects zombies from us.
+    With ``subreaper``, orphans below the grandchild are re-parented to it rather than to PID 1 (the flag
+    survives execve): a monitor then reaps the processes a killed task leaves, instead of an init that
+    may take its time.
+    """
+    prctl = _prctl() if subreaper else None
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 127
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                if prctl is not None:
+                    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+                _exec_with_fds(argv, env, fds, cwd)
+            code = 0
+        except BaseException:
+            code = 126
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OSError(f"cannot start {argv[0]}: the detaching child failed")
+
+
+def _exec_with_fds(argv: list[str], env: dict[str, str], fds: dict[int, int],
+                   cwd: str | None) -> None:  # pragma: no cover - runs in the child
+    try:
+        # Park every source above the targets first, so that mapping one cannot clobber another.
+        parked = {target: fcntl.fcntl(source, fcntl.F_DUPFD, 1000) for target, source in fds.items()}
+        for target, high in parked.items():
+            os.dup2(high, target, inheritable=True)
+        os.closerange(max(fds) + 1 if fds else 0, 65536)
+        if cwd is not None:
+            os.chdir(cwd)
+        os.execve(argv[0], argv, env)
+    finally:
+        os._exit(127)
+
+
+def hook_runner(owner_uid: int, owner_gid: int) -> list[str]:
+    """The argv prefix that runs an exit hook as the namespace's owner when root acts for someone else."""
+    if os.geteuid() != 0 or owner_uid == 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, f"--reuid={owner_uid}", f"--regid={owner_gid}", "--init-groups", "--"]
+    import pwd
+
+    runuser = shutil.which("runuser") or "runuser"
+    return [runuser, "-u", pwd.getpwuid(owner_uid).pw_name, "--"]
+
+
+def run_hook_detached(command: str, env: dict[str, str], runner: list[str], log_path: str | None) -> None:
+    """Run a lost task's exit hook the way its monitor would have, without waiting for it."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    out = devnull
+    if log_path:
+        try:
+            out = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            out = devnull
+    try:
+        start_detached([*runner, "/bin/sh", "-c", command] if runner else ["/bin/sh", "-c", command],
+                       env, {0: devnull, 1: out, 2: out})
+    finally:
+        if out != devnull:
+            os.close(out)
+        os.close(devnull)
+
+
+def mount_named_hierarchy(name: str, target: str) -> str:
+    """Mount a controller-less named v1 hierarchy; returns an error text, empty on success."""
+    result = subprocess.run(["mount", "-t", "cgroup", "-o", f"none,name={name}", "cgroup", target],
+                            capture_output=True, text=True, check=False)
+    return "" if result.returncode == 0 else (result.stderr.strip() or f"mount exited {result.returncode}")

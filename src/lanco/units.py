@@ -1,0 +1,50 @@
+"""Parsing of sizes (``512K``, ``64M``, ``2G``, ``max``) and durations (``500ms``, ``30s``, ``5m``, ``2h``)."""
+
+from __future__ import annotations
+
+import re
+
+from lanco.errors import UsageError
+
+_SIZE = re.compile(r"(\d+)([KMGT]?)(i?B?)", re.IGNORECASE)
+_SIZE_FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+_DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+MAX = -1
+"""The value of ``max``: no limit."""
+
+
+def parse_size(text: str, *, what: str = "size") -> int:
+    """Bytes for ``text``; ``MAX`` for ``max``. Zero is refused: no limit of zero bytes makes sense."""
+    if text.strip().lower() in ("max", "infinity"):
+        return MAX
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise UsageError(f"invalid {what} {text!r}: expected a number of bytes with K, M, G or T, or max")
+    value = int(match.group(1)) * _SIZE_FACTORS[match.group(2).upper()]
+    if value <= 0:
+        raise UsageError(f"invalid {what} {text!r}: must be greater than zero")
+    return value
+
+
+def parse_duration(text: str, *, what: str = "duration") -> float:
+    """Seconds for ``text`` (a bare number is seconds); must be positive."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise UsageError(f"invalid {what} {text!r}: expected a number with ms, s, m, h or d")
+    value = float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
+    if value <= 0:
+        raise UsageError(f"invalid {what} {text!r}: must be greater than zero")
+    return value
+
+
+def format_size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    if value == MAX:
+        return "max"
+    for unit, factor in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= factor:
+            return f"{value / factor:.1f}{unit}"
+    return f"{value}B"
