@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 from importlib import resources
 from typing import Any
@@ -75,6 +76,10 @@ def _exec_with_fds(argv: list[str], env: dict[str, str], fds: dict[int, int],
         os.closerange(max(fds) + 1 if fds else 0, 65536)
         if cwd is not None:
             os.chdir(cwd)
+        # CPython ignores these two at start-up; the task must get the defaults a shell would give it.
+        for signum in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
         os.execve(argv[0], argv, env)
     finally:
         os._exit(127)

@@ -1,0 +1,163 @@
+"""Shared fixtures. Integration tests get a sandbox of their own: a unique cgroup base in every hierarchy,
+state and log roots under a fresh folder, and teardown that removes all of it even when a test fails."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+TEST_USER = "lancotest"
+OTHER_USER = "lancotest2"
+
+
+def _ensure_user(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True)
+        return pwd.getpwnam(name)
+
+
+def lanco_command() -> list[str]:
+    """The lanco under test: the interpreter running pytest, with the package it has installed."""
+    return [sys.executable, "-m", "lanco"]
+
+
+@dataclass
+class Sandbox:
+    base: str
+    root: Path
+    namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"LANCO_CGROUP_BASE": self.base, "LANCO_STATE_DIR": str(self.root / "state"),
+                "LANCO_LOG_DIR": str(self.root / "log")}
+
+    def ns_name(self, prefix: str = "ns") -> str:
+        name = f"{prefix}{uuid.uuid4().hex[:6]}"
+        self.namespaces.append(name)
+        return name
+
+    def log_dir(self, ns: str) -> Path:
+        return self.root / "log" / f"lanco-{ns}"
+
+    def state_dir(self, ns: str) -> Path:
+        return self.root / "state" / ns
+
+    def command(self, *args: str, user: str | None = None, extra_env: dict[str, str] | None = None) -> list[str]:
+        env = {**self.env, **(extra_env or {})}
+        argv = [*lanco_command(), *args]
+        if user is None:
+            return ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
+        return ["runuser", "-u", user, "--", "env", *(f"{k}={v}" for k, v in env.items()), *argv]
+
+    def lanco(self, *args: str, user: str | None = None, extra_env: dict[str, str] | None = None,
+              timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args, user=user, extra_env=extra_env), capture_output=True,
+                              text=True, timeout=timeout, input=input, cwd="/", check=False)
+
+    def ok(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        result = self.lanco(*args, **kwargs)  # type: ignore[arg-type]
+        assert result.returncode == 0, f"lanco {' '.join(args)} -> {result.returncode}: {result.stderr}"
+        return result
+
+    def cgroup_dirs(self) -> list[str]:
+        """Every directory of this sandbox's base in every mounted hierarchy."""
+        from lanco.cgroups.detect import read_mounts
+
+        found = []
+        for mount in read_mounts():
+            path = os.path.join(mount.path, self.base.lstrip("/"))
+            if os.path.isdir(path):
+                found.append(path)
+        return found
+
+
+def _force_clean(sandbox: Sandbox) -> list[str]:
+    """Kill every process left in the sandbox's cgroups and remove them; returns what was left."""
+    leftovers: list[str] = []
+    for top in sandbox.cgroup_dirs():
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            procs = os.path.join(dirpath, "cgroup.procs")
+            try:
+                pids = [int(p) for p in open(procs).read().split()]
+            except OSError:
+                pids = []
+            if pids:
+                leftovers.append(f"{dirpath}: pids {pids}")
+                kill = os.path.join(dirpath, "cgroup.kill")
+                if os.path.exists(kill):
+                    with open(kill, "w") as f:
+                        f.write("1")
+                for pid in pids:
+                    try:
+                        os.kill(pid, 9)
+                    except ProcessLookupError:
+                        pass
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            for _ in range(100):
+                try:
+                    os.rmdir(dirpath)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    import time
+
+                    time.sleep(0.05)
+        leftovers.append(top)
+    return leftovers
+
+
+@pytest.fixture(scope="session")
+def test_user() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create the test user")
+    _ensure_user(TEST_USER)
+    return TEST_USER
+
+
+@pytest.fixture(scope="session")
+def other_user() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create the test user")
+    _ensure_user(OTHER_USER)
+    return OTHER_USER
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    if os.geteuid() != 0:
+        pytest.skip("integration tests need root (they create cgroups and users)")
+    token = uuid.uuid4().hex[:10]
+    root = Path(f"/tmp/lanco-test-{token}")
+    root.mkdir(mode=0o755)
+    box = Sandbox(base=f"/lanco-test-{token}", root=root)
+    try:
+        yield box
+    finally:
+        for ns in box.namespaces:
+            state = box.state_dir(ns)
+            if not (state / "config.json").exists():
+                continue
+            listing = box.lanco(ns, "ls", "--json")
+            if listing.returncode == 0:
+                import json
+
+                for task in json.loads(listing.stdout)["tasks"]:
+                    box.lanco(ns, "stop", "-t", "2", task["name"])
+            box.lanco(ns, "release")
+        leftovers = _force_clean(box)
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+        assert not leftovers, f"the test left cgroups behind: {leftovers}"

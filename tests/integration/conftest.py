@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import Sandbox
+
+MODES = ["hybrid", "v1", "v2"]
+
+
+def make_namespace(sandbox: Sandbox, mode: str | None = None, user: str | None = None,
+                   group: str | None = None) -> str:
+    ns = sandbox.ns_name()
+    args = [*(["--cgroup-mode", mode] if mode else []), ns, "init"]
+    if user:
+        args += ["-u", user]
+    if group:
+        args += ["-g", group]
+    sandbox.ok(*args)
+    return ns
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def alive(pid: int) -> bool:
+    """True for a live process; a zombie counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def ns(sandbox: Sandbox, mode: str) -> str:
+    return make_namespace(sandbox, mode)
+
+
+def task_pids(sandbox: Sandbox, ns: str, task: str, user: str | None = None) -> list[int]:
+    import json
+
+    result = sandbox.ok(ns, "status", "--json", task, user=user)
+    return [p["pid"] for p in json.loads(result.stdout)["processes"]]
+
+
+def no_process_left(pids: list[int], timeout: float = 5.0) -> bool:
+    return wait_until(lambda: not any(alive(p) for p in pids), timeout)
+
+
+__all__ = ["MODES", "alive", "make_namespace", "no_process_left", "os", "task_pids", "wait_until"]
