@@ -89,7 +89,8 @@ def _force_clean(sandbox: Sandbox) -> list[str]:
         for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
             procs = os.path.join(dirpath, "cgroup.procs")
             try:
-                pids = [int(p) for p in open(procs).read().split()]
+                with open(procs) as f:
+                    pids = [int(p) for p in f.read().split()]
             except OSError:
                 pids = []
             if pids:
