@@ -268,6 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # Anything the kernel refused that no lanco error names yet: still one line, not a traceback.
+        where = f": {exc.filename}" if exc.filename else ""
+        messages.warn(token, f"{exc.strerror or exc}{where}")
+        return 1
     except BrokenPipeError:
         # stdout closed by a reader such as head: not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -21,6 +21,7 @@ from lanco.errors import (
     CommandNotFound,
     LancoError,
     NotRunning,
+    PermissionDenied,
     StillRunning,
     UsageError,
 )
@@ -146,6 +147,9 @@ class Task:
         if memory_max is not None:
             backend.require(self._ns, "memory", "-m/--memory-max")
             limits["memory_max"] = memory_max
+        problem = backend.placement_problem(self._ns)
+        if problem is not None:
+            raise PermissionDenied(problem)
         owner = self.namespace.acting_for_owner
         self._ensure_state_dir(owner)
         with self._lock():
@@ -261,7 +265,12 @@ class Task:
         timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
         spec = read_spec(self.state_dir) or {}
         self._write_marker("stop", str(spec.get("run_id", "")))
-        self.signal(stop_signal)
+        try:
+            self.signal(stop_signal)
+        except PermissionDenied:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.state_dir, "stop"))
+            raise
         if not backend.wait_empty(self._ns, self.name, timeout):
             for _ in range(10):
                 backend.kill(self._ns, self.name)
@@ -283,10 +292,15 @@ class Task:
             if not fresh:
                 break
             for pid in fresh:
-                with contextlib.suppress(ProcessLookupError):
+                try:
                     os.kill(pid, signum)
                     if signum not in (signal.SIGKILL, signal.SIGCONT):
                         os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    raise PermissionDenied(f"cannot signal process {pid} of task {self.name}: "
+                                           "it runs as another user") from None
             seen.update(fresh)
         return len(seen)
 

@@ -168,7 +168,7 @@ def tail(path: Path, lines: int = CONSOLE_TAIL_LINES) -> str:
         text = path.read_text(errors="replace").replace("\r", "")
     except OSError:
         return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
 
 def run_logged(argv: Sequence[str | os.PathLike[str]], logfile: Path, what: str) -> None:
@@ -178,9 +178,7 @@ def run_logged(argv: Sequence[str | os.PathLike[str]], logfile: Path, what: str)
         sink.flush()
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, check=False)
     if result.returncode != 0:
-        raise HarnessError(
-            f"{what} failed (exit {result.returncode}); last lines of {logfile}:\n{tail(logfile)}"
-        )
+        raise HarnessError(f"{what} failed (exit {result.returncode}); last lines of {logfile}:\n{tail(logfile)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,9 +438,7 @@ def ignore_excluded(directory: str, names: list[str]) -> set[str]:
     return {
         name
         for name in names
-        if name in EXCLUDED_NAMES
-        or name.endswith(EXCLUDED_SUFFIXES)
-        or (at_top and name in EXCLUDED_TOP_LEVEL)
+        if name in EXCLUDED_NAMES or name.endswith(EXCLUDED_SUFFIXES) or (at_top and name in EXCLUDED_TOP_LEVEL)
     }
 
 
@@ -683,6 +679,8 @@ def boot_and_run(base: BaseImage, workdir: Path, argv: Sequence[str], timeout_s:
             f"qemu stderr:\n{tail(qemu_log)}\nlast lines of the guest console:\n{tail(console_log)}"
         )
     if result.timed_out:
+        if stream.in_command:
+            print(f"===== lanco-vm: command output end (TIMEOUT after {timeout_s:.0f} s) =====", flush=True)
         log(f"last lines of the guest console:\n{tail(console_log)}")
     return result
 

@@ -26,7 +26,7 @@ from lanco.cgroups.detect import (
     read_mounts,
     unified_mount,
 )
-from lanco.errors import CgroupError, LimitUnavailable
+from lanco.errors import CgroupError, LimitUnavailable, PermissionDenied
 
 MONITORS = ".monitors"
 TRACKERS = ("unified", "named")
@@ -140,6 +140,28 @@ class Backend:
         if self.tracker.version != 2:
             return None
         return os.path.join(self.task_dir(ns, task), "cgroup.events")
+
+    def placement_problem(self, ns: str) -> str | None:
+        """Why this process could not move a task into ``ns`` under cgroup v2's rule, or None if it can.
+
+        An unprivileged writer needs write access to ``cgroup.procs`` of the common ancestor of the source
+        and destination cgroups, so a namespace chowned by root is out of reach from a login session.
+        """
+        if os.geteuid() == 0 or self.tracker.version != 2:
+            return None
+        own = own_v2_cgroup()
+        if own is None:
+            return None
+        target = f"{self.base}/{ns}"
+        common = os.path.commonpath([own, target])
+        common_dir = os.path.normpath(os.path.join(self.tracker.path, os.path.relpath(common, self.tracker.root)))
+        if os.access(os.path.join(common_dir, "cgroup.procs"), os.W_OK):
+            return None
+        return (f"cannot place tasks into {self.ns_dir(ns)}: cgroup v2 lets an unprivileged user move a process "
+                f"only between cgroups whose common ancestor it may write, and this process runs in {own} "
+                f"(common ancestor {common_dir} is not yours). Run lanco inside a delegated cgroup "
+                "(systemd-run --user --scope -p Delegate=yes lanco ..., a service with Delegate=yes, "
+                "loginctl enable-linger for sessions without login), or as root")
 
     # -- namespaces ----------------------------------------------------------------------------------------
 
@@ -317,17 +339,6 @@ class Backend:
             return bool(populated)
         return bool(self.pids(ns, task))
 
-    def signal(self, ns: str, task: str, signum: int) -> int:
-        """Send ``signum`` to every process of the task; returns how many were signalled."""
-        count = 0
-        for pid in self.pids(ns, task):
-            try:
-                os.kill(pid, signum)
-                count += 1
-            except ProcessLookupError:
-                pass
-        return count
-
     def kill(self, ns: str, task: str) -> None:
         """SIGKILL every process of the task, including those forked while killing."""
         kill_file = os.path.join(self.task_dir(ns, task), "cgroup.kill")
@@ -347,6 +358,11 @@ class Backend:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+                except PermissionError:
+                    if frozen:
+                        self._set_frozen(ns, task, False)
+                    raise PermissionDenied(f"cannot kill process {pid} of task {task}: it runs as another user") \
+                        from None
             if frozen:
                 # A v1 frozen process receives its SIGKILL only when thawed.
                 self._set_frozen(ns, task, False)
@@ -461,6 +477,18 @@ class Backend:
             name = "memory.current" if self._is_v2_controller("memory") else "memory.usage_in_bytes"
             figures.memory_bytes = _single(os.path.join(memory, name))
         return figures
+
+
+def own_v2_cgroup() -> str | None:
+    """This process's cgroup in the unified hierarchy (the ``0::`` line of /proc/self/cgroup)."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("0::"):
+                    return line[3:].strip()
+    except OSError:
+        return None
+    return None
 
 
 def _walk_dirs(top: str) -> Iterator[str]:

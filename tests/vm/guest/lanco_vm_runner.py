@@ -27,6 +27,7 @@ RUN_MOUNT = Path("/mnt/lanco-run")
 SRC = Path("/src")
 USER_UID = "1000"
 USER_MANAGER_TIMEOUT_S = "180"
+BOOT_TIMEOUT_S = "300"
 # After the command's main process exits, how long to keep copying output from children that
 # still hold the pipe open (a leaked daemon must not stall the run until the host's timeout).
 DRAIN_AFTER_EXIT_S = 2.0
@@ -87,6 +88,31 @@ def wait_user_manager(out: Channel) -> None:
     else:
         # Go on anyway: the command may not need the user manager, and if it does, it fails visibly.
         out.say(f"WARNING: user manager of uid {USER_UID} not ready after {took:.1f} s: {message}")
+
+
+def wait_boot_finished(out: Channel) -> None:
+    """Waits until systemd's boot transaction is done, so the command sees a fully booted system."""
+    started = time.monotonic()
+    result = subprocess.run(
+        ["timeout", BOOT_TIMEOUT_S, "systemctl", "is-system-running", "--wait"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
+    state = result.stdout.decode(errors="replace").strip()
+    out.say(f"system is {state} (waited {time.monotonic() - started:.1f} s)")
+    if state != "running":
+        # Not fatal (a degraded guest can still run the command), but say what failed.
+        failed = subprocess.run(
+            ["systemctl", "--failed", "--no-legend", "--plain"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+        for line in failed.stdout.decode(errors="replace").splitlines():
+            out.say(f"failed unit: {line}")
 
 
 def command_env() -> dict[str, str]:
@@ -154,6 +180,7 @@ def main() -> int:
             raise ValueError(f"run.json: argv must be a non-empty list of strings, got {argv!r}")
         if not isinstance(nonce, str):
             raise ValueError("run.json: nonce must be a string")
+        wait_boot_finished(out)
         wait_user_manager(out)
     except Exception as error:  # any setup failure: tell the host, which then sees no end marker
         out.say(f"setup failed: {error!r}")
