@@ -111,7 +111,12 @@ def _foreground_wait(task: object) -> int:
 
 
 def cmd_check(ns: str, args: list[str], options: dict[str, str | None]) -> int:
-    if len(args) != 1 or args[0].startswith("-"):
+    # Parsed by hand: check is the hot path of scripts and daemons, argparse would double its cost.
+    if args[:1] == ["--"]:
+        args = args[1:]
+    elif args[:1] and args[0].startswith("-"):
+        raise UsageError(f"check: unknown option {args[0]}")
+    if len(args) != 1:
         raise UsageError("check: expected one TASK")
     return 0 if _namespace(ns, options).task(args[0]).is_running() else 1
 
@@ -268,15 +273,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # stdout closed by a reader such as head: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         # Anything the kernel refused that no lanco error names yet: still one line, not a traceback.
         where = f": {exc.filename}" if exc.filename else ""
         messages.warn(token, f"{exc.strerror or exc}{where}")
         return 1
-    except BrokenPipeError:
-        # stdout closed by a reader such as head: not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 def entry() -> NoReturn:

@@ -127,6 +127,7 @@ KERNEL_CMDLINE: Final = " ".join(
         "systemd.show_status=0",  # no "A start job is running..." lines during a long command
         "fsck.mode=skip",  # the root is a fresh overlay of a clean image
         "mitigations=off",  # a throw-away test guest; spectre mitigations are slow under TCG
+        "module_blacklist=floppy,kvm,kvm_amd,kvm_intel,pcspkr",
         "panic=-1",  # a panic reboots, which -no-reboot turns into a qemu exit, not a hang
     )
 )
