@@ -79,6 +79,8 @@ def read_result(state_dir: str) -> tuple[dict[str, str], float] | None:
     except OSError as exc:
         raise StateError(f"cannot read the result of task {os.path.basename(state_dir)}: {path}: {exc}") \
             from exc
+    except UnicodeDecodeError as exc:
+        raise StateError(f"the result of task {os.path.basename(state_dir)} is damaged: {path}") from exc
     fields: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")

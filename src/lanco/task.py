@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from lanco import logfile, procfs
+from lanco.cgroups.backend import poll_ms
 from lanco.errors import (
     AlreadyRunning,
     CgroupError,
@@ -330,7 +331,7 @@ class Task:
                 try:
                     poller = select.poll()
                     poller.register(fd, select.POLLIN)
-                    poller.poll(None if timeout is None else max(1, int(timeout * 1000)))
+                    poller.poll(poll_ms(timeout))
                 finally:
                     os.close(fd)
                 return

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from lanco.errors import UsageError
 
-_SIZE = re.compile(r"(\d+)([KMGT]?)(i?B?)", re.IGNORECASE)
+_SIZE = re.compile(r"([0-9]+)([KMGT]?)(i?B?)", re.IGNORECASE | re.ASCII)
 _SIZE_FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?", re.ASCII)
 _DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 MAX = -1
+MAX_DURATION = 10 * 365 * 86400.0
 """The value of ``max``: no limit."""
 
 
@@ -34,6 +36,8 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
     if not match:
         raise UsageError(f"invalid {what} {text!r}: expected a number with ms, s, m, h or d")
     value = float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
+    if not math.isfinite(value) or value > MAX_DURATION:
+        raise UsageError(f"invalid {what} {text!r}: longer than {MAX_DURATION / 86400:.0f} days")
     if value <= 0:
         raise UsageError(f"invalid {what} {text!r}: must be greater than zero")
     return value

@@ -15,7 +15,7 @@ def snapshot(sandbox: Sandbox) -> list[str]:
     """Every cgroup directory and state file of the sandbox."""
     found: list[str] = []
     for top in [*sandbox.cgroup_dirs(), str(sandbox.root)]:
-        for dirpath, dirs, files in os.walk(top):
+        for dirpath, _dirs, files in os.walk(top):
             found.append(dirpath)
             if not dirpath.startswith("/sys"):
                 found.extend(os.path.join(dirpath, f) for f in files)

@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import mode  # noqa: F401  (fixture)
-
 from tests.conftest import Sandbox
-from tests.integration.conftest import alive, make_namespace, no_process_left, task_pids, wait_until
+from tests.integration.conftest import (
+    alive,
+    make_namespace,
+    mode,  # noqa: F401  (fixture)
+    no_process_left,
+    task_pids,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -127,6 +127,8 @@ KERNEL_CMDLINE: Final = " ".join(
         "systemd.show_status=0",  # no "A start job is running..." lines during a long command
         "fsck.mode=skip",  # the root is a fresh overlay of a clean image
         "mitigations=off",  # a throw-away test guest; spectre mitigations are slow under TCG
+        # Drivers for emulated hardware nothing here uses: probing them only costs boot time (and
+        # nested KVM under TCG is useless).
         "module_blacklist=floppy,kvm,kvm_amd,kvm_intel,pcspkr",
         "panic=-1",  # a panic reboots, which -no-reboot turns into a qemu exit, not a hang
     )
@@ -153,6 +155,7 @@ EXCLUDED_SUFFIXES: Final = (".pyc", ".pyo", ".egg-info")
 # are thrown away, so nothing is lost).
 POWEROFF_GRACE_S: Final = 30.0
 MARKER_PREFIX: Final = b"@@lanco-vm:"
+WORKDIR_PREFIX: Final = "lanco-vm-run-"  # per-run directories in /tmp
 CONSOLE_TAIL_LINES: Final = 60
 
 
@@ -686,6 +689,21 @@ def boot_and_run(base: BaseImage, workdir: Path, argv: Sequence[str], timeout_s:
     return result
 
 
+def make_workdir() -> Path:
+    """A fresh /tmp directory for this run's disks and logs, tagged with our pid."""
+    # Directories of runs that were SIGKILLed (their finally never ran); qemu died with them.
+    for stale in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            owner = int((stale / "owner.pid").read_text())
+            os.kill(owner, 0)
+        except (OSError, ValueError):  # no pid file yet/any more, or its process is gone
+            if (stale / "owner.pid").exists() or time.time() - stale.stat().st_mtime > 3600:
+                shutil.rmtree(stale, ignore_errors=True)
+    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+    (workdir / "owner.pid").write_text(f"{os.getpid()}\n")
+    return workdir
+
+
 def raise_on_termination(signum: int, _frame: FrameType | None) -> None:
     # Turn SIGTERM/SIGHUP into an exception so that the finally blocks stop qemu and delete the disks.
     raise SystemExit(128 + signum)
@@ -729,7 +747,7 @@ def main(args: Sequence[str]) -> int:
     try:
         ensure_host_packages()
         base = ensure_base_image(options.rebuild)
-        workdir = Path(tempfile.mkdtemp(prefix="lanco-vm-run-", dir="/tmp"))
+        workdir = make_workdir()
         result = boot_and_run(base, workdir, command, options.timeout)
     except HarnessError as error:
         log(f"ERROR: {error}")

@@ -107,8 +107,8 @@ class Backend:
 
     def _dir(self, mount: CgroupMount, *parts: str) -> str:
         relative = self.base
-        if mount.root != "/" and relative.startswith(mount.root):
-            relative = relative[len(mount.root):]
+        if mount.root != "/" and os.path.commonpath([relative, mount.root]) == mount.root:
+            relative = os.path.relpath(relative, mount.root).removeprefix(".")
         return os.path.join(mount.path, relative.lstrip("/"), *parts)
 
     def base_dir(self, mount: CgroupMount) -> str:
@@ -529,13 +529,18 @@ def _poll_unpopulated(events: str, deadline: float) -> bool:
             if remaining <= 0:
                 return False
             # kernfs raises POLLPRI when the file changes; the read above re-armed it.
-            poller.poll(max(1, int(remaining * 1000)))
+            poller.poll(poll_ms(remaining))
     except OSError as exc:
         if exc.errno == errno.ENODEV or exc.errno == errno.ENOENT:
             return True
         raise
     finally:
         os.close(fd)
+
+
+def poll_ms(seconds: float | None) -> int | None:
+    """A poll() timeout: milliseconds, at least 1, capped at an hour (poll takes a C int)."""
+    return None if seconds is None else max(1, min(int(seconds * 1000), 3_600_000))
 
 
 def _describe(exc: OSError) -> str:

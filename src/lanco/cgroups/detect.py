@@ -99,4 +99,6 @@ def natural_mode(mounts: list[CgroupMount]) -> str:
         return "hybrid"
     if has_v1:
         return "v1"
-    raise LookupError("no cgroup hierarchy is mounted")
+    from lanco.errors import CgroupError
+
+    raise CgroupError("no usable cgroup hierarchy is mounted (see /proc/self/mountinfo)")

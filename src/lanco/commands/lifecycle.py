@@ -1,0 +1,115 @@
+"""The lifecycle commands: init, run, check, stop, wait, release."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from lanco.cli import Options, namespace_for, parser_for, task_for
+from lanco.errors import LancoError, UsageError
+
+if TYPE_CHECKING:
+    from lanco.task import Task
+
+def cmd_init(ns: str, args: list[str], options: Options) -> int:
+    from lanco.namespace import Namespace
+
+    parser = parser_for("init")
+    parser.add_argument("-u", "--user")
+    parser.add_argument("-g", "--group")
+    opts = parser.parse_args(args)
+    Namespace.init(ns, user=opts.user, group=opts.group, cgroup_mode=options.get("mode"),
+                   cgroup_base=options.get("base"))
+    return 0
+
+
+def cmd_run(ns: str, args: list[str], options: Options) -> int:
+    import argparse
+
+    from lanco.units import parse_size
+
+    parser = parser_for("run")
+    parser.add_argument("-f", "--foreground", action="store_true")
+    parser.add_argument("-L", "--keep-log", action="store_true",
+                        help="append to an existing log instead of rotating it")
+    parser.add_argument("-l", "--log")
+    parser.add_argument("-c", "--exit-command")
+    parser.add_argument("-m", "--memory-max")
+    parser.add_argument("task")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    opts = parser.parse_args(args)
+    if not opts.command:
+        raise UsageError("run: no command given")
+    memory_max = None if opts.memory_max is None else parse_size(opts.memory_max, what="memory limit")
+    task = task_for(ns, opts.task, options)
+    task.start(opts.command, log=opts.log, keep_log=opts.keep_log, exit_command=opts.exit_command,
+               memory_max=memory_max, foreground=opts.foreground)
+    if not opts.foreground:
+        return 0
+    return _foreground_wait(task)
+
+
+def _foreground_wait(task: Task) -> int:
+    from lanco.task import LOST_EXIT_CODE
+
+    try:
+        record = task.wait()
+    except KeyboardInterrupt:
+        if task.is_running():
+            task.stop()
+        record = task.wait()
+    return LOST_EXIT_CODE if record.exit_code is None else record.exit_code
+
+
+def cmd_check(ns: str, args: list[str], options: Options) -> int:
+    # Parsed by hand: check is the hot path of scripts and daemons, argparse would double its cost.
+    if args[:1] == ["--"]:
+        args = args[1:]
+    elif args[:1] and args[0].startswith("-"):
+        raise UsageError(f"check: unknown option {args[0]}")
+    if len(args) != 1:
+        raise UsageError("check: expected one TASK")
+    return 0 if task_for(ns, args[0], options).is_running() else 1
+
+
+def cmd_stop(ns: str, args: list[str], options: Options) -> int:
+    from lanco.units import parse_duration
+
+    parser = parser_for("stop")
+    parser.add_argument("-t", "--timeout", help="seconds to wait after SIGTERM before killing")
+    parser.add_argument("task")
+    opts = parser.parse_args(args)
+    timeout = None if opts.timeout is None else parse_duration(opts.timeout, what="timeout")
+    task_for(ns, opts.task, options).stop(timeout=timeout)
+    return 0
+
+
+def cmd_wait(ns: str, args: list[str], options: Options) -> int:
+    from lanco.task import LOST_EXIT_CODE
+    from lanco.units import parse_duration
+
+    parser = parser_for("wait")
+    parser.add_argument("-t", "--timeout")
+    parser.add_argument("task")
+    opts = parser.parse_args(args)
+    timeout = None if opts.timeout is None else parse_duration(opts.timeout, what="timeout")
+    task = task_for(ns, opts.task, options)
+    record = task.wait(timeout=timeout)
+    if record.running or record.state in ("starting", "finishing"):
+        raise LancoError(f"task {opts.task} is still running after {opts.timeout}")
+    return LOST_EXIT_CODE if record.exit_code is None else record.exit_code
+
+
+def cmd_release(ns: str, args: list[str], options: Options) -> int:
+    parser = parser_for("release")
+    parser.add_argument("-n", "--dry-run", action="store_true", help="say what would be released")
+    parser.add_argument("task", nargs="?")
+    opts = parser.parse_args(args)
+    namespace = namespace_for(ns, options)
+    if opts.task is not None:
+        targets = namespace.task(opts.task).release(dry_run=opts.dry_run)
+    else:
+        targets = namespace.release(dry_run=opts.dry_run)
+    if opts.dry_run:
+        sys.stdout.write("".join(f"would remove {t}\n" for t in targets))
+    return 0

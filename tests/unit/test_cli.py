@@ -1,0 +1,176 @@
+"""lanco.cli in-process: usage errors are one line with exit code 2, --help and --version exit 0, and a
+namespace nobody initialised is refused. No test here reaches a cgroup: each stops at a usage or state error."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+import lanco
+from lanco.cli import main
+from lanco.config import NamespaceConfig
+
+LINE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d \[(?P<level>[A-Z]+)/(?P<token>[^\]]+)\] (?P<text>.*)"
+
+
+def one_line(capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """The token and text of the single message on stderr; nothing on stdout."""
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.endswith("\n") and captured.err.count("\n") == 1, captured.err
+    match = re.fullmatch(LINE, captured.err[:-1])
+    assert match is not None, captured.err
+    assert match["level"] == "WARN"
+    return match["token"], match["text"]
+
+
+def existing_namespace(name: str = "testns", mode: str = "v2") -> NamespaceConfig:
+    """A config as init leaves it, owned by the caller, under the test's LANCO_STATE_DIR."""
+    state = os.path.join(os.environ["LANCO_STATE_DIR"], name)
+    os.makedirs(os.path.join(state, "tasks"))
+    config = NamespaceConfig(name=name, owner_uid=os.geteuid(), owner_gid=os.getegid(), group_access=False,
+                             mode=mode, tracker="unified", cgroup_base="/lanco-unit-test-never-used",
+                             state_dir=state, log_dir=os.path.join(state, "log"), created=time.time())
+    config.save()
+    return config
+
+
+@pytest.mark.parametrize(("argv", "token", "text"), [
+    ([], "lanco", "expected NAMESPACE COMMAND (see lanco --help)"),
+    (["testns"], "lanco", "expected NAMESPACE COMMAND (see lanco --help)"),
+    (["run"], "lanco", "expected NAMESPACE COMMAND (see lanco --help)"),
+    (["testns", "launch", "t"], "lanco", "unknown command 'launch' (see lanco --help)"),
+    (["--bogus", "testns", "check", "t"], "lanco", "unknown option '--bogus'"),
+    (["-x", "testns", "ls"], "lanco", "unknown option '-x'"),
+    (["-D"], "lanco", "option -D needs a value"),
+    (["--cgroup-mode"], "lanco", "option --cgroup-mode needs a value"),
+    (["testns", "run"], "run", "run: the following arguments are required: task, command"),
+    (["testns", "run", "t"], "run", "run: no command given"),
+    (["testns", "run", "--nope", "t", "true"], "run", "run: unrecognized arguments: --nope"),
+    (["testns", "run", "-m", "0", "t", "true"], "run", "invalid memory limit '0': must be greater than zero"),
+    (["testns", "run", "-m", "lots", "t", "true"], "run",
+     "invalid memory limit 'lots': expected a number of bytes with K, M, G or T, or max"),
+    (["testns", "stop"], "stop", "stop: the following arguments are required: task"),
+    (["testns", "stop", "-t", "soon", "t"], "stop",
+     "invalid timeout 'soon': expected a number with ms, s, m, h or d"),
+    (["testns", "wait", "-t", "-1", "t"], "wait", "invalid timeout '-1': expected a number with ms, s, m, h or d"),
+    (["testns", "wait", "-t", "0", "t"], "wait", "invalid timeout '0': must be greater than zero"),
+    (["testns", "status"], "status", "status: the following arguments are required: task"),
+    (["testns", "check"], "check", "check: expected one TASK"),
+    (["testns", "check", "a", "b"], "check", "check: expected one TASK"),
+    (["testns", "check", "--json"], "check", "check: unknown option --json"),
+    (["testns", "check", "--"], "check", "check: expected one TASK"),
+    (["testns", "ls", "--bogus"], "ls", "ls: unrecognized arguments: --bogus"),
+    (["../x", "check", "t"], "check",
+     "invalid namespace name '../x': 1-64 characters of [A-Za-z0-9_.-], not starting with '.' or '-'"),
+])
+def test_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str], token: str, text: str) -> None:
+    assert main(argv) == 2
+    assert one_line(capsys) == (token, text)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr() == (f"lanco {lanco.__version__}\n", "")
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help(capsys: pytest.CaptureFixture[str], flag: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([flag])
+    assert caught.value.code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("usage: lanco ") and err == ""
+    for command in ("init", "run", "check", "stop", "status", "wait", "ls", "release"):
+        assert f"\n  {command} " in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["testns", "check", "t"],
+    ["testns", "status", "t"],
+    ["testns", "ls"],
+    ["testns", "stop", "t"],
+    ["testns", "run", "t", "true"],
+    ["testns", "release"],
+])
+def test_unknown_namespace(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    assert main(argv) == 1
+    assert one_line(capsys) == (argv[1], "namespace testns should be created with init command")
+
+
+def test_unknown_namespace_ignores_other_users_state(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # A namespace under a state root other than the two lanco looks in does not exist for it.
+    (tmp_path / "elsewhere" / "testns").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["testns", "check", "t"]) == 1
+    assert one_line(capsys)[1] == "namespace testns should be created with init command"
+
+
+@pytest.mark.parametrize("argv", [
+    ["testns", "check", "../x"],
+    ["testns", "run", "../x", "true"],
+    ["testns", "status", "a/b"],
+    ["testns", "stop", ".x"],
+    ["testns", "check", "tâche"],
+])
+def test_invalid_task_name_in_an_existing_namespace(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    existing_namespace()
+    assert main(argv) == 2
+    token, text = one_line(capsys)
+    assert token == argv[1]
+    name = argv[-2] if argv[1] == "run" else argv[-1]
+    assert text.startswith(f"invalid task name {name!r}: ")
+
+
+def test_bad_cgroup_mode_in_an_existing_namespace(capsys: pytest.CaptureFixture[str]) -> None:
+    existing_namespace()
+    assert main(["--cgroup-mode", "v3", "testns", "check", "t"]) == 2
+    assert one_line(capsys) == ("lanco", "invalid cgroup mode 'v3': expected one of v2, hybrid, v1")
+
+
+def test_cgroup_mode_must_match_the_namespace(capsys: pytest.CaptureFixture[str]) -> None:
+    existing_namespace(mode="v2")
+    assert main(["--cgroup-mode=hybrid", "testns", "check", "t"]) == 2
+    assert one_line(capsys) == ("check", "namespace testns was initialised in cgroup mode v2, not hybrid")
+
+
+def test_cgroup_mode_from_the_environment(capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    existing_namespace()
+    monkeypatch.setenv("LANCO_CGROUP_MODE", "v4")
+    assert main(["testns", "check", "t"]) == 2
+    assert "invalid cgroup mode 'v4'" in one_line(capsys)[1]
+
+
+def test_bad_cgroup_mode_is_a_usage_error_even_without_the_namespace(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--cgroup-mode", "v3", "testns", "check", "t"]) == 2
+    assert "'v3'" in one_line(capsys)[1]
+
+
+def test_invalid_task_name_is_a_usage_error_even_without_the_namespace(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["testns", "run", "../x", "true"]) == 2
+    assert "'../x'" in one_line(capsys)[1]
+
+
+@pytest.mark.parametrize("argv", [["--bad\noption", "testns", "ls"], ["testns", "bad\ncommand"]])
+def test_usage_errors_stay_on_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    assert main(argv) == 2
+    one_line(capsys)
+
+
+def test_ls_without_namespace_lists_namespaces(capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["ls"]) == 0
+    assert capsys.readouterr() == ("", "")
+    existing_namespace("beta")
+    existing_namespace("alpha")
+    assert main(["ls"]) == 0
+    assert capsys.readouterr() == ("alpha\nbeta\n", "")
