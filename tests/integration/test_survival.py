@@ -16,7 +16,6 @@ from tests.conftest import Sandbox
 from tests.integration.conftest import (
     alive,
     make_namespace,
-    mode,  # noqa: F401  (fixture)
     no_process_left,
     task_pids,
     wait_until,

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Run a command inside a throw-away Debian 12 guest with systemd and pure cgroup v2, under qemu.
 
-    python3 tests/vm/run.py [--rebuild] [--timeout SECONDS] -- CMD...
+    python3 tests/vm/run.py [--rebuild] [--prune] [--timeout SECONDS] -- CMD...
 
 Needs root (debootstrap, chroot, apt-get) and only the Python standard library. The guest image is
 built once with debootstrap and cached under /var/cache/lanco-vm/<sha256 of the recipe>/; each run
@@ -419,13 +419,20 @@ def build_base_image(target: BaseImage, recipe_data: dict[str, object]) -> None:
     log(f"guest image built in {time.monotonic() - started:.0f} s: {target.directory}")
 
 
-def ensure_base_image(rebuild: bool) -> BaseImage:
+def ensure_base_image(rebuild: bool, prune: bool) -> BaseImage:
     recipe_data = recipe()
     image = BaseImage(CACHE_ROOT / recipe_digest(recipe_data))
     with cache_lock():
         # Leftovers of builds that were killed: nobody else builds while we hold the lock.
         for leftover in CACHE_ROOT.glob("*.build-*"):
             remove_tree(leftover)
+        if prune:
+            # Images of other recipes (older versions of this script, other checkouts). A qemu that
+            # still runs on one keeps its open backing file, so deleting is safe for it.
+            for other in CACHE_ROOT.iterdir():
+                if other.is_dir() and other != image.directory:
+                    log(f"pruning {other}")
+                    remove_tree(other)
         if rebuild or not image.is_complete():
             remove_tree(image.directory)
             build_base_image(image, recipe_data)
@@ -712,10 +719,11 @@ def raise_on_termination(signum: int, _frame: FrameType | None) -> None:
 def parse_args(args: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="tests/vm/run.py",
-        usage="%(prog)s [--rebuild] [--timeout SECONDS] -- CMD...",
+        usage="%(prog)s [--rebuild] [--prune] [--timeout SECONDS] -- CMD...",
         description="Run CMD as root in /src of a Debian 12 guest (systemd, pure cgroup v2) under qemu.",
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached guest image first")
+    parser.add_argument("--prune", action="store_true", help=f"delete the images of other recipes from {CACHE_ROOT}")
     parser.add_argument(
         "--timeout",
         type=float,
@@ -746,7 +754,7 @@ def main(args: Sequence[str]) -> int:
     workdir: Path | None = None
     try:
         ensure_host_packages()
-        base = ensure_base_image(options.rebuild)
+        base = ensure_base_image(options.rebuild, options.prune)
         workdir = make_workdir()
         result = boot_and_run(base, workdir, command, options.timeout)
     except HarnessError as error:
