@@ -732,6 +732,7 @@ def parse_args(args: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         help=f"kill the guest after this long from qemu's start (default {DEFAULT_TIMEOUT_S:.0f})",
     )
     if "--" not in args:
+        parser.parse_args(args)  # answers --help and rejects unknown options first
         parser.error("the command must follow '--'")
     split = list(args).index("--")
     options = parser.parse_args(args[:split])

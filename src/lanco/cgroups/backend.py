@@ -377,6 +377,33 @@ class Backend:
         except OSError:
             pass
 
+    def freezable(self, ns: str, task: str) -> bool:
+        """Whether the mode can freeze this task (v2 cgroup.freeze, or a v1 freezer hierarchy)."""
+        if self.tracker.version == 2:
+            return os.path.exists(os.path.join(self.task_dir(ns, task), "cgroup.freeze"))
+        return self.controller_dir("freezer", ns, task) is not None
+
+    def frozen(self, ns: str, task: str) -> bool:
+        """True while the task is frozen (or freezing)."""
+        if self.tracker.version == 2:
+            return _keyed(os.path.join(self.task_dir(ns, task), "cgroup.events"), "frozen") == 1 or \
+                _single(os.path.join(self.task_dir(ns, task), "cgroup.freeze")) == 1
+        freezer = self.controller_dir("freezer", ns, task)
+        if freezer is None:
+            return False
+        try:
+            return _read(os.path.join(freezer, "freezer.state")).strip() in ("FROZEN", "FREEZING")
+        except OSError:
+            return False
+
+    def set_frozen(self, ns: str, task: str, frozen: bool) -> None:
+        """Freeze or thaw the whole task; raises CgroupError where the mode has no freezer."""
+        if not self.freezable(ns, task):
+            raise LimitUnavailable(f"freezing needs the freezer controller, which cgroup mode {self.mode} "
+                                   f"does not provide for namespace {ns}")
+        if not self._set_frozen(ns, task, frozen):
+            raise CgroupError(f"cannot {'freeze' if frozen else 'thaw'} task {task}")
+
     def _set_frozen(self, ns: str, task: str, frozen: bool) -> bool:
         if self.tracker.version == 2:
             path = os.path.join(self.task_dir(ns, task), "cgroup.freeze")
