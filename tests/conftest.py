@@ -82,6 +82,26 @@ class Sandbox:
         return found
 
 
+def _stray_processes(sandbox: Sandbox) -> list[str]:
+    """Monitors of this sandbox still alive, and zombie children of the test process."""
+    found: list[str] = []
+    marker = f"LANCO_MON_STATE={sandbox.root}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read():
+                    found.append(f"monitor {entry}")
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            if fields[0] == "Z" and int(fields[1]) == os.getpid():
+                found.append(f"zombie {entry}")
+        except OSError:
+            continue
+    return found
+
+
 def _force_clean(sandbox: Sandbox) -> list[str]:
     """Kill every process left in the sandbox's cgroups and remove them; returns what was left."""
     leftovers: list[str] = []
@@ -157,8 +177,15 @@ def sandbox() -> Iterator[Sandbox]:
                 for task in json.loads(listing.stdout)["tasks"]:
                     box.lanco(ns, "stop", "-t", "2", task["name"])
             box.lanco(ns, "release")
-        leftovers = _force_clean(box)
+        strays = _stray_processes(box)
+        for stray in strays:
+            if stray.startswith("monitor "):
+                try:
+                    os.kill(int(stray.split()[1]), 9)
+                except ProcessLookupError:
+                    pass
+        leftovers = strays + _force_clean(box)
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
-        assert not leftovers, f"the test left cgroups behind: {leftovers}"
+        assert not leftovers, f"the test left cgroups or processes behind: {leftovers}"
