@@ -636,8 +636,10 @@ class GuestStream:
 
 def boot_and_run(base: BaseImage, workdir: Path, argv: Sequence[str], timeout_s: float) -> RunResult:
     nonce = secrets.token_hex(8)
+    preparing = time.monotonic()
     run_disk = make_run_disk(workdir, argv, nonce)
     overlay = make_overlay(workdir, base)
+    log(f"run disk with the work tree of {REPO_ROOT} and root overlay ready in {time.monotonic() - preparing:.1f} s")
     console_log = workdir / "console.log"
     qemu_log = workdir / "qemu.log"
     result = RunResult()
