@@ -1,9 +1,16 @@
-"""Pure formatters: the ``ls`` tree, ``status`` text and JSON. They read nothing and write nothing."""
+"""Pure formatters: the ``ls`` tree, ``status`` text, the namespace list and every JSON document but top's.
+
+They read nothing and write nothing, except that a process's command line is looked up in /proc when the
+caller passes no ``cmdlines`` map. Every number in a JSON document carries its unit in its key
+(``_bytes``, ``_usec``, ``_epoch_s``, ``_percent``); a plain count has none. docs/json.md is the reference.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from lanco import procfs
@@ -11,7 +18,24 @@ from lanco.record import TaskRecord
 from lanco.units import format_size
 
 SCHEMA_VERSION = 1
+"""Version of every JSON document lanco prints; raised only when a key changes meaning or goes away."""
+DUMP_SCHEMA_VERSION = 1
 COMMAND_WIDTH = 50
+LIVE_STATES = ("running", "frozen", "starting", "restarting", "finishing")
+"""States of a run whose result is not known yet."""
+PRESSURE_KEYS = ("cpu_some", "cpu_full", "memory_some", "memory_full", "io_some", "io_full")
+# Limit keys recorded without their unit by earlier runs, and the unit each one has.
+_LEGACY_LIMIT_KEYS = {"memory_max": "memory_max_bytes", "memory_high": "memory_high_bytes",
+                      "memory_swap_max": "memory_swap_max_bytes"}
+
+
+@dataclass(frozen=True)
+class LiveDetail:
+    """What status and dump show beyond the record, read from the cgroup while the task runs."""
+
+    limits_in_force: dict[str, int] = field(default_factory=dict)
+    pressure: Mapping[str, float | None] | None = None
+    memory_max_bytes: int | None = None
 
 
 def _when(stamp: float | None) -> str:
@@ -20,20 +44,47 @@ def _when(stamp: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(stamp))
 
 
+def format_duration(seconds: float | None) -> str:
+    """``42s``, ``5m07s``, ``3h02m``, ``2d04h``: the two leading units are all a reader needs."""
+    if seconds is None or seconds < 0:
+        return "-"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
 def _cut(text: str, long: bool) -> str:
     return text if long or len(text) <= COMMAND_WIDTH else text[:COMMAND_WIDTH - 1] + "…"
 
 
+def _cmdline(pid: int, cmdlines: Mapping[int, str] | None) -> str:
+    return cmdlines.get(pid, "") if cmdlines is not None else procfs.cmdline(pid)
+
+
 def tree(namespace: str, records: list[TaskRecord], *, long: bool = False,
-         cmdlines: dict[int, str] | None = None) -> str:
+         cmdlines: Mapping[int, str] | None = None) -> str:
+    """The original lanĉo's tree: the namespace, then ``├ task`` and ``│  → pid command`` per process."""
     lines = [namespace]
     for record in records:
-        label = record.name if record.running else f"{record.name} ({describe_result(record)})"
+        label = record.name if record.state in ("running", "starting") else \
+            f"{record.name} ({describe_result(record)})"
         lines.append(f" ├ {label}")
         for pid in record.pids:
-            command = cmdlines.get(pid, "") if cmdlines is not None else procfs.cmdline(pid)
-            lines.append(f" │  → {pid} {_cut(command, long)}".rstrip())
+            lines.append(f" │  → {pid} {_cut(_cmdline(pid, cmdlines), long)}".rstrip())
     return "\n".join(lines) + "\n"
+
+
+def names(records: list[TaskRecord]) -> str:
+    """``ls -q``: one task name a line, for scripts and shell completion."""
+    return "".join(f"{r.name}\n" for r in records)
 
 
 def describe_result(record: TaskRecord) -> str:
@@ -44,8 +95,21 @@ def describe_result(record: TaskRecord) -> str:
     return record.state
 
 
-def record_data(record: TaskRecord, cmdlines: dict[int, str] | None = None) -> dict[str, Any]:
+def limit_key(key: str) -> str:
+    """The key a requested limit has in JSON: its unit appended where the record left it out."""
+    return _LEGACY_LIMIT_KEYS.get(key, key)
+
+
+def pressure_data(pressure: Mapping[str, float | None] | None) -> dict[str, float | None] | None:
+    if pressure is None:
+        return None
+    return {f"{key}_avg10_percent": pressure.get(key) for key in PRESSURE_KEYS}
+
+
+def record_data(record: TaskRecord, cmdlines: Mapping[int, str] | None = None,
+                live: LiveDetail | None = None) -> dict[str, Any]:
     """A record as JSON-ready data; every number carries its unit in its key."""
+    live = live or LiveDetail()
     return {
         "namespace": record.namespace,
         "name": record.name,
@@ -53,8 +117,8 @@ def record_data(record: TaskRecord, cmdlines: dict[int, str] | None = None) -> d
         "run_id": record.run_id,
         "argv": record.argv,
         "main_pid": record.main_pid,
-        "processes": [{"pid": pid, "cmdline": cmdlines.get(pid, "") if cmdlines is not None
-                       else procfs.cmdline(pid)} for pid in record.pids],
+        "processes": [{"pid": pid, "cmdline": _cmdline(pid, cmdlines)} for pid in record.pids],
+        "process_count": len(record.pids),
         "started_epoch_s": record.started,
         "ended_epoch_s": record.ended,
         "exit_code": record.exit_code,
@@ -65,46 +129,168 @@ def record_data(record: TaskRecord, cmdlines: dict[int, str] | None = None) -> d
         "memory_peak_bytes": record.memory_peak_bytes,
         "log": record.log,
         "exit_command": record.exit_command,
-        "limits": record.limits,
+        "limits": {limit_key(k): v for k, v in sorted(record.limits.items())},
+        "limits_in_force": dict(sorted(live.limits_in_force.items())),
+        "pressure": pressure_data(live.pressure),
     }
 
 
-def status_json(record: TaskRecord) -> str:
-    data = {"schema_version": SCHEMA_VERSION, **record_data(record)}
+def status_json(record: TaskRecord, live: LiveDetail | None = None,
+                cmdlines: Mapping[int, str] | None = None) -> str:
+    data = {"schema_version": SCHEMA_VERSION, **record_data(record, cmdlines, live)}
     return json.dumps(data, indent=2) + "\n"
 
 
-def records_json(namespace: str, records: list[TaskRecord]) -> str:
+def records_json(namespace: str, records: list[TaskRecord], cmdlines: Mapping[int, str] | None = None) -> str:
     data = {"schema_version": SCHEMA_VERSION, "namespace": namespace,
-            "tasks": [record_data(r) for r in records]}
+            "tasks": [record_data(r, cmdlines) for r in records]}
     return json.dumps(data, indent=2) + "\n"
 
 
-def status_text(record: TaskRecord) -> str:
+def _limit_text(limits: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    quota, period = limits.get("cpu_quota_usec"), limits.get("cpu_period_usec")
+    for key, value in sorted(limits.items()):
+        key = limit_key(key)
+        if key in ("cpu_quota_usec", "cpu_period_usec"):
+            continue
+        label = key
+        for suffix in ("_bytes", "_percent", "_usec", "_bps", "_s"):
+            label = label.removesuffix(suffix)
+        label = label.replace("_", " ")
+        if value == "max":
+            parts.append(f"{label} unlimited")
+        elif isinstance(value, Mapping):  # per device: {"8:0": bytes per second}
+            rates = ", ".join(f"{device} {format_size(rate) if isinstance(rate, int) else rate}/s"
+                              for device, rate in sorted(value.items()))
+            parts.append(f"{label} {rates}")
+        elif key.endswith("_bytes") and isinstance(value, int):
+            parts.append(f"{label} {format_size(value)}")
+        elif key.endswith("_percent"):
+            parts.append(f"{label} {value}%")
+        elif key.endswith("_s") and isinstance(value, int | float):
+            parts.append(f"{label} {format_duration(value)}")
+        else:
+            parts.append(f"{label} {value}")
+    if isinstance(quota, int) and isinstance(period, int) and period > 0:
+        parts.append(f"cpu {quota * 100 / period:g}%")
+    return ", ".join(parts) or "none"
+
+
+def _pressure_text(pressure: Mapping[str, float | None] | None) -> str | None:
+    if pressure is None:
+        return None
+    shown = [f"{resource} {value:.2f}%" for resource in ("cpu", "memory", "io")
+             if (value := pressure.get(f"{resource}_some")) is not None]
+    return f"{', '.join(shown)} (some, avg10)" if shown else None
+
+
+def status_text(record: TaskRecord, live: LiveDetail | None = None, *, now: float | None = None,
+                cmdlines: Mapping[int, str] | None = None) -> str:
+    """``systemctl status``-like: one aligned ``key: value`` row per fact, processes under their count."""
+    live = live or LiveDetail()
+    running = record.state in LIVE_STATES
     rows: list[tuple[str, str]] = [
         ("task", f"{record.namespace}/{record.name}"),
-        ("state", record.state if record.running else describe_result(record)),
+        ("state", record.state if running else describe_result(record)),
         ("command", " ".join(record.argv) or "-"),
         ("started", _when(record.started)),
     ]
-    if not record.running:
+    if not running:
         rows.append(("ended", _when(record.ended)))
         rows.append(("exit code", "-" if record.exit_code is None else str(record.exit_code)))
         rows.append(("signal", "-" if record.signal is None else str(record.signal)))
+    end = record.ended if not running else now
+    if record.started is not None and end is not None:
+        rows.append(("run time", format_duration(end - record.started)))
     rows.append(("processes", str(len(record.pids))))
     for pid in record.pids:
-        rows.append(("", f"{pid} {procfs.cmdline(pid)}"))
+        rows.append(("", f"{pid} {_cmdline(pid, cmdlines)}".rstrip()))
     cpu = "-" if record.cpu_usec is None else f"{record.cpu_usec / 1e6:.3f}s"
+    memory = format_size(record.memory_bytes)
+    if live.memory_max_bytes is not None and record.memory_bytes is not None:
+        memory += f" of {format_size(live.memory_max_bytes)}"
     rows.extend([
         ("cpu", cpu),
-        ("memory", format_size(record.memory_bytes)),
+        ("memory", memory),
         ("memory peak", format_size(record.memory_peak_bytes)),
         ("oom kills", "-" if record.oom_kills is None else str(record.oom_kills)),
+    ])
+    if (pressure := _pressure_text(live.pressure)) is not None:
+        rows.append(("pressure", pressure))
+    rows.extend([
         ("log", record.log or "-"),
         ("exit command", record.exit_command or "-"),
     ])
-    for key, value in sorted(record.limits.items()):
-        rows.append((f"limit {key.replace('_', ' ')}", format_size(value) if isinstance(value, int)
-                     else str(value)))
+    if running and live.limits_in_force:
+        rows.append(("limits", _limit_text(live.limits_in_force)))
+    elif record.limits:
+        rows.append(("limits", _limit_text(record.limits) + ("" if running else " (as requested)")))
     width = max(len(k) for k, _ in rows)
     return "".join(f"{k.rjust(width)}: {v}\n" if k else f"{'':>{width}}  {v}\n" for k, v in rows)
+
+
+# -- dump ----------------------------------------------------------------------------------------------------
+
+
+def dump_task(record: TaskRecord, live: LiveDetail | None = None,
+              cmdlines: Mapping[int, str] | None = None) -> dict[str, Any]:
+    """One task of ``dump``: the original's keys first (``cpu`` in nanoseconds, ``memory`` in bytes, both left
+    out where the kernel gives no figure, as the original did), then the record's, with their units."""
+    data = record_data(record, cmdlines, live)
+    original: dict[str, Any] = {"count": len(record.pids), "processes": data["processes"]}
+    if record.cpu_usec is not None:
+        original["cpu"] = record.cpu_usec * 1000
+    if record.memory_bytes is not None:
+        original["memory"] = record.memory_bytes
+    live = live or LiveDetail()
+    return {**original, **data, "memory_max_bytes": live.memory_max_bytes}
+
+
+def dump_json(namespace: str, tasks: Mapping[str, dict[str, Any]], *, namespace_cpu_usec: int | None,
+              nbcpus: int, monotonic_ms: int, epoch_s: float) -> str:
+    """The original's document (``timestamp`` is CLOCK_MONOTONIC in milliseconds, ``cpu`` nanoseconds)."""
+    data: dict[str, Any] = {
+        "schema_version": DUMP_SCHEMA_VERSION,
+        "namespace": namespace,
+        "count": len(tasks),
+    }
+    if namespace_cpu_usec is not None:
+        data["cpu"] = namespace_cpu_usec * 1000
+    data.update({
+        "nbcpus": nbcpus,
+        "timestamp": monotonic_ms,
+        "timestamp_epoch_s": epoch_s,
+        "cpu_usage_usec": namespace_cpu_usec,
+        "tasks": dict(tasks),
+    })
+    return json.dumps(data, indent=1) + "\n"
+
+
+# -- namespaces ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    name: str
+    owner: str
+    owner_uid: int
+    group: str
+    owner_gid: int
+    group_access: bool
+    cgroup_mode: str
+    state_dir: str
+    log_dir: str
+    created: float
+
+
+def namespaces_text(infos: list[NamespaceInfo]) -> str:
+    return "".join(f"{info.name}\n" for info in infos)
+
+
+def namespaces_json(infos: list[NamespaceInfo]) -> str:
+    data = {"schema_version": SCHEMA_VERSION, "namespaces": [{
+        "name": i.name, "owner": i.owner, "owner_uid": i.owner_uid, "group": i.group, "owner_gid": i.owner_gid,
+        "group_access": i.group_access, "cgroup_mode": i.cgroup_mode, "state_dir": i.state_dir,
+        "log_dir": i.log_dir, "created_epoch_s": i.created} for i in infos]}
+    return json.dumps(data, indent=2) + "\n"
