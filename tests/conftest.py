@@ -16,6 +16,8 @@ import pytest
 
 TEST_USER = "lancotest"
 OTHER_USER = "lancotest2"
+UNMANAGED_USER = "lancotest3"
+"""A user who never gets a systemd user manager: what unprivileged lanco does without delegation."""
 
 
 def _ensure_user(name: str) -> pwd.struct_passwd:
@@ -39,8 +41,10 @@ class Sandbox:
 
     @property
     def env(self) -> dict[str, str]:
+        # PYTHONPATH: in the qemu guest lanco runs from the work tree, not from an installed package.
         return {"LANCO_CGROUP_BASE": self.base, "LANCO_STATE_DIR": str(self.root / "state"),
-                "LANCO_LOG_DIR": str(self.root / "log")}
+                "LANCO_LOG_DIR": str(self.root / "log"),
+                **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {})}
 
     def ns_name(self, prefix: str = "ns") -> str:
         name = f"{prefix}{uuid.uuid4().hex[:6]}"
@@ -139,11 +143,34 @@ def _force_clean(sandbox: Sandbox) -> list[str]:
     return leftovers
 
 
+def systemd_delegates() -> bool:
+    """A pure cgroup v2 host run by systemd: unprivileged namespaces place tasks through user managers."""
+    from lanco.cgroups.detect import read_mounts
+    from lanco.placement import systemd_delegates as delegates
+
+    return delegates(read_mounts())
+
+
+def ensure_user_manager(name: str, timeout: float = 120.0) -> None:
+    """Make ``name`` linger and wait until their systemd user manager answers (where systemd delegates)."""
+    import time
+
+    uid = pwd.getpwnam(name).pw_uid
+    subprocess.run(["loginctl", "enable-linger", name], check=True)
+    subprocess.run(["systemctl", "start", f"user@{uid}.service"], check=True, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(f"/run/user/{uid}/systemd/private"):
+        assert time.monotonic() < deadline, f"the user manager of {name} did not start"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def test_user() -> str:
     if os.geteuid() != 0:
         pytest.skip("needs root to create the test user")
     _ensure_user(TEST_USER)
+    if systemd_delegates():
+        ensure_user_manager(TEST_USER)
     return TEST_USER
 
 
@@ -152,7 +179,17 @@ def other_user() -> str:
     if os.geteuid() != 0:
         pytest.skip("needs root to create the test user")
     _ensure_user(OTHER_USER)
+    if systemd_delegates():
+        ensure_user_manager(OTHER_USER)
     return OTHER_USER
+
+
+@pytest.fixture(scope="session")
+def unmanaged_user() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create the test user")
+    _ensure_user(UNMANAGED_USER)
+    return UNMANAGED_USER
 
 
 @pytest.fixture

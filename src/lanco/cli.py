@@ -21,17 +21,30 @@ if TYPE_CHECKING:
 
 USAGE = """\
 usage: lanco [-d] [-D TOKEN] [--cgroup-mode v2|hybrid|v1] [--cgroup-base PATH] NAMESPACE COMMAND [ARGS]
-       lanco ls | --version | --help
+       lanco ls [--json] | --version | --help    (ls: the namespaces you may use)
 
 commands:
   init [-u USER] [-g GROUP]          create the namespace (root)
-  run [-f] [-L] [-l LOG] [-c CMD] [-m BYTES] TASK CMD [ARGS...]
+  run [-f] [-L] [-l LOG] [-c CMD] [LIMITS] [LIFETIME] [PROCESS] TASK CMD [ARGS...]
                                      start CMD as TASK; -f waits and exits with its code
+      LIMITS   -m/--memory-max SIZE, --memory-high SIZE, --memory-swap-max SIZE, --cpu-quota PERCENT,
+               --cpu-weight N, --cpuset CPUS, --pids-max N, --io-weight N, --io-read-bps DEV=RATE,
+               --io-write-bps DEV=RATE   (sizes 512K 64M 2G max; DEV a path or MAJ:MIN)
+      LIFETIME --timeout DURATION, --stop-signal SIG, --stop-timeout DURATION,
+               --restart no|on-failure|always, --restart-max N, --restart-delay DURATION (500ms 30s 5m 2h)
+      PROCESS  -e/--env K=V, --env-file FILE, --cwd DIR, --umask OCTAL, --nice N, --user USER, --group GROUP
   check TASK                         exit 0 when TASK runs, 1 when not
-  stop [-t SECONDS] TASK             SIGTERM, wait, then kill the whole task
-  status [--json] TASK               state, processes, result, figures
+  stop [-t SECONDS] TASK             the stop signal (TERM), wait, then kill the whole task
+  kill [-s SIG] TASK                 send SIG (default TERM) to every process of TASK
+  freeze TASK, thaw TASK             stop TASK's processes where they stand, and resume them
+  set [LIMITS] TASK                  change the limits of running TASK
+  status [--json] TASK               state, processes, result, figures, limits
   wait [-t SECONDS] TASK             block until TASK ends; exit with its code
-  ls [-l] [--all] [--json]           the namespace's tasks and their processes
+  ls [-l] [--all] [--json] [-q]      the namespace's tasks and their processes
+  dump                               the namespace's running tasks as JSON
+  top [-d SECONDS] [-n N] [-s KEY] [--json]
+                                     live CPU, memory, pids and pressure per task
+  logs [-f] [-n LINES] TASK          TASK's log; -f follows it across new runs
   release [-n] [TASK]                forget a finished TASK, or destroy the namespace (root)
 
 exit codes: 0 success (check: running), 1 refused or failed (check: not running), 2 usage,
@@ -67,14 +80,6 @@ def parser_for(command: str) -> argparse.ArgumentParser:
     return Parser(prog=f"lanco NAMESPACE {command}", add_help=True)
 
 
-def list_namespaces() -> int:
-    from lanco.config import list_namespaces as names
-
-    for name in names():
-        sys.stdout.write(f"{name}\n")
-    return 0
-
-
 # command -> (module, function): modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("lanco.commands.lifecycle", "cmd_init"),
@@ -85,6 +90,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("lanco.commands.lifecycle", "cmd_release"),
     "status": ("lanco.commands.view", "cmd_status"),
     "ls": ("lanco.commands.view", "cmd_ls"),
+    "dump": ("lanco.commands.view", "cmd_dump"),
+    "top": ("lanco.commands.view", "cmd_top"),
+    "logs": ("lanco.commands.view", "cmd_logs"),
+    "freeze": ("lanco.commands.control", "cmd_freeze"),
+    "thaw": ("lanco.commands.control", "cmd_thaw"),
+    "kill": ("lanco.commands.control", "cmd_kill"),
+    "set": ("lanco.commands.control", "cmd_set"),
 }
 
 
@@ -131,8 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options, rest, debug, tokens = _split_globals(args)
         messages.configure(debug, tokens)
-        if rest == ["ls"] or (rest[:1] == ["ls"] and len(rest) == 1):
-            return list_namespaces()
+        if rest[:1] == ["ls"] and (len(rest) == 1 or rest[1].startswith("-")):
+            # "lanco ls [--json]" lists namespaces; "lanco ls ls" is still the tree of a namespace named ls.
+            token = "ls"
+            from lanco.commands.view import cmd_namespaces
+
+            return cmd_namespaces(rest[1:], options)
         if len(rest) < 2:
             raise UsageError("expected NAMESPACE COMMAND (see lanco --help)")
         ns, command = rest[0], rest[1]

@@ -12,8 +12,21 @@
 #   LANCO_MON_STATS     "key path field" per line        LANCO_MON_HOOK     exit command for /bin/sh -c, or empty
 #   LANCO_MON_HOOK_AS   argv prefix running the hook as the namespace's owner, or empty
 #   LANCO_MON_NS, LANCO_MON_TASK, LANCO_MON_LOG           for the hook's LANCO_* variables
+#   LANCO_MON_EXEC      argv put before the command (nice, setpriv), or empty
+#   LANCO_MON_PATH      "=" and the task's PATH, or empty when it has none (the monitor runs with lanco's)
+#   LANCO_MON_UMASK     the task's umask, or empty
+#   LANCO_MON_TIMEOUT   seconds a run may last, or empty LANCO_MON_STOP_SIGNAL  signal number the timeout sends first
+#   LANCO_MON_STOP_GRACE_MS  milliseconds between that signal and the kill
+#   LANCO_MON_KILL      the task's cgroup.kill, or empty (then every process gets SIGKILL)
+#   LANCO_MON_FREEZER   "file thawed-value" that thaws the task, or empty
+#   LANCO_MON_RESTART   no, on-failure or always         LANCO_MON_RESTART_MAX  most restarts, or empty: no bound
+#   LANCO_MON_RESTART_DELAY  seconds between a run's end and the next run
 # Lists are one item per line. Descriptor 3 is the launcher's report pipe, 1 and 4 the task's stdout and
 # stderr; 2 is /dev/null, so that the shell's own notes ("Terminated") stay out of the task's log.
+#
+# Files it writes in the record directory: monitor (its pid and start time), pid (the current run's first
+# process), timeout (a marker: "RUN_ID/RUN" of the run its timer stopped), restarting (RUN_ID while it waits to
+# restart), runs.jsonl (with --restart: one line per run, the last 100 to 200 kept), result (once, at the end).
 
 set -f
 NL='
@@ -33,7 +46,20 @@ has_processes() {
     read -r _pid 2>/dev/null < "$1/cgroup.procs"
 }
 
+task_populated() {
+    # The task still has a process, its sub-cgroups included where v2 says so.
+    if [ -n "$LANCO_MON_EVENTS" ]; then
+        while read -r _k _v; do
+            [ "$_k" = populated ] && { [ "$_v" = 1 ]; return; }
+        done < "$LANCO_MON_EVENTS" 2>/dev/null
+        return 1
+    fi
+    has_processes "$LANCO_MON_TRACKER"
+}
+
 wait_until_empty() {
+    # The usual case, the task's first process was its last: no helper to start, no wait.
+    task_populated || return 0
     if [ -n "$LANCO_MON_EVENTS" ] && [ -n "$LANCO_MON_WAITER" ]; then
         # Rare case (the first process left children behind): poll() cgroup.events from a short helper.
         _ifs=$IFS; IFS=$NL; set -- $LANCO_MON_WAITER; IFS=$_ifs
@@ -47,16 +73,98 @@ wait_until_empty() {
     done
 }
 
+signal_all() {
+    # Sends signal number $1 to every process of the task (and SIGCONT after it when $2 is "cont", so that a
+    # stopped process acts on it). Sub-cgroups one level down are covered: a v1 task may make some.
+    _sig=$1; _cont=$2
+    set +f; set -- "$LANCO_MON_TRACKER/cgroup.procs" "$LANCO_MON_TRACKER"/*/cgroup.procs; set -f
+    for _procs do
+        [ -r "$_procs" ] || continue
+        while read -r _p; do
+            kill -"$_sig" "$_p" 2>/dev/null
+            [ "$_cont" = cont ] && kill -CONT "$_p" 2>/dev/null
+        done < "$_procs"
+    done
+}
+
+thaw() {
+    # A frozen task acts on no signal (and v1 delivers even SIGKILL only on thaw).
+    [ -n "$LANCO_MON_FREEZER" ] || return 0
+    set -- $LANCO_MON_FREEZER
+    echo "$2" > "$1" 2>/dev/null
+}
+
+kill_all() {
+    if [ -n "$LANCO_MON_KILL" ] && echo 1 2>/dev/null > "$LANCO_MON_KILL"; then
+        thaw
+        return 0
+    fi
+    # Without cgroup.kill: passes of SIGKILL until nobody is left (a process may fork while being killed).
+    _pass=0
+    while task_populated && [ $_pass -lt 100 ]; do
+        signal_all 9
+        thaw
+        _pass=$((_pass + 1))
+        sleep 0.02
+    done
+}
+
+stop_ladder() {
+    # What stop does, from the shell: the stop signal, the grace period, then the kill.
+    signal_all "$LANCO_MON_STOP_SIGNAL" cont
+    thaw
+    # Looks every 10 ms at first (most tasks end at once), then every 50 ms.
+    _waited=0
+    while task_populated && [ $_waited -lt "$LANCO_MON_STOP_GRACE_MS" ]; do
+        if [ $_waited -lt 100 ]; then sleep 0.01; _waited=$((_waited + 10)); else sleep 0.05; _waited=$((_waited + 50)); fi
+    done
+    task_populated && kill_all
+}
+
+start_timer() {
+    # The timeout: a background job, which is fine here since only the task must keep default signal
+    # dispositions. Until its deadline, TERM (from stop_timer) ends it with its sleep; past it, TERM is
+    # ignored, so that the monitor waits for the stop ladder to finish rather than cutting it short.
+    timer=
+    [ -n "$LANCO_MON_TIMEOUT" ] || return 0
+    (
+        trap 'kill $_sleeper 2>/dev/null; exit 0' TERM
+        sleep "$LANCO_MON_TIMEOUT" &
+        _sleeper=$!
+        wait $_sleeper || exit 0
+        trap '' TERM
+        task_populated || exit 0
+        echo "$LANCO_MON_RUN_ID/$runs" > "$state/timeout"
+        stop_ladder
+    ) 3>&- &
+    timer=$!
+}
+
+stop_timer() {
+    [ -n "$timer" ] || return 0
+    kill $timer 2>/dev/null
+    wait $timer
+    timer=
+}
+
 stat_value() {
-    # Prints field $2 of keyed file $1, or the whole one-value file when $2 is "-".
+    # Sets _value to field $2 of keyed file $1, or to the whole one-value file when $2 is "-"; empty if none.
+    _value=
     [ -r "$1" ] || return 0
     if [ "$2" = "-" ]; then
-        read -r _v < "$1" && echo "$_v"
+        read -r _value < "$1"
         return 0
     fi
     while IFS=' ' read -r _k _v; do
-        if [ "$_k" = "$2" ]; then echo "$_v"; return 0; fi
+        if [ "$_k" = "$2" ]; then _value=$_v; return 0; fi
     done < "$1"
+}
+
+oom_count() {
+    _oom=0
+    [ -n "$oom_path" ] || return 0
+    stat_value "$oom_path" "$oom_field"
+    [ -n "$_value" ] && _oom=$_value
 }
 
 remove_cgroups() {
@@ -77,7 +185,10 @@ run_hook() {
     _ifs=$IFS; IFS=$NL; set -- $LANCO_MON_HOOK_AS; IFS=$_ifs
     LANCO_NAMESPACE=$LANCO_MON_NS LANCO_TASK=$LANCO_MON_TASK LANCO_RESULT=$result \
     LANCO_EXIT_CODE=$exit_code LANCO_SIGNAL=$signal LANCO_OOM_KILLS=$oom_kills LANCO_LOG=$LANCO_MON_LOG \
-        "$@" /bin/sh -c "$LANCO_MON_HOOK" < /dev/null 2>&4
+    LANCO_RESTARTS=$restarts \
+        exec "$@" /bin/sh -c "$LANCO_MON_HOOK" < /dev/null 2>&4
+    # exec: the hook is the monitor's last act, and a runner such as systemd-run --scope then takes this very
+    # process out of the task's scope, so that the scope ends and its name is free while the hook runs.
 }
 
 read_starttime() {
@@ -91,62 +202,137 @@ read_starttime() {
 
 split_stat_line() { _key=$1; _path=$2; _field=$3; }
 
+marked() {
+    # A marker names the run it is meant for ($2, default this run's id), so that a late one cannot mislabel
+    # the next run.
+    _marker=
+    [ -f "$state/$1" ] && read -r _marker < "$state/$1" && [ "$_marker" = "${2:-$LANCO_MON_RUN_ID}" ]
+}
+
+restart_wanted() {
+    [ "$result" = stopped ] && return 1
+    if [ -n "$LANCO_MON_RESTART_MAX" ] && [ $restarts -ge "$LANCO_MON_RESTART_MAX" ]; then return 1; fi
+    case $LANCO_MON_RESTART in
+        always) return 0 ;;
+        on-failure) [ "$result" != exited ] || [ "$exit_code" -ne 0 ] ;;
+        *) return 1 ;;
+    esac
+}
+
+pause_before_restart() {
+    # stop sends SIGUSR1 to cut the pause short; the trap makes wait return at once.
+    echo "$LANCO_MON_RUN_ID" > "$state/restarting"
+    sleep "$LANCO_MON_RESTART_DELAY" &
+    _sleeper=$!
+    if marked stop || ! wait $_sleeper; then kill $_sleeper 2>/dev/null; fi
+    : > "$state/restarting"
+}
+
+record_run() {
+    _now=$(date +%s)
+    echo "{\"run\": $runs, \"result\": \"$result\", \"exit_code\": $exit_code, \"signal\": ${signal:-null}," \
+        "\"started_epoch_s\": $run_started, \"ended_epoch_s\": $_now}" >> "$state/runs.jsonl"
+    # A task restarting forever keeps a bounded record: past 200 runs, the last 100.
+    if [ $((runs % 100)) -eq 0 ] && [ $runs -gt 100 ]; then
+        tail -n 100 "$state/runs.jsonl" > "$state/runs.jsonl.tmp" && mv -f "$state/runs.jsonl.tmp" "$state/runs.jsonl"
+    fi
+}
+
 state=$LANCO_MON_STATE
 join_cgroups "$LANCO_MON_MONITORS" || exit 125
 read_starttime
 echo "$$ $_starttime" > "$state/monitor.tmp" && mv -f "$state/monitor.tmp" "$state/monitor"
+# Caught, not ignored: a subshell resets caught signals to their defaults, so the task still gets SIGUSR1's.
+trap ':' USR1
 
-# The task: a foreground subshell, so that SIGINT and SIGQUIT keep their default action in it (a shell
-# ignores both in asynchronous lists, beyond the reach of trap).
-(
-    join_cgroups "$LANCO_MON_JOIN" || exit 125
-    read -r _self _rest < /proc/self/stat
-    echo "$_self" > "$state/pid"
-    echo "started $_self" >&3
-    exec 2>&4 3>&- 4>&-
-    unset LANCO_MON_STATE LANCO_MON_RUN_ID LANCO_MON_MONITORS LANCO_MON_JOIN LANCO_MON_TRACKER LANCO_MON_DIRS \
-        LANCO_MON_EVENTS LANCO_MON_WAITER LANCO_MON_STATS LANCO_MON_HOOK LANCO_MON_HOOK_AS LANCO_MON_NS \
-        LANCO_MON_TASK LANCO_MON_LOG NL
-    set +f
-    exec "$@"
-)
-exit_code=$?
-exec 3>&-
-[ $exit_code -eq 125 ] && ! [ -s "$state/pid" ] && { remove_cgroups; exit 125; }
+oom_path=
+_ifs=$IFS; IFS=$NL
+for _line in $LANCO_MON_STATS; do
+    IFS=' '; split_stat_line $_line; IFS=$NL
+    [ "$_key" = oom_kills ] && { oom_path=$_path; oom_field=$_field; }
+done
+IFS=$_ifs
 
-wait_until_empty
+runs=0
+restarts=0
+while :; do
+    runs=$((runs + 1))
+    oom_count; oom_before=$_oom
+    # Runs are recorded one by one only where there can be several (date costs a fork).
+    [ "$LANCO_MON_RESTART" = no ] || run_started=$(date +%s)
+    [ $runs -gt 1 ] && : > "$state/pid"
+    start_timer
+    # The task: a foreground subshell, so that SIGINT and SIGQUIT keep their default action in it (a shell
+    # ignores both in asynchronous lists, beyond the reach of trap).
+    (
+        join_cgroups "$LANCO_MON_JOIN" || exit 125
+        read -r _self _rest < /proc/self/stat
+        echo "$_self" > "$state/pid"
+        [ $runs -eq 1 ] && echo "started $_self" >&3
+        # A stop that came while this restart began: it signalled the processes it saw, and this one came
+        # too late to be among them.
+        [ $runs -gt 1 ] && marked stop && exit 143
+        exec 2>&4 3>&- 4>&-
+        [ -n "$LANCO_MON_UMASK" ] && umask "$LANCO_MON_UMASK"
+        case $LANCO_MON_PATH in =*) PATH=${LANCO_MON_PATH#=} ;; *) unset PATH ;; esac
+        _ifs=$IFS; IFS=$NL; set -- $LANCO_MON_EXEC "$@"; IFS=$_ifs
+        unset LANCO_MON_STATE LANCO_MON_RUN_ID LANCO_MON_MONITORS LANCO_MON_JOIN LANCO_MON_TRACKER LANCO_MON_DIRS \
+            LANCO_MON_EVENTS LANCO_MON_WAITER LANCO_MON_STATS LANCO_MON_HOOK LANCO_MON_HOOK_AS LANCO_MON_NS \
+            LANCO_MON_TASK LANCO_MON_LOG LANCO_MON_EXEC LANCO_MON_UMASK LANCO_MON_TIMEOUT LANCO_MON_STOP_SIGNAL \
+            LANCO_MON_STOP_GRACE_MS LANCO_MON_KILL LANCO_MON_FREEZER LANCO_MON_RESTART LANCO_MON_RESTART_MAX \
+            LANCO_MON_RESTART_DELAY LANCO_MON_PATH NL
+        set +f
+        exec "$@"
+    )
+    exit_code=$?
+    if [ $runs -eq 1 ]; then
+        exec 3>&-
+        [ $exit_code -eq 125 ] && ! [ -s "$state/pid" ] && { stop_timer; remove_cgroups; exit 125; }
+    fi
 
-result=exited
-signal=
-if [ $exit_code -gt 128 ] && [ $exit_code -le 192 ]; then
-    signal=$((exit_code - 128))
-    result=killed
-fi
+    # An OOM kill ends the whole task, as memory.oom.group does in v2: v1 kills one process only.
+    oom_count
+    [ "$_oom" -gt "$oom_before" ] 2>/dev/null && task_populated && kill_all
+    wait_until_empty
+    stop_timer
+
+    result=exited
+    signal=
+    if [ $exit_code -gt 128 ] && [ $exit_code -le 192 ]; then
+        signal=$((exit_code - 128))
+        result=killed
+    fi
+    oom_count
+    [ "$_oom" -gt "$oom_before" ] 2>/dev/null && result=oom
+    marked timeout "$LANCO_MON_RUN_ID/$runs" && result=timeout
+    marked stop && result=stopped
+    [ "$LANCO_MON_RESTART" = no ] || record_run
+    # A run that could not even join its cgroups is not retried.
+    [ -s "$state/pid" ] || break
+    restart_wanted || break
+    pause_before_restart
+    marked stop && { result=stopped; break; }
+    restarts=$((restarts + 1))
+done
+
 oom_kills=0
 stats=
 _ifs=$IFS; IFS=$NL
 for _line in $LANCO_MON_STATS; do
     IFS=' '; split_stat_line $_line; IFS=$NL
-    _value=$(stat_value "$_path" "$_field")
+    stat_value "$_path" "$_field"
     [ -n "$_value" ] || continue
     stats="$stats$_key=$_value$NL"
     [ "$_key" = oom_kills ] && oom_kills=$_value
 done
 IFS=$_ifs
-[ "$oom_kills" -gt 0 ] 2>/dev/null && result=oom
-marked() {
-    # A marker names the run it is meant for, so that a late one cannot mislabel the next run.
-    _marker=
-    [ -f "$state/$1" ] && read -r _marker < "$state/$1" && [ "$_marker" = "$LANCO_MON_RUN_ID" ]
-}
-marked timeout && result=timeout
-marked stop && result=stopped
 
 {
     echo "run_id=$LANCO_MON_RUN_ID"
     echo "result=$result"
     echo "exit_code=$exit_code"
     echo "signal=$signal"
+    echo "restarts=$restarts"
     printf '%s' "$stats"
 } > "$state/result.tmp" && mv -f "$state/result.tmp" "$state/result"
 

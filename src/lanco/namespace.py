@@ -8,7 +8,7 @@ import pwd
 import shutil
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lanco.cgroups.backend import Backend, open_backend
 from lanco.cgroups.detect import MODES, natural_mode, read_mounts
@@ -29,6 +29,9 @@ from lanco.errors import (
 from lanco.names import check_namespace_name
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
+    from lanco.runopts import RunOptions
     from lanco.task import Task
 
 
@@ -73,8 +76,16 @@ class Namespace:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = open_backend(self.config.mode, self.config.cgroup_base, self.config.tracker,
-                                         mount_named=os.geteuid() == 0)
+            if self.config.tracker == "systemd":
+                from lanco.cgroups.systemd import open_systemd_backend
+
+                self._backend = open_systemd_backend(self.config.mode, self.config.cgroup_base,
+                                                     owner_uid=self.config.owner_uid,
+                                                     owner_gid=self.config.owner_gid,
+                                                     group_access=self.config.group_access)
+            else:
+                self._backend = open_backend(self.config.mode, self.config.cgroup_base, self.config.tracker,
+                                             mount_named=os.geteuid() == 0)
         return self._backend
 
     # -- access --------------------------------------------------------------------------------------------
@@ -100,11 +111,16 @@ class Namespace:
 
     @classmethod
     def init(cls, name: str, *, user: str | None = None, group: str | None = None,
-             cgroup_mode: str | None = None, cgroup_base: str | None = None) -> Namespace:
-        """Create the namespace for ``user``/``group`` (root only); idempotent for the same owner."""
+             cgroup_mode: str | None = None, cgroup_base: str | None = None, take_over: bool = False) -> Namespace:
+        """Create the namespace for ``user``/``group`` (root; a user's own where systemd delegates to them);
+        idempotent for the same owner. ``take_over``: see :func:`lanco.placement.prepare_base_parent`."""
+        from lanco import placement
+
         check_namespace_name(name)
         if os.geteuid() != 0:
-            raise PermissionDenied(f"init of namespace {name} needs root")
+            placement.init_own_namespace(name, user=user, group=group, mode=_env_mode(cgroup_mode),
+                                         base=_env_base(cgroup_base))
+            return cls(name)
         uid, gid, group_access = _resolve_owner(user, group)
         mode = _env_mode(cgroup_mode) or natural_mode(read_mounts())
         base = _env_base(cgroup_base)
@@ -123,12 +139,13 @@ class Namespace:
         else:
             # An owner other than root starts processes outside the unified tree's delegated part, where the
             # kernel forbids the move: such a namespace tracks its tasks in lanco's named v1 hierarchy.
-            tracker = "unified" if mode == "v2" or (mode == "hybrid" and uid == 0) else "named"
+            tracker = placement.tracker_kind(mode, uid, read_mounts())
             config = NamespaceConfig(name=name, owner_uid=uid, owner_gid=gid, group_access=group_access,
                                      mode=mode, tracker=tracker, cgroup_base=base,
                                      state_dir=system_state_dir(name), log_dir=system_log_dir(name),
                                      created=time.time())
         backend = open_backend(config.mode, config.cgroup_base, config.tracker, mount_named=True)
+        placement.prepare_base_parent(backend, take_over)
         made_dirs: list[str] = []
         made_cgroups: list[str] = []
         try:
@@ -158,13 +175,13 @@ class Namespace:
     def release(self, *, dry_run: bool = False) -> list[str]:
         """Destroy the namespace (cgroups, records, configuration; logs stay). It must have no running task."""
         self.authorize()
-        running = [t.name for t in self.tasks() if t.is_running()]
+        running = [t.name for t in self.tasks() if t.is_active()]
         if running:
             raise StillRunning(f"namespace {self.name} has running tasks: {', '.join(running)}")
         if os.geteuid() != 0:
             raise PermissionDenied(f"release of namespace {self.name} needs root")
         backend = self.backend
-        targets = [backend.ns_dir(self.name, m) for m in backend.hierarchies
+        targets = [backend.ns_dir(self.name, m) for m in backend.all_hierarchies
                    if os.path.isdir(backend.ns_dir(self.name, m))]
         targets.append(self.config.state_dir)
         if dry_run:
@@ -205,8 +222,9 @@ class Namespace:
         backend = self.backend
         return [Task(self, n) for n in backend.task_names(self.name) if backend.populated(self.name, n)]
 
-    def run(self, task: str, argv: Sequence[str], **options: Any) -> Task:
-        """Start ``argv`` as ``task``; see :meth:`lanco.task.Task.start` for the options."""
+    def run(self, task: str, argv: Sequence[str], **options: Unpack[RunOptions]) -> Task:
+        """Start ``argv`` as ``task``; the options (limits, timeout, restart, environment, ...) are those of
+        :class:`lanco.runopts.RunOptions`, as for :meth:`lanco.task.Task.start`."""
         from lanco.task import Task
 
         self.authorize()

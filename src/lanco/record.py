@@ -2,7 +2,8 @@
 
 The record directory of a task holds ``spec.json`` (written by ``run`` before the monitor starts), ``monitor``
 (the monitor's pid and start time), ``pid`` (the first process), ``result`` (written once, atomically, by the
-monitor, or by whichever lanco command finds the run lost) and the markers ``stop`` and ``timeout``.
+monitor, or by whichever lanco command finds the run lost), the markers ``stop`` and ``timeout``, and for a task
+run with ``--restart`` the monitor's ``runs.jsonl`` (one line per run) and ``restarting`` (while it pauses).
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ class TaskRecord:
     log: str | None = None
     exit_command: str | None = None
     limits: dict[str, Any] = field(default_factory=dict)
+    restarts: int | None = None
+    """Times the monitor started the command again (``run --restart``)."""
 
     @property
     def running(self) -> bool:
-        return self.state in ("running", "starting")
+        """The task has processes (a frozen one too), or is about to."""
+        return self.state in ("running", "starting", "frozen")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,7 +65,7 @@ def read_spec(state_dir: str) -> dict[str, Any] | None:
 
 
 def write_spec(state_dir: str, spec: dict[str, Any]) -> None:
-    tmp = os.path.join(state_dir, "spec.json.tmp")
+    tmp = os.path.join(state_dir, f"spec.json.{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(spec, f, sort_keys=True)
     os.replace(tmp, os.path.join(state_dir, "spec.json"))
@@ -127,6 +131,7 @@ def apply_result(record: TaskRecord, fields: dict[str, str], ended: float) -> No
     record.exit_code = _int(fields.get("exit_code"))
     record.signal = _int(fields.get("signal"))
     record.oom_kills = _int(fields.get("oom_kills"))
+    record.restarts = _int(fields.get("restarts"))
     record.ended = ended
     cpu_usec = _int(fields.get("cpu_usec"))
     cpu_nsec = _int(fields.get("cpu_nsec"))

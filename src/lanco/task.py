@@ -11,9 +11,9 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from lanco import logfile, procfs
+from lanco import logfile, messages, procfs
 from lanco.cgroups.backend import poll_ms
 from lanco.errors import (
     AlreadyRunning,
@@ -21,6 +21,7 @@ from lanco.errors import (
     CommandNotExecutable,
     CommandNotFound,
     LancoError,
+    LimitUnavailable,
     NotRunning,
     PermissionDenied,
     StillRunning,
@@ -45,17 +46,19 @@ from lanco.spawn import (
     monitor_shell,
     package_file,
     run_hook_detached,
-    start_detached,
 )
 
 if TYPE_CHECKING:
-    from lanco.cgroups.backend import Backend
-    from lanco.namespace import Namespace
+    from typing import Unpack
 
-DEFAULT_STOP_TIMEOUT = 10.0
+    from lanco.cgroups.backend import Backend
+    from lanco.limits import LimitOptions, Limits
+    from lanco.namespace import Namespace
+    from lanco.runopts import Lifetime, RunOptions, RunPlan
+
 LOST_EXIT_CODE = 255
 """What ``wait`` and ``run -f`` return for a run whose end nobody saw (its monitor died)."""
-_RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout")
+_RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "restarting", "runs.jsonl")
 _START_REPORT_TIMEOUT = 30.0
 
 
@@ -88,6 +91,10 @@ class Task:
         backend = self._backend
         return backend.task_exists(self._ns, self.name) and backend.populated(self._ns, self.name)
 
+    def is_active(self) -> bool:
+        """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one)."""
+        return self.is_running() or self._restart_pending(read_spec(self.state_dir))
+
     def pids(self) -> list[int]:
         return self._backend.pids(self._ns, self.name)
 
@@ -108,7 +115,8 @@ class Task:
             main = read_int_file(os.path.join(self.state_dir, "pid"))
             record.main_pid = main[0] if main else None
             if figures.pids:
-                record.state = "running"
+                record.state = "frozen" if backend.frozen(self._ns, self.name) else "running"
+                record.restarts = self._completed_runs()
                 return record
         result = read_result(self.state_dir)
         if result is not None and (spec is None or result[0].get("run_id") == record.run_id):
@@ -118,7 +126,11 @@ class Task:
         if spec is None and not exists:
             return record
         if self._monitor_alive(spec):
-            record.state = "finishing" if exists else "starting"
+            if exists and self._restart_pending(spec):
+                record.state = "restarting"
+                record.restarts = max(0, self._completed_runs() - 1)
+            else:
+                record.state = "finishing" if exists else "starting"
             return record
         with self._try_lock() as locked:
             if not locked:
@@ -129,37 +141,45 @@ class Task:
 
     # -- start ---------------------------------------------------------------------------------------------
 
-    def start(self, argv: list[str], *, log: str | None = None, keep_log: bool = False,
-              exit_command: str | None = None, memory_max: int | None = None, foreground: bool = False,
-              env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+    def start(self, argv: list[str], **options: Unpack[RunOptions]) -> None:
         """Start ``argv`` under this name; returns once its first process is inside the task's cgroup.
 
+        The options are those of ``lanco.runopts.RunOptions`` (limits, timeout, restart, environment, ...).
+        All of them are parsed, and the limits checked against the namespace's cgroup mode, before anything is
+        created: a bad value raises UsageError, a limit the mode cannot enforce LimitUnavailable.
         ``foreground`` keeps the caller's standard input and output (unless ``log`` is given) for
         ``run -f``; the task still gets a monitor, a record and a cgroup of its own.
         """
+        from lanco.runopts import RunPlan
+
+        self.launch(argv, RunPlan.build(options))
+
+    def launch(self, argv: list[str], plan: RunPlan) -> None:
+        """:meth:`start` with options parsed already (the command line parses them before it opens the
+        namespace, so that a bad value is a usage error whatever else is wrong)."""
         if not argv:
             raise UsageError("no command given")
-        environment = dict(os.environ if env is None else env)
-        if cwd is not None and not os.path.isdir(cwd):
-            raise UsageError(f"working directory {cwd} does not exist")
+        limits, lifetime, process = plan.limits, plan.lifetime, plan.process
+        environment = process.environment(os.environ if plan.env is None else plan.env)
+        cwd = process.cwd
+        log, keep_log, exit_command, foreground = plan.log, plan.keep_log, plan.exit_command, plan.foreground
         _resolve_command(argv[0], environment.get("PATH", os.defpath), cwd)
         backend = self._backend
-        limits: dict[str, int] = {}
-        if memory_max is not None:
-            backend.require(self._ns, "memory", "-m/--memory-max")
-            limits["memory_max"] = memory_max
+        limits.check(backend, self._ns)
+        exec_prefix = process.exec_prefix()
         problem = backend.placement_problem(self._ns)
         if problem is not None:
             raise PermissionDenied(problem)
         owner = self.namespace.acting_for_owner
         self._ensure_state_dir(owner)
         with self._lock():
-            self._claim_name(owner)
+            self._claim_name(owner, backend.controllers_for(key for key, _ in limits.items()))
+            messages.debug("run", f"task {self.name}: cgroups created: "
+                                  f"{' '.join(backend.task_dirs(self._ns, self.name))}")
             log_fd = -1
             try:
                 self._clear_run_files()
-                if memory_max is not None:
-                    backend.set_memory_max(self._ns, self.name, memory_max)
+                limits.apply(backend, self._ns, self.name)
                 log_path = log if log is not None else (None if foreground else
                                                         self.namespace.config.default_log(self.name))
                 if log_path is not None:
@@ -170,12 +190,14 @@ class Task:
                 run_id = os.urandom(8).hex()
                 write_spec(self.state_dir, {
                     "run_id": run_id, "namespace": self._ns, "name": self.name, "argv": argv,
-                    "log": log_path, "exit_command": exit_command, "limits": limits,
+                    "log": log_path, "exit_command": exit_command, "limits": limits.as_record(),
                     "started": time.time(), "boot_id": procfs.boot_id(), "uid": os.geteuid(),
-                    "cwd": cwd or os.getcwd(),
+                    "cwd": cwd or os.getcwd(), "lifetime": lifetime.as_record(), "process": process.as_record(),
                 })
                 if owner is not None:
                     _chown_record(self.state_dir, owner)
+                environment.update(_monitor_settings(backend, self._ns, self.name, lifetime,
+                                                     process.umask, exec_prefix, environment))
                 self._spawn_monitor(argv, environment, run_id, log_path, log_fd, exit_command,
                                     foreground, cwd)
             except BaseException:
@@ -210,31 +232,35 @@ class Task:
         try:
             stdin = 0 if foreground else devnull
             out, err = (log_fd, log_fd) if log_fd >= 0 else (1, 2)
-            start_detached([monitor_shell(), package_file(MONITOR_SCRIPT), *argv], env,
-                           {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err}, cwd, subreaper=True)
+            backend.start_monitor(ns, self.name, [monitor_shell(), package_file(MONITOR_SCRIPT), *argv], env,
+                                  {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err}, cwd)
         finally:
             os.close(report_w)
             os.close(devnull)
+        messages.debug("run", f"task {self.name}: monitor started, waiting for its report")
         try:
             report = _read_report(report_r, _START_REPORT_TIMEOUT)
         finally:
             os.close(report_r)
+        messages.debug("run", f"task {self.name}: monitor reported {report!r}")
         if not report.startswith("started "):
             detail = report.partition(" ")[2] if report.startswith("error ") else "the monitor exited early"
             raise CgroupError(f"cannot start task {self.name}: {detail}")
 
-    def _claim_name(self, owner: tuple[int, int] | None) -> None:
+    def _claim_name(self, owner: tuple[int, int] | None, controllers: set[str]) -> None:
         """Create the task's cgroups; a leftover of a finished or lost run is cleared first."""
         backend = self._backend
         for _ in range(3):
             try:
-                backend.create_task(self._ns, self.name, owner)
+                backend.create_task(self._ns, self.name, owner, controllers)
                 return
             except FileExistsError:
                 pass
             if backend.populated(self._ns, self.name):
                 break
             spec = read_spec(self.state_dir)
+            if self._monitor_alive(spec) and self._restart_pending(spec):
+                raise AlreadyRunning(f"task {self.name} is already running (it is waiting to restart)")
             if self._monitor_alive(spec):
                 # The run ended and its monitor is removing the cgroups: that takes milliseconds.
                 deadline = time.monotonic() + 3.0
@@ -258,21 +284,45 @@ class Task:
 
     # -- stop, wait ----------------------------------------------------------------------------------------
 
-    def stop(self, timeout: float | None = None, stop_signal: int = signal.SIGTERM) -> TaskRecord:
-        """Signal every process, wait up to ``timeout`` seconds, then kill the whole cgroup."""
-        backend = self._backend
-        if not self.is_running():
+    def stop(self, timeout: float | None = None, stop_signal: int | None = None) -> TaskRecord:
+        """Signal every process, wait up to ``timeout`` seconds, then kill the whole cgroup.
+
+        ``stop_signal`` and ``timeout`` default to the task's own (``run --stop-signal``, ``--stop-timeout``),
+        else SIGTERM and 10 s. A frozen task is thawed to act on the signal; a task waiting to restart is not
+        started again. Stops of one task take turns: of concurrent callers one stops it and the others, once
+        it has ended, are told it is not running.
+        """
+        if not self.is_active():
             raise NotRunning(f"task {self.name} is not running")
-        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+        with self._lock("stop.lock"):
+            if not self.is_active():
+                raise NotRunning(f"task {self.name} is not running")
+            return self._stop_exclusively(timeout, stop_signal)
+
+    def _stop_exclusively(self, timeout: float | None, stop_signal: int | None) -> TaskRecord:
+        backend = self._backend
         spec = read_spec(self.state_dir) or {}
+        lifetime = _lifetime(spec)
+        timeout = lifetime.stop_timeout if timeout is None else timeout
+        stop_signal = lifetime.stop_signal if stop_signal is None else stop_signal
         self._write_marker("stop", str(spec.get("run_id", "")))
+        if self._restart_pending(spec):
+            self._wake_monitor()
+        if backend.frozen(self._ns, self.name):
+            # Thawed first: a frozen process acts on no signal (v1), and a v2 freezer can leave one that was
+            # signalled while frozen stuck until the kill (seen on 6.18, about one stop in three).
+            with contextlib.suppress(LancoError):
+                backend.set_frozen(self._ns, self.name, False)
         try:
-            self.signal(stop_signal)
+            signalled = self.signal(stop_signal, resume=True)
+            messages.debug("stop", f"task {self.name}: signal {stop_signal} sent to {signalled} processes, "
+                                   f"waiting up to {timeout}s")
         except PermissionDenied:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.state_dir, "stop"))
             raise
         if not backend.wait_empty(self._ns, self.name, timeout):
+            messages.debug("stop", f"task {self.name}: still running after {timeout}s, killing it")
             for _ in range(10):
                 backend.kill(self._ns, self.name)
                 if backend.wait_empty(self._ns, self.name, 1.0):
@@ -280,10 +330,89 @@ class Task:
             else:
                 raise CgroupError(f"task {self.name} still has processes after SIGKILL: "
                                   f"{' '.join(map(str, self.pids()))}")
-        return self._await_end(5.0)
+        # A monitor pausing before a restart that could not be woken ends when its pause does.
+        return self._await_end(5.0 + lifetime.restart_delay)
 
-    def signal(self, signum: int) -> int:
-        """Send ``signum`` (and SIGCONT, so a stopped process acts on it) to every process of the task.
+    def _wake_monitor(self) -> None:
+        """Cut short a monitor's pause before a restart (it checks the stop marker when woken)."""
+        monitor = read_int_file(os.path.join(self.state_dir, "monitor"))
+        if len(monitor) == 2 and procfs.is_same_process(monitor[0], monitor[1]):
+            with contextlib.suppress(OSError):
+                os.kill(monitor[0], signal.SIGUSR1)
+
+    def _restart_pending(self, spec: dict[str, Any] | None) -> bool:
+        """True while the monitor pauses between a run's end and the next run."""
+        if spec is None:
+            return False
+        try:
+            with open(os.path.join(self.state_dir, "restarting"), encoding="ascii") as f:
+                pending = f.read().strip() == spec.get("run_id")
+        except (OSError, UnicodeDecodeError):
+            return False
+        return pending and self._monitor_alive(spec)
+
+    def _completed_runs(self) -> int:
+        """How many runs of this start have ended (the monitor appends one line to runs.jsonl per run)."""
+        import json
+
+        try:
+            with open(os.path.join(self.state_dir, "runs.jsonl"), encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            return 0
+        for line in reversed(lines):
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                return int(json.loads(line).get("run", 0))
+        return 0
+
+    # -- control of a running task ---------------------------------------------------------------------------
+
+    def freeze(self) -> None:
+        """Stop every process of the task where it stands (v2 cgroup.freeze, v1 freezer) until :meth:`thaw`."""
+        self._require_running()
+        self._backend.set_frozen(self._ns, self.name, True)
+
+    def thaw(self) -> None:
+        self._require_running()
+        self._backend.set_frozen(self._ns, self.name, False)
+
+    def set_limits(self, **limits: Unpack[LimitOptions]) -> TaskRecord:
+        """Change limits of the running task (``"max"`` lifts one); its record keeps the limits in force."""
+        from lanco.limits import Limits
+
+        return self.apply_limits(Limits.build(limits))
+
+    def apply_limits(self, wanted: Limits) -> TaskRecord:
+        """:meth:`set_limits` with the limits parsed already."""
+        from lanco.limits import Limits
+
+        if not wanted:
+            raise UsageError("no limit given")
+        backend = self._backend
+        wanted.check(backend, self._ns)
+        if "cpuset" in backend.controllers_for(k for k, _ in wanted.items()):
+            # v1 takes a process into a cpuset cgroup only when it joins: a task started without one has none.
+            cpuset_dir = backend.controller_dir("cpuset", self._ns, self.name)
+            if cpuset_dir is not None and not os.path.isdir(cpuset_dir):
+                raise LimitUnavailable(f"task {self.name} was started without --cpuset, which cgroup mode "
+                                       f"{backend.mode} can only give a task when it starts")
+        with self._lock():
+            self._require_running()
+            spec = read_spec(self.state_dir) or {}
+            wanted.apply(backend, self._ns, self.name)
+            spec["limits"] = Limits.from_record(spec.get("limits", {})).merged(wanted).as_record()
+            write_spec(self.state_dir, spec)
+            if (owner := self.namespace.acting_for_owner) is not None:
+                _chown_record(self.state_dir, owner)
+        return self.record()
+
+    def _require_running(self) -> None:
+        if not self.is_running():
+            raise NotRunning(f"task {self.name} is not running")
+
+    def signal(self, signum: int, *, resume: bool = False) -> int:
+        """Send ``signum`` to every process of the task; returns how many got it. With ``resume`` (as ``stop``
+        does) SIGCONT follows, so that a stopped process acts on the signal.
 
         New processes forked while signalling get it too: passes repeat until one finds nobody new.
         """
@@ -295,7 +424,7 @@ class Task:
             for pid in fresh:
                 try:
                     os.kill(pid, signum)
-                    if signum not in (signal.SIGKILL, signal.SIGCONT):
+                    if resume and signum not in (signal.SIGKILL, signal.SIGCONT):
                         os.kill(pid, signal.SIGCONT)
                 except ProcessLookupError:
                     pass
@@ -312,6 +441,7 @@ class Task:
         if record.state == "unknown":
             raise NotRunning(f"task {self.name} is not running")
         while record.state not in FINISHED_STATES:
+            messages.debug("wait", f"task {self.name} is {record.state}, waiting")
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return record
@@ -354,7 +484,7 @@ class Task:
     def release(self, *, dry_run: bool = False) -> list[str]:
         """Forget a finished task: its leftover cgroups and its record (its logs stay)."""
         backend = self._backend
-        if self.is_running():
+        if self.is_active():
             raise StillRunning(f"task {self.name} is running")
         exists = backend.task_exists(self._ns, self.name)
         if not exists and not os.path.isdir(self.state_dir):
@@ -364,7 +494,7 @@ class Task:
         if dry_run:
             return targets
         with self._lock():
-            if self.is_running():
+            if self.is_active():
                 raise StillRunning(f"task {self.name} is running")
             self._settle_locked()
             backend.remove_task(self._ns, self.name)
@@ -390,6 +520,12 @@ class Task:
             return
         run_id = str((spec or {}).get("run_id", ""))
         result = read_result(self.state_dir)
+        if result is None and not os.path.exists(os.path.join(self.state_dir, "pid")):
+            # The launcher died before the task started: nothing of this run ever ran, so nothing stays.
+            if exists:
+                backend.remove_task(self._ns, self.name)
+            self._clear_run_files()
+            return
         if spec is not None and (result is None or result[0].get("run_id") != run_id):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.state_dir, "result"))
@@ -412,6 +548,7 @@ class Task:
             "LANCO_NAMESPACE": self._ns, "LANCO_TASK": self.name,
             "LANCO_RESULT": fields.get("result", "lost"), "LANCO_EXIT_CODE": fields.get("exit_code", ""),
             "LANCO_SIGNAL": fields.get("signal", ""), "LANCO_OOM_KILLS": fields.get("oom_kills", ""),
+            "LANCO_RESTARTS": fields.get("restarts", ""),
             "LANCO_LOG": str(spec.get("log") or ""),
         })
         run_hook_detached(str(spec["exit_command"]), env, hook_runner(config.owner_uid, config.owner_gid),
@@ -426,10 +563,12 @@ class Task:
     # -- record directory ----------------------------------------------------------------------------------
 
     def _ensure_state_dir(self, owner: tuple[int, int] | None) -> None:
+        mode = 0o2770 if self.namespace.config.group_access else 0o700
         try:
-            os.mkdir(self.state_dir, 0o2770 if self.namespace.config.group_access else 0o700)
+            os.mkdir(self.state_dir, mode)
         except FileExistsError:
             return
+        os.chmod(self.state_dir, mode)  # the umask took the group's write bit
         if owner is not None:
             os.chown(self.state_dir, *owner)
 
@@ -441,19 +580,22 @@ class Task:
             os.rmdir(os.path.join(self.state_dir, "hook.claimed"))
 
     def _write_marker(self, name: str, content: str) -> None:
+        # A new file renamed over the old one: the old one may belong to another member of the group.
         path = os.path.join(self.state_dir, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        tmp = f"{path}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
         try:
             os.write(fd, content.encode() + b"\n")
             if (owner := self.namespace.acting_for_owner) is not None:
                 os.fchown(fd, *owner)
         finally:
             os.close(fd)
+        os.replace(tmp, path)
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """Serialise the starts of one name; held only for the few milliseconds a start takes."""
-        fd = self._open_lock()
+    def _lock(self, name: str = "lock") -> Iterator[None]:
+        """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name."""
+        fd = self._open_lock(name)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -477,13 +619,51 @@ class Task:
         finally:
             os.close(fd)
 
-    def _open_lock(self) -> int:
-        path = os.path.join(self.state_dir, "lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o660)
+    def _open_lock(self, name: str = "lock") -> int:
+        path = os.path.join(self.state_dir, name)
+        # Read-only is enough for flock; readable by all, so that whoever of the owner and the group
+        # members created it, the others can lock it too.
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         if (owner := self.namespace.acting_for_owner) is not None:
             with contextlib.suppress(OSError):
                 os.fchown(fd, *owner)
         return fd
+
+
+def _lifetime(spec: dict[str, Any]) -> Lifetime:
+    from lanco.runopts import Lifetime
+
+    return Lifetime.from_record(spec.get("lifetime"))
+
+
+def _monitor_settings(backend: Backend, ns: str, task: str, lifetime: Lifetime, umask: int | None,
+                      exec_prefix: list[str], task_env: dict[str, str]) -> dict[str, str]:
+    """The monitor's LANCO_MON_* variables for the timeout, restarts and the task's process settings.
+
+    The monitor's own commands (sleep, mv, rmdir) must not depend on a PATH given to the task: it runs with
+    the launcher's PATH and hands the task's over in LANCO_MON_PATH ("=VALUE", or empty when it has none).
+    """
+    freezer = backend.freeze_control(ns, task)
+    restart_max = lifetime.restart_max
+    return {
+        "PATH": os.pathsep.join(filter(None, [os.environ.get("PATH"), os.defpath])),
+        "LANCO_MON_PATH": "" if "PATH" not in task_env else "=" + task_env["PATH"],
+        "LANCO_MON_EXEC": "\n".join(exec_prefix),
+        "LANCO_MON_UMASK": "" if umask is None else f"{umask:04o}",
+        "LANCO_MON_TIMEOUT": "" if lifetime.timeout is None else _seconds(lifetime.timeout),
+        "LANCO_MON_STOP_SIGNAL": str(lifetime.stop_signal),
+        "LANCO_MON_STOP_GRACE_MS": str(round(lifetime.stop_timeout * 1000)),
+        "LANCO_MON_KILL": backend.kill_file(ns, task) or "",
+        "LANCO_MON_FREEZER": "" if freezer is None else f"{freezer[0]} {freezer[2]}",
+        "LANCO_MON_RESTART": lifetime.restart,
+        "LANCO_MON_RESTART_MAX": "" if restart_max is None else str(restart_max),
+        "LANCO_MON_RESTART_DELAY": _seconds(lifetime.restart_delay),
+    }
+
+
+def _seconds(value: float) -> str:
+    """A duration as sleep(1) takes it: no exponent, at most millisecond digits."""
+    return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
 
 
 def _resolve_command(command: str, path: str, cwd: str | None) -> str:

@@ -17,27 +17,31 @@ MAX_DURATION = 10 * 365 * 86400.0
 """The value of ``max``: no limit."""
 
 
-def parse_size(text: str, *, what: str = "size") -> int:
-    """Bytes for ``text``; ``MAX`` for ``max``. Zero is refused: no limit of zero bytes makes sense."""
+def parse_size(text: str, *, what: str = "size", allow_zero: bool = False) -> int:
+    """Bytes for ``text``; ``MAX`` for ``max``. Zero is refused unless ``allow_zero`` (a swap limit of 0 means none)."""
     if text.strip().lower() in ("max", "infinity"):
         return MAX
     match = _SIZE.fullmatch(text.strip())
     if not match:
         raise UsageError(f"invalid {what} {text!r}: expected a number of bytes with K, M, G or T, or max")
     value = int(match.group(1)) * _SIZE_FACTORS[match.group(2).upper()]
+    if value == 0 and allow_zero:
+        return 0
     if value <= 0:
         raise UsageError(f"invalid {what} {text!r}: must be greater than zero")
     return value
 
 
-def parse_duration(text: str, *, what: str = "duration") -> float:
-    """Seconds for ``text`` (a bare number is seconds); must be positive."""
+def parse_duration(text: str, *, what: str = "duration", allow_zero: bool = False) -> float:
+    """Seconds for ``text`` (a bare number is seconds); must be positive, or zero with ``allow_zero``."""
     match = _DURATION.fullmatch(text.strip())
     if not match:
         raise UsageError(f"invalid {what} {text!r}: expected a number with ms, s, m, h or d")
     value = float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
     if not math.isfinite(value) or value > MAX_DURATION:
         raise UsageError(f"invalid {what} {text!r}: longer than {MAX_DURATION / 86400:.0f} days")
+    if value == 0 and allow_zero:
+        return 0.0
     if value <= 0:
         raise UsageError(f"invalid {what} {text!r}: must be greater than zero")
     return value

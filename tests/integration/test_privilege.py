@@ -38,9 +38,10 @@ def test_quick_tour_as_the_namespace_user(sandbox: Sandbox, test_user: str, mode
     assert no_process_left(pids, timeout=0.5)
 
 
-def test_v2_without_delegation_is_refused_with_the_rule_and_remedies(sandbox: Sandbox, test_user: str) -> None:
-    ns = make_namespace(sandbox, "v2", user=test_user)
-    result = sandbox.lanco(ns, "run", "t", "sleep", "30", user=test_user)
+def test_v2_without_delegation_is_refused_with_the_rule_and_remedies(sandbox: Sandbox, unmanaged_user: str) -> None:
+    # Without a systemd user manager (where one would place the task) and outside any delegated cgroup.
+    ns = make_namespace(sandbox, "v2", user=unmanaged_user)
+    result = sandbox.lanco(ns, "run", "t", "sleep", "30", user=unmanaged_user)
     assert result.returncode == 1
     message = one_warning(result.stderr, "run")
     assert "common ancestor" in message and "Delegate=yes" in message and "root" in message
@@ -70,9 +71,10 @@ def test_second_init_for_another_owner_is_refused(sandbox: Sandbox, test_user: s
     assert one_warning(result.stderr, "init") == f"namespace {ns} is already initialised for user {test_user}"
 
 
-def test_init_needs_root(sandbox: Sandbox, test_user: str) -> None:
+def test_init_needs_root(sandbox: Sandbox, unmanaged_user: str) -> None:
+    # A user with a systemd user manager on a v2 host may create a namespace of their own (tests/guest).
     ns = sandbox.ns_name()
-    result = sandbox.lanco(ns, "init", user=test_user)
+    result = sandbox.lanco(ns, "init", user=unmanaged_user)
     assert result.returncode == 1 and one_warning(result.stderr, "init") == f"init of namespace {ns} needs root"
     assert not sandbox.state_dir(ns).exists()
 

@@ -99,7 +99,7 @@ class TestNamespaces:
         made = b.create_namespace(NS, os.getuid(), os.getgid(), False)
         # The base existed already: only the namespace and its monitors' leaf are new.
         assert made == [b.ns_dir(NS), os.path.join(b.ns_dir(NS), ".monitors")]
-        assert read(base / "cgroup.subtree_control") == "+cpu +io +memory +pids"
+        assert read(base / "cgroup.subtree_control") == "+cpu +cpuset +io +memory +pids"
         assert os.stat(b.ns_dir(NS)).st_mode & 0o777 == 0o755
         # Idempotent: a second call makes nothing.
         assert b.create_namespace(NS, os.getuid(), os.getgid(), False) == []
@@ -468,8 +468,9 @@ class TestLimits:
     def test_set_memory_max_needs_the_kernel_file(self, host: FakeHost) -> None:
         b = host.v2()
         os.makedirs(b.task_dir(NS, TASK))
-        with pytest.raises(FileNotFoundError):  # writes never create files: cgroupfs has them all
-            b.set_memory_max(NS, TASK, 1 << 20)
+        with pytest.raises(CgroupError, match=r"cannot set memory.max to '1048576' for task first-task: .*ENOENT"):
+            b.set_memory_max(NS, TASK, 1 << 20)  # writes never create files: cgroupfs has them all
+        assert not os.path.exists(os.path.join(b.task_dir(NS, TASK), "memory.max"))
 
 
 class TestOpenBackend:

@@ -23,6 +23,7 @@ from lanco.cgroups.detect import (
     CgroupMount,
     controller_mounts,
     named_mount,
+    on_demand_mounts,
     read_mounts,
     unified_mount,
 )
@@ -33,7 +34,7 @@ TRACKERS = ("unified", "named")
 # Files a delegatee must own to manage a subtree, when the kernel does not publish the list itself.
 _V2_DELEGATE_FALLBACK = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")
 _V1_DELEGATE = ("cgroup.procs", "tasks", "notify_on_release", "cgroup.clone_children")
-_V2_WANTED_CONTROLLERS = ("cpu", "memory", "pids", "io")
+_V2_WANTED_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io")
 
 
 def _write(path: str, value: str) -> None:
@@ -91,7 +92,7 @@ class StatSource:
 
 class Backend:
     def __init__(self, mode: str, base: str, tracker: CgroupMount,
-                 controllers: dict[str, CgroupMount]) -> None:
+                 controllers: dict[str, CgroupMount], on_demand: dict[str, CgroupMount] | None = None) -> None:
         self.mode = mode
         self.base = "/" + base.strip("/")
         self.tracker = tracker
@@ -102,6 +103,15 @@ class Backend:
             if mount.path not in seen:
                 seen.add(mount.path)
                 self.hierarchies.append(mount)
+        # v1 hierarchies a task joins only when one of its limits needs them (cpuset: a child there takes no
+        # process before its cpus and mems are set). Namespaces have a directory in them all the same.
+        self.on_demand = {c: m for c, m in (on_demand or {}).items() if m.path not in seen}
+        self.on_demand_hierarchies = list({m.path: m for m in self.on_demand.values()}.values())
+
+    @property
+    def all_hierarchies(self) -> list[CgroupMount]:
+        """The hierarchies every task joins, then the on-demand ones: where a namespace has its directories."""
+        return self.hierarchies + self.on_demand_hierarchies
 
     # -- paths ---------------------------------------------------------------------------------------------
 
@@ -121,19 +131,22 @@ class Backend:
         return self._dir(mount or self.tracker, ns, task)
 
     def controller_dir(self, controller: str, ns: str, task: str) -> str | None:
-        mount = self.controllers.get(controller)
+        mount = self.controllers.get(controller) or self.on_demand.get(controller)
         return None if mount is None else self.task_dir(ns, task, mount)
 
     def join_files(self, ns: str, task: str) -> list[str]:
-        """The ``cgroup.procs`` files a process writes ``0`` into to become part of the task."""
-        return [os.path.join(self.task_dir(ns, task, m), "cgroup.procs") for m in self.hierarchies]
+        """The ``cgroup.procs`` files a process writes ``0`` into to become part of the task: every hierarchy's,
+        and those of the on-demand hierarchies the task was created in."""
+        joined = self.hierarchies + [m for m in self.on_demand_hierarchies
+                                     if os.path.isdir(self.task_dir(ns, task, m))]
+        return [os.path.join(self.task_dir(ns, task, m), "cgroup.procs") for m in joined]
 
     def monitor_join_files(self, ns: str) -> list[str]:
         return [os.path.join(self._dir(m, ns, MONITORS), "cgroup.procs") for m in self.hierarchies]
 
     def task_dirs(self, ns: str, task: str) -> list[str]:
         """Every directory of the task, the tracker's last: it is the name's lock and goes last."""
-        return [self.task_dir(ns, task, m) for m in self.hierarchies[1:]] + [self.task_dir(ns, task)]
+        return [self.task_dir(ns, task, m) for m in self.all_hierarchies[1:]] + [self.task_dir(ns, task)]
 
     def events_file(self, ns: str, task: str) -> str | None:
         """The v2 ``cgroup.events`` whose ``populated`` can be polled, or None when tracking is v1."""
@@ -180,6 +193,7 @@ class Backend:
                 enabled = set()
         else:
             enabled = set()
+        enabled |= {c for c, m in self.on_demand.items() if os.path.isdir(self.ns_dir(ns, m))}
         return enabled | set(self.controllers)
 
     def namespace_exists(self, ns: str) -> bool:
@@ -189,7 +203,7 @@ class Backend:
         """Create (or complete) the namespace's cgroups in every hierarchy; returns the directories made."""
         made: list[str] = []
         try:
-            for mount in self.hierarchies:
+            for mount in self.all_hierarchies:
                 base = self.base_dir(mount)
                 for directory in (base, self._dir(mount, ns), self._dir(mount, ns, MONITORS)):
                     try:
@@ -197,10 +211,10 @@ class Backend:
                         made.append(directory)
                     except FileExistsError:
                         pass
+                    if mount.version == 1 and "cpuset" in mount.controllers:
+                        _make_cpuset_usable(directory)
                 if mount.version == 2 and self.mode == "v2":
                     self._enable_v2_controllers(base, self._dir(mount, ns))
-                if mount.version == 1 and "cpuset" in mount.controllers:
-                    continue
                 self._delegate(mount, self._dir(mount, ns), uid, gid, group_access)
                 self._delegate(mount, self._dir(mount, ns, MONITORS), uid, gid, group_access)
         except OSError as exc:
@@ -236,7 +250,7 @@ class Backend:
     def remove_namespace(self, ns: str) -> list[str]:
         """Remove the namespace's cgroups (it must hold no task); returns what was removed."""
         removed: list[str] = []
-        for mount in self.hierarchies:
+        for mount in self.all_hierarchies:
             ns_dir = self._dir(mount, ns)
             if not os.path.isdir(ns_dir):
                 continue
@@ -265,13 +279,20 @@ class Backend:
         return sorted(n for n in names if not n.startswith(".")
                       and os.path.isdir(os.path.join(self.ns_dir(ns), n)))
 
-    def create_task(self, ns: str, task: str, owner: tuple[int, int] | None = None) -> None:
-        """Create the task's cgroups, the tracker's first: FileExistsError there means the name is taken."""
+    def create_task(self, ns: str, task: str, owner: tuple[int, int] | None = None,
+                    controllers: Iterable[str] = ()) -> None:
+        """Create the task's cgroups, the tracker's first: FileExistsError there means the name is taken.
+
+        ``controllers`` names the on-demand hierarchies the task's limits need (``cpuset``); a leftover
+        directory in one it does not need is removed, so that the task does not join it.
+        """
         tracker_dir = self.task_dir(ns, task)
         os.mkdir(tracker_dir)
         made = [tracker_dir]
+        wanted = [self.on_demand[c] for c in set(controllers) if c in self.on_demand]
         try:
-            for mount in self.hierarchies[1:]:
+            self.remove_dirs(self.task_dir(ns, task, m) for m in self.on_demand_hierarchies if m not in wanted)
+            for mount in [*self.hierarchies[1:], *wanted]:
                 directory = self.task_dir(ns, task, mount)
                 try:
                     os.mkdir(directory)
@@ -291,6 +312,14 @@ class Backend:
     def remove_task(self, ns: str, task: str, attempts: int = 40) -> None:
         for directory in self.task_dirs(ns, task):
             self._rmdir_tree(directory, attempts)
+
+    def start_monitor(self, ns: str, task: str, argv: list[str], env: dict[str, str], fds: dict[int, int],
+                      cwd: str | None) -> None:
+        """Start the task's monitor detached (it joins its cgroups itself); the systemd kind hands it to the
+        scope it made in ``create_task`` instead."""
+        from lanco.spawn import start_detached
+
+        start_detached(argv, env, fds, cwd, subreaper=True)
 
     def remove_dirs(self, directories: Iterable[str]) -> None:
         for directory in directories:
@@ -330,6 +359,10 @@ class Backend:
                 found.extend(int(p) for p in _read(os.path.join(directory, "cgroup.procs")).split())
             except (FileNotFoundError, ProcessLookupError):
                 continue
+            except OSError as exc:
+                # ENODEV: the monitor removed the cgroup between our open and read; it had no process left.
+                if exc.errno != errno.ENODEV:
+                    raise
         return found
 
     def populated(self, ns: str, task: str) -> bool:
@@ -396,26 +429,59 @@ class Backend:
         except OSError:
             return False
 
-    def set_frozen(self, ns: str, task: str, frozen: bool) -> None:
-        """Freeze or thaw the whole task; raises CgroupError where the mode has no freezer."""
+    def set_frozen(self, ns: str, task: str, frozen: bool, settle_timeout: float = 5.0) -> None:
+        """Freeze or thaw the whole task and wait until the kernel reports it done (a freeze completes once every
+        process has stopped); raises LimitUnavailable where the mode has no freezer."""
         if not self.freezable(ns, task):
             raise LimitUnavailable(f"freezing needs the freezer controller, which cgroup mode {self.mode} "
                                    f"does not provide for namespace {ns}")
         if not self._set_frozen(ns, task, frozen):
             raise CgroupError(f"cannot {'freeze' if frozen else 'thaw'} task {task}")
+        deadline = time.monotonic() + settle_timeout
+        delay = 0.001
+        while self._freeze_state(ns, task) != ("frozen" if frozen else "thawed"):
+            if time.monotonic() >= deadline:
+                raise CgroupError(f"task {task} is still {'freezing' if frozen else 'thawing'} after "
+                                  f"{settle_timeout:g}s (a process in uninterruptible sleep?)")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _freeze_state(self, ns: str, task: str) -> str:
+        """``frozen``, ``thawed`` or ``changing``, as the kernel reports it."""
+        if self.tracker.version == 2:
+            events = _keyed(os.path.join(self.task_dir(ns, task), "cgroup.events"), "frozen")
+            wanted = _single(os.path.join(self.task_dir(ns, task), "cgroup.freeze"))
+            if events == 1 and wanted == 1:
+                return "frozen"
+            return "thawed" if wanted == 0 else "changing"
+        freezer = self.controller_dir("freezer", ns, task)
+        try:
+            state = _read(os.path.join(freezer, "freezer.state")).strip() if freezer else "THAWED"
+        except OSError:
+            state = "THAWED"
+        return {"FROZEN": "frozen", "THAWED": "thawed"}.get(state, "changing")
+
+    def freeze_control(self, ns: str, task: str) -> tuple[str, str, str] | None:
+        """The file that freezes the task, with the values that freeze and thaw it; None without a freezer."""
+        if self.tracker.version == 2:
+            return os.path.join(self.task_dir(ns, task), "cgroup.freeze"), "1", "0"
+        freezer = self.controller_dir("freezer", ns, task)
+        if freezer is None:
+            return None
+        return os.path.join(freezer, "freezer.state"), "FROZEN", "THAWED"
+
+    def kill_file(self, ns: str, task: str) -> str | None:
+        """The task's ``cgroup.kill`` (v2, 5.14+), or None where killing needs a signal per process."""
+        path = os.path.join(self.task_dir(ns, task), "cgroup.kill")
+        return path if self.tracker.version == 2 and os.path.exists(path) else None
 
     def _set_frozen(self, ns: str, task: str, frozen: bool) -> bool:
-        if self.tracker.version == 2:
-            path = os.path.join(self.task_dir(ns, task), "cgroup.freeze")
-            value = "1" if frozen else "0"
-        else:
-            freezer = self.controller_dir("freezer", ns, task)
-            if freezer is None:
-                return False
-            path = os.path.join(freezer, "freezer.state")
-            value = "FROZEN" if frozen else "THAWED"
+        control = self.freeze_control(ns, task)
+        if control is None:
+            return False
+        path, freeze, thaw = control
         try:
-            _write(path, value)
+            _write(path, freeze if frozen else thaw)
         except OSError:
             return False
         if frozen and self.tracker.version != 2:
@@ -447,17 +513,156 @@ class Backend:
                 f"{option} needs the {controller} controller, which cgroup mode {self.mode} does not provide "
                 f"for namespace {ns} (available: {' '.join(sorted(self.enabled_controllers(ns))) or 'none'})")
 
+    def check_limit(self, ns: str, key: str, option: str) -> None:
+        """Refuse limit ``key`` (a ``Limits`` field) where this mode lacks its controller or the kernel its file;
+        reads only the namespace's own directories, so nothing needs to exist for the task yet."""
+        controller, v2_files, v1_files = _LIMIT_FILES[key]
+        mount = self._limit_mount(controller)
+        name = self._controller_name(controller)
+        self.require(ns, name, option)
+        files = v2_files if mount.version == 2 else v1_files
+        if not files:
+            raise LimitUnavailable(f"{option} needs {v2_files[0]}, which the v1 {name} controller does not have "
+                                   f"(cgroup mode {self.mode}, namespace {ns})")
+        directory = self.ns_dir(ns, mount)
+        if not any(os.path.exists(os.path.join(directory, f)) for f in files):
+            raise LimitUnavailable(f"{option} needs {' or '.join(files)}, which the {name} controller does not "
+                                   f"offer on this host (cgroup mode {self.mode}, namespace {ns})")
+
+    def check_swap_limit(self, ns: str, option: str, with_memory_max: bool) -> None:
+        """v1 limits memory plus swap together, so a swap limit there is counted from a memory limit."""
+        if self._limit_mount("memory").version == 1 and not with_memory_max:
+            raise LimitUnavailable(f"{option} needs -m/--memory-max as well in cgroup mode {self.mode}: the v1 "
+                                   "memory controller limits memory and swap together")
+
+    def controllers_for(self, keys: Iterable[str]) -> set[str]:
+        """The controllers (as cgroup v2 names them) that limits ``keys`` are written in."""
+        return {_LIMIT_FILES[key][0] for key in keys}
+
+    def _controller_name(self, controller: str) -> str:
+        return controller if self.mode == "v2" else _V1_NAMES.get(controller, controller)
+
+    def _limit_mount(self, controller: str) -> CgroupMount:
+        """The hierarchy holding ``controller``'s files: its v1 mount, or else the unified tree."""
+        name = _V1_NAMES.get(controller, controller)
+        return self.controllers.get(name) or self.on_demand.get(name) or self.tracker
+
+    def _limit_dir(self, controller: str, ns: str, task: str) -> tuple[str, bool]:
+        """The task's directory holding ``controller``'s files, and whether they are v2 files."""
+        mount = self._limit_mount(controller)
+        return self.task_dir(ns, task, mount), mount.version == 2
+
+    def _write_limit(self, directory: str, name: str, value: str, task: str, note: str = "") -> None:
+        try:
+            _write(os.path.join(directory, name), value)
+        except OSError as exc:
+            raise CgroupError(f"cannot set {name} to {value!r} for task {task}: {_describe(exc)}{note}") from exc
+
     def set_memory_max(self, ns: str, task: str, limit: int) -> None:
-        directory = self.controller_dir("memory", ns, task)
-        if directory is None:
-            directory = self.task_dir(ns, task)
-        value = "max" if limit < 0 else str(limit)
-        if self._is_v2_controller("memory"):
-            _write(os.path.join(directory, "memory.max"), value)
-            # So an OOM kill takes the whole task rather than one of its processes.
-            _write(os.path.join(directory, "memory.oom.group"), "1")
+        self.set_memory(ns, task, maximum=limit)
+
+    def set_memory(self, ns: str, task: str, *, maximum: int | None = None, high: int | None = None,
+                   swap_max: int | None = None) -> None:
+        """Memory limits in bytes (``MAX``: none). ``swap_max`` is the swap allowed on top of the memory, as v2
+        counts it; v1 counts memory plus swap, and never lets that total fall below the memory limit."""
+        directory, v2 = self._limit_dir("memory", ns, task)
+        if v2:
+            if maximum is not None:
+                self._write_limit(directory, "memory.max", _v2_value(maximum), task)
+                # So that an OOM kill takes the whole task rather than one of its processes.
+                self._write_limit(directory, "memory.oom.group", "1", task)
+            if high is not None:
+                self._write_limit(directory, "memory.high", _v2_value(high), task)
+            if swap_max is not None:
+                self._write_limit(directory, "memory.swap.max", _v2_value(swap_max), task)
+            return
+        if high is not None:
+            raise LimitUnavailable(f"--memory-high needs memory.high, which the v1 memory controller does not have "
+                                   f"(cgroup mode {self.mode})")
+        limit_file, total_file = "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"
+        current_limit = _single(os.path.join(directory, limit_file))
+        current_limit = self._UNLIMITED if current_limit is None else current_limit
+        current_total = _single(os.path.join(directory, total_file))
+        new_limit = current_limit if maximum is None else (self._UNLIMITED if maximum < 0 else maximum)
+        new_total: int | None = None
+        if swap_max is not None:
+            if swap_max < 0:
+                new_total = self._UNLIMITED
+            elif new_limit >= self._UNLIMITED:
+                raise LimitUnavailable(f"--memory-swap-max needs a memory limit in cgroup mode {self.mode}: the v1 "
+                                       "memory controller limits memory and swap together")
+            else:
+                new_total = new_limit + swap_max
+        elif maximum is not None and current_total is not None and current_total < self._UNLIMITED:
+            # The task had a swap allowance: it keeps it on top of its new memory limit.
+            new_total = self._UNLIMITED if new_limit >= self._UNLIMITED else \
+                new_limit + max(0, current_total - current_limit)
+        writes = [(limit_file, new_limit)] if maximum is not None else []
+        if new_total is not None:
+            # Each write must keep memory <= memory+swap: raise the total first, lower it last.
+            if new_total >= current_limit:
+                writes.insert(0, (total_file, new_total))
+            else:
+                writes.append((total_file, new_total))
+        for name, value in writes:
+            self._write_limit(directory, name, "-1" if value >= self._UNLIMITED else str(value), task)
+
+    def set_cpu_quota(self, ns: str, task: str, percent: float) -> None:
+        """At most ``percent`` of one CPU (``MAX``: no quota), over periods of 100 ms."""
+        directory, v2 = self._limit_dir("cpu", ns, task)
+        quota = None if percent < 0 else max(_CPU_QUOTA_MIN_USEC, round(percent * _CPU_PERIOD_USEC / 100))
+        if v2:
+            self._write_limit(directory, "cpu.max", f"{quota or 'max'} {_CPU_PERIOD_USEC}", task)
         else:
-            _write(os.path.join(directory, "memory.limit_in_bytes"), "-1" if limit < 0 else value)
+            self._write_limit(directory, "cpu.cfs_period_us", str(_CPU_PERIOD_USEC), task)
+            self._write_limit(directory, "cpu.cfs_quota_us", str(quota or -1), task)
+
+    def set_cpu_weight(self, ns: str, task: str, weight: int) -> None:
+        """A v2 weight of 1-10000 (default 100); v1 shares keep the default at the default (100 -> 1024)."""
+        directory, v2 = self._limit_dir("cpu", ns, task)
+        if v2:
+            self._write_limit(directory, "cpu.weight", str(weight), task)
+        else:
+            self._write_limit(directory, "cpu.shares", str(min(max(weight * 1024 // 100, 2), 262144)), task)
+
+    def set_cpuset(self, ns: str, task: str, cpus: str) -> None:
+        directory, v2 = self._limit_dir("cpuset", ns, task)
+        self._write_limit(directory, "cpuset.cpus", cpus, task)
+        if not v2:
+            # Its parent's clone_children gave it the memory nodes already, unless the namespace predates that.
+            _inherit_cpuset_file(directory, "cpuset.mems")
+
+    def set_pids_max(self, ns: str, task: str, limit: int) -> None:
+        directory, _ = self._limit_dir("pids", ns, task)
+        self._write_limit(directory, "pids.max", _v2_value(limit), task)
+
+    def set_io_weight(self, ns: str, task: str, weight: int) -> None:
+        """A v2 weight of 1-10000 (default 100); the BFQ files take 1-1000, CFQ's blkio.weight 10-1000 (500)."""
+        directory, v2 = self._limit_dir("io", ns, task)
+        if v2:
+            if os.path.exists(os.path.join(directory, "io.weight")):
+                self._write_limit(directory, "io.weight", f"default {weight}", task)
+            else:
+                self._write_limit(directory, "io.bfq.weight", f"default {min(weight, 1000)}", task)
+        elif os.path.exists(os.path.join(directory, "blkio.weight")):
+            self._write_limit(directory, "blkio.weight", str(min(max(weight * 5, 10), 1000)), task)
+        else:
+            self._write_limit(directory, "blkio.bfq.weight", str(min(weight, 1000)), task)
+
+    def set_io_rate(self, ns: str, task: str, device: str, *, read: int | None = None,
+                    write: int | None = None) -> None:
+        """Bytes per second (``MAX``: no limit) read from or written to block device ``MAJ:MIN``."""
+        directory, v2 = self._limit_dir("io", ns, task)
+        note = _partition_note(device)
+        for key, v1_file, rate in (("rbps", "blkio.throttle.read_bps_device", read),
+                                   ("wbps", "blkio.throttle.write_bps_device", write)):
+            if rate is None:
+                continue
+            if v2:
+                self._write_limit(directory, "io.max", f"{device} {key}={_v2_value(rate)}", task, note)
+            else:
+                # v1 removes a device's rule when its rate is 0.
+                self._write_limit(directory, v1_file, f"{device} {max(rate, 0)}", task, note)
 
     def _is_v2_controller(self, controller: str) -> bool:
         mount = self.controllers.get(controller, self.tracker)
@@ -504,6 +709,186 @@ class Backend:
             name = "memory.current" if self._is_v2_controller("memory") else "memory.usage_in_bytes"
             figures.memory_bytes = _single(os.path.join(memory, name))
         return figures
+
+    # -- views ---------------------------------------------------------------------------------------------
+    # Read-only figures for ls, status, dump and top. Each reads a fixed handful of the task's own files and
+    # starts no process, so that a view of n tasks costs O(n) reads. A task of "" means the namespace itself.
+
+    def _view_dir(self, controller: str, ns: str, task: str) -> tuple[str, bool] | None:
+        """Where ``controller``'s files of the task are, and whether they are v2 files; None if nowhere."""
+        parts = (ns, task) if task else (ns,)
+        mount = self.controllers.get(controller)
+        if mount is not None:
+            return self._dir(mount, *parts), mount.version == 2
+        if self.mode == "v2" and self.tracker.version == 2:
+            # Controller files appear in a v2 cgroup only once the parent enables the controller: a missing
+            # file reads as None, so no need to consult subtree_control here.
+            return self._dir(self.tracker, *parts), True
+        return None
+
+    def cpu_usage_usec(self, ns: str, task: str) -> int | None:
+        """CPU time used so far; for a namespace it includes its finished tasks, as the kernel keeps it."""
+        parts = (ns, task) if task else (ns,)
+        if self.tracker.version == 2:
+            return _keyed(os.path.join(self._dir(self.tracker, *parts), "cpu.stat"), "usage_usec")
+        cpuacct = self._view_dir("cpuacct", ns, task)
+        if cpuacct is None:
+            return None
+        nsec = _single(os.path.join(cpuacct[0], "cpuacct.usage"))
+        return None if nsec is None else nsec // 1000
+
+    def memory_current_bytes(self, ns: str, task: str) -> int | None:
+        where = self._view_dir("memory", ns, task)
+        if where is None:
+            return None
+        return _single(os.path.join(where[0], "memory.current" if where[1] else "memory.usage_in_bytes"))
+
+    def memory_limit_bytes(self, ns: str, task: str) -> int | None:
+        """The hard memory limit of the task, or None when it has none (or the mode cannot tell)."""
+        where = self._view_dir("memory", ns, task)
+        if where is None:
+            return None
+        return self._limit(os.path.join(where[0], "memory.max" if where[1] else "memory.limit_in_bytes"))
+
+    def pressure(self, ns: str, task: str) -> dict[str, float | None] | None:
+        """PSI ``avg10`` of the task's cgroup, in percent, keyed ``cpu_some``, ``cpu_full``, ``memory_some``,
+        ``memory_full``, ``io_some``, ``io_full``; None when the task is tracked in v1 (no PSI there)."""
+        if self.tracker.version != 2:
+            return None
+        directory = self.task_dir(ns, task) if task else self.ns_dir(ns)
+        found: dict[str, float | None] = {}
+        for resource in ("cpu", "memory", "io"):
+            lines = self._pressure_lines(os.path.join(directory, f"{resource}.pressure"))
+            for kind in ("some", "full"):
+                found[f"{resource}_{kind}"] = lines.get(kind)
+        return found
+
+    def limits_in_force(self, ns: str, task: str) -> dict[str, int]:
+        """The limits the kernel enforces on the task now, read from its cgroup files; unlimited ones are left
+        out. Keys carry their unit: memory_max_bytes, memory_high_bytes, memory_swap_max_bytes, pids_max,
+        cpu_quota_usec with cpu_period_usec."""
+        found: dict[str, int] = {}
+        memory = self._view_dir("memory", ns, task)
+        if memory is not None:
+            directory, v2 = memory
+            names = ({"memory_max_bytes": "memory.max", "memory_high_bytes": "memory.high",
+                      "memory_swap_max_bytes": "memory.swap.max"} if v2 else
+                     {"memory_max_bytes": "memory.limit_in_bytes",
+                      "memory_swap_max_bytes": "memory.memsw.limit_in_bytes"})
+            for key, name in names.items():
+                value = self._limit(os.path.join(directory, name))
+                if value is not None:
+                    found[key] = value
+        pids = self._view_dir("pids", ns, task)
+        if pids is not None and (value := self._limit(os.path.join(pids[0], "pids.max"))) is not None:
+            found["pids_max"] = value
+        cpu = self._view_dir("cpu", ns, task)
+        if cpu is not None:
+            directory, v2 = cpu
+            if v2:
+                try:
+                    quota, _, period = _read(os.path.join(directory, "cpu.max")).strip().partition(" ")
+                except OSError:
+                    quota, period = "max", ""
+            else:
+                quota = str(_single(os.path.join(directory, "cpu.cfs_quota_us")) or "max")
+                period = str(_single(os.path.join(directory, "cpu.cfs_period_us")) or "")
+            if quota.isdigit() and period.isdigit():
+                found["cpu_quota_usec"], found["cpu_period_usec"] = int(quota), int(period)
+        return found
+
+    _UNLIMITED = 1 << 62
+    """v1 writes "no limit" as a huge number (PAGE_COUNTER_MAX pages); anything this large is no limit."""
+
+    @classmethod
+    def _limit(cls, path: str) -> int | None:
+        """A limit file's value, or None for ``max``, a v1 "no limit", or a file that is not there."""
+        try:
+            text = _read(path).strip()
+        except OSError:
+            return None
+        if not text.isdigit():
+            return None
+        value = int(text)
+        return None if value >= cls._UNLIMITED else value
+
+    @staticmethod
+    def _pressure_lines(path: str) -> dict[str, float]:
+        """``avg10`` of each line of a PSI file (``some avg10=1.50 avg60=... total=...``)."""
+        try:
+            text = _read(path)
+        except OSError:
+            # A kernel booted with psi=0 lists the files but refuses to read them (EOPNOTSUPP).
+            return {}
+        found: dict[str, float] = {}
+        for line in text.splitlines():
+            kind, _, rest = line.partition(" ")
+            for item in rest.split():
+                key, _, value = item.partition("=")
+                if key == "avg10":
+                    try:
+                        found[kind] = float(value)
+                    except ValueError:
+                        pass
+        return found
+
+
+_V1_NAMES = {"io": "blkio"}
+"""Controllers v1 calls otherwise (cgroup v2 names are lanco's own)."""
+_CPU_PERIOD_USEC = 100_000
+_CPU_QUOTA_MIN_USEC = 1_000
+# Limit -> (controller as v2 names it, its v2 files, its v1 files): one of the files must exist for the limit to
+# be enforceable; no v1 file means v1 has no such limit.
+_LIMIT_FILES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "memory_max": ("memory", ("memory.max",), ("memory.limit_in_bytes",)),
+    "memory_high": ("memory", ("memory.high",), ()),
+    "memory_swap_max": ("memory", ("memory.swap.max",), ("memory.memsw.limit_in_bytes",)),
+    "cpu_quota": ("cpu", ("cpu.max",), ("cpu.cfs_quota_us",)),
+    "cpu_weight": ("cpu", ("cpu.weight",), ("cpu.shares",)),
+    "cpuset": ("cpuset", ("cpuset.cpus",), ("cpuset.cpus",)),
+    "pids_max": ("pids", ("pids.max",), ("pids.max",)),
+    "io_weight": ("io", ("io.weight", "io.bfq.weight"), ("blkio.weight", "blkio.bfq.weight")),
+    "io_read_bps": ("io", ("io.max",), ("blkio.throttle.read_bps_device",)),
+    "io_write_bps": ("io", ("io.max",), ("blkio.throttle.write_bps_device",)),
+}
+
+
+def _v2_value(value: int) -> str:
+    # A negative value is units.MAX, "no limit" (not imported: check loads this module and must stay quick).
+    return "max" if value < 0 else str(value)
+
+
+def _make_cpuset_usable(directory: str) -> None:
+    """A new v1 cpuset cgroup has no CPUs and no memory nodes and takes no process until given some: copy its
+    parent's, and have its own children start with a copy of its values (cgroup.clone_children)."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        _inherit_cpuset_file(directory, name)
+    try:
+        _write(os.path.join(directory, "cgroup.clone_children"), "1")
+    except OSError:
+        pass  # the copies above are what matters; this only spares the next level the same work
+
+
+def _inherit_cpuset_file(directory: str, name: str) -> None:
+    """Copy the parent's value of ``name`` into a v1 cpuset cgroup where it is still empty."""
+    path = os.path.join(directory, name)
+    try:
+        if not _read(path).strip():
+            _write(path, _read(os.path.join(os.path.dirname(directory.rstrip("/")), name)).strip())
+    except OSError as exc:
+        raise CgroupError(f"cannot prepare cpuset cgroup {directory}: {_describe(exc)}") from exc
+
+
+def _partition_note(device: str) -> str:
+    """A hint for a limit refused on a partition: the kernel throttles whole disks."""
+    sysfs = f"/sys/dev/block/{device}"
+    if not os.path.exists(os.path.join(sysfs, "partition")):
+        return ""
+    try:
+        disk = _read(os.path.join(sysfs, "..", "dev")).strip()
+    except OSError:
+        return f" ({device} is a partition; the kernel limits whole disks)"
+    return f" ({device} is a partition; the kernel limits whole disks, such as {disk})"
 
 
 def own_v2_cgroup() -> str | None:
@@ -610,8 +995,13 @@ def open_backend(mode: str, base: str, tracker_kind: str, mounts: list[CgroupMou
     """The backend for a namespace recorded with ``mode`` and ``tracker_kind`` (``unified`` or ``named``)."""
     mounts = read_mounts() if mounts is None else mounts
     unified = unified_mount(mounts)
+    if unified is not None:
+        from lanco.cgroups.nsview import namespace_view
+
+        # Inside a cgroup namespace whose cgroupfs was mounted outside it, paths start at the namespace's root.
+        unified = namespace_view(unified)
     v1 = controller_mounts(mounts)
-    if tracker_kind == "unified":
+    if tracker_kind in ("unified", "systemd"):
         if unified is None:
             raise CgroupError("cgroup mode needs the unified (v2) hierarchy, which is not mounted")
         tracker = unified
@@ -625,4 +1015,4 @@ def open_backend(mode: str, base: str, tracker_kind: str, mounts: list[CgroupMou
         return Backend(mode, base, tracker, {})
     if not v1:
         raise CgroupError(f"cgroup mode {mode} needs v1 controller hierarchies, and none is mounted")
-    return Backend(mode, base, tracker, v1)
+    return Backend(mode, base, tracker, v1, on_demand_mounts(mounts))

@@ -8,8 +8,9 @@ MODES = ("v2", "hybrid", "v1")
 NAMED_HIERARCHY = "lanco"
 """lanco's own v1 named hierarchy (``name=lanco``), shared by every namespace."""
 
-# The v1 controllers lanco uses for limits and figures. cpuset is left out on purpose: a v1 cpuset child
-# accepts no process until cpuset.cpus and cpuset.mems are written, which only a cpuset limit does.
+# The v1 controllers every task joins, for limits and figures. cpuset is left out on purpose: a v1 cpuset child
+# accepts no process until cpuset.cpus and cpuset.mems are written, so a task joins it only for a cpuset limit
+# (on_demand_mounts).
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer", "blkio")
 _V1_OPTION_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio",
                           "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc"}
@@ -87,6 +88,15 @@ def controller_mounts(mounts: list[CgroupMount]) -> dict[str, CgroupMount]:
             if controller in V1_CONTROLLERS:
                 found.setdefault(controller, mount)
     return found
+
+
+def on_demand_mounts(mounts: list[CgroupMount]) -> dict[str, CgroupMount]:
+    """The v1 hierarchies a task joins only when a limit needs them: cpuset, mounted on its own."""
+    for mount in mounts:
+        if mount.version == 1 and mount.root == "/" and "cpuset" in mount.controllers \
+                and not mount.controllers & set(V1_CONTROLLERS):
+            return {"cpuset": mount}
+    return {}
 
 
 def natural_mode(mounts: list[CgroupMount]) -> str:

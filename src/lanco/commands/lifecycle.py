@@ -17,16 +17,19 @@ def cmd_init(ns: str, args: list[str], options: Options) -> int:
     parser = parser_for("init")
     parser.add_argument("-u", "--user")
     parser.add_argument("-g", "--group")
+    parser.add_argument("--take-over", action="store_true",
+                        help="move the processes of the delegated cgroup above the base into a leaf first")
     opts = parser.parse_args(args)
     Namespace.init(ns, user=opts.user, group=opts.group, cgroup_mode=options.get("mode"),
-                   cgroup_base=options.get("base"))
+                   cgroup_base=options.get("base"), take_over=opts.take_over)
     return 0
 
 
 def cmd_run(ns: str, args: list[str], options: Options) -> int:
     import argparse
 
-    from lanco.units import parse_size
+    from lanco import limits
+    from lanco.runopts import RESTART_POLICIES, RunPlan
 
     parser = parser_for("run")
     parser.add_argument("-f", "--foreground", action="store_true")
@@ -34,16 +37,35 @@ def cmd_run(ns: str, args: list[str], options: Options) -> int:
                         help="append to an existing log instead of rotating it")
     parser.add_argument("-l", "--log")
     parser.add_argument("-c", "--exit-command")
-    parser.add_argument("-m", "--memory-max")
+    limits.add_arguments(parser)
+    lifetime = parser.add_argument_group("lifetime")
+    lifetime.add_argument("--timeout", metavar="DURATION", help="stop the task this long after it started")
+    lifetime.add_argument("--stop-signal", metavar="SIG", help="signal stop sends first (default TERM)")
+    lifetime.add_argument("--stop-timeout", metavar="DURATION", help="grace before the kill (default 10s)")
+    lifetime.add_argument("--restart", choices=RESTART_POLICIES, help="start the command again when it ends")
+    lifetime.add_argument("--restart-max", metavar="N", help="restart at most N times")
+    lifetime.add_argument("--restart-delay", metavar="DURATION", help="pause before a restart (default 100ms)")
+    process = parser.add_argument_group("process")
+    process.add_argument("-e", "--env", dest="extra_env", action="append", metavar="K=V")
+    process.add_argument("--env-file", metavar="FILE", help="K=V lines, # comments")
+    process.add_argument("--cwd", metavar="DIR")
+    process.add_argument("--umask", metavar="OCTAL")
+    process.add_argument("--nice", metavar="N")
+    process.add_argument("--user", help="run the task as this account (root)")
+    process.add_argument("--group", help="run the task with this group (root)")
     parser.add_argument("task")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     opts = parser.parse_args(args)
     if not opts.command:
         raise UsageError("run: no command given")
-    memory_max = None if opts.memory_max is None else parse_size(opts.memory_max, what="memory limit")
+    given = {key: getattr(opts, key) for key in ("log", "exit_command", "timeout", "stop_signal", "stop_timeout",
+                                                 "restart", "restart_max", "restart_delay", "extra_env",
+                                                 "env_file", "cwd", "umask", "nice", "user", "group")}
+    given.update(limits.given(opts), keep_log=opts.keep_log, foreground=opts.foreground)
+    # Parsed before the namespace is opened: a bad value is a usage error whatever else is wrong.
+    plan = RunPlan.build({k: v for k, v in given.items() if v is not None})
     task = task_for(ns, opts.task, options)
-    task.start(opts.command, log=opts.log, keep_log=opts.keep_log, exit_command=opts.exit_command,
-               memory_max=memory_max, foreground=opts.foreground)
+    task.launch(opts.command, plan)
     if not opts.foreground:
         return 0
     return _foreground_wait(task)
@@ -55,7 +77,7 @@ def _foreground_wait(task: Task) -> int:
     try:
         record = task.wait()
     except KeyboardInterrupt:
-        if task.is_running():
+        if task.is_active():
             task.stop()
         record = task.wait()
     return LOST_EXIT_CODE if record.exit_code is None else record.exit_code
@@ -76,7 +98,8 @@ def cmd_stop(ns: str, args: list[str], options: Options) -> int:
     from lanco.units import parse_duration
 
     parser = parser_for("stop")
-    parser.add_argument("-t", "--timeout", help="seconds to wait after SIGTERM before killing")
+    parser.add_argument("-t", "--timeout",
+                        help="grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)")
     parser.add_argument("task")
     opts = parser.parse_args(args)
     timeout = None if opts.timeout is None else parse_duration(opts.timeout, what="timeout")
@@ -85,6 +108,7 @@ def cmd_stop(ns: str, args: list[str], options: Options) -> int:
 
 
 def cmd_wait(ns: str, args: list[str], options: Options) -> int:
+    from lanco.record import FINISHED_STATES
     from lanco.task import LOST_EXIT_CODE
     from lanco.units import parse_duration
 
@@ -95,7 +119,7 @@ def cmd_wait(ns: str, args: list[str], options: Options) -> int:
     timeout = None if opts.timeout is None else parse_duration(opts.timeout, what="timeout")
     task = task_for(ns, opts.task, options)
     record = task.wait(timeout=timeout)
-    if record.running or record.state in ("starting", "finishing"):
+    if record.state not in FINISHED_STATES:
         raise LancoError(f"task {opts.task} is still running after {opts.timeout}")
     return LOST_EXIT_CODE if record.exit_code is None else record.exit_code
 

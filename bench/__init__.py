@@ -1,0 +1,1 @@
+"""lanco's benchmark on the real kernel: ``python -m bench`` (see bench/README.md)."""

@@ -1,0 +1,58 @@
+"""The unified hierarchy as seen from inside a cgroup namespace whose cgroupfs was mounted outside it.
+
+``unshare --cgroup`` (or a container runtime that keeps the host's mount) leaves ``/sys/fs/cgroup`` showing the
+host's whole tree, while ``/proc/self/cgroup`` gives paths relative to the namespace's root, and mountinfo shows
+the mount's root as ``/..`` components (the mount's root lies that many levels above the namespace's root). Every
+path lanco computes is relative to the namespace's root, so the mount is re-rooted at the directory that *is* that
+root: the one, that many levels below the mount point, where this process's own cgroup lists this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from lanco.cgroups.detect import CgroupMount
+
+
+def _own_relative_cgroup() -> str | None:
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("0::"):
+                    return line[3:].strip()
+    except OSError:
+        return None
+    return None
+
+
+def _dirs_at_depth(top: str, depth: int) -> Iterator[str]:
+    if depth == 0:
+        yield top
+        return
+    try:
+        entries = [e.path for e in os.scandir(top) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for entry in entries:
+        yield from _dirs_at_depth(entry, depth - 1)
+
+
+def namespace_view(mount: CgroupMount) -> CgroupMount:
+    """``mount`` re-rooted at this process's cgroup-namespace root when it was mounted outside the namespace;
+    unchanged otherwise (or when that root cannot be found, and the kernel will refuse what lies outside)."""
+    if mount.version != 2 or not mount.root.startswith("/.."):
+        return mount
+    parts = mount.root.strip("/").split("/")
+    own = _own_relative_cgroup()
+    if own is None or any(p != ".." for p in parts):
+        return mount
+    pid = str(os.getpid())
+    for candidate in _dirs_at_depth(mount.path, len(parts)):
+        try:
+            with open(os.path.join(candidate, own.lstrip("/"), "cgroup.procs"), encoding="ascii") as f:
+                if pid in f.read().split():
+                    return CgroupMount(candidate, "/", 2, mount.controllers, mount.name)
+        except OSError:
+            continue
+    return mount

@@ -1,0 +1,52 @@
+"""The commands that act on a running task: freeze, thaw, kill, set."""
+
+from __future__ import annotations
+
+from lanco.cli import Options, parser_for, task_for
+
+
+def cmd_freeze(ns: str, args: list[str], options: Options) -> int:
+    parser = parser_for("freeze")
+    parser.add_argument("task")
+    opts = parser.parse_args(args)
+    task_for(ns, opts.task, options).freeze()
+    return 0
+
+
+def cmd_thaw(ns: str, args: list[str], options: Options) -> int:
+    parser = parser_for("thaw")
+    parser.add_argument("task")
+    opts = parser.parse_args(args)
+    task_for(ns, opts.task, options).thaw()
+    return 0
+
+
+def cmd_kill(ns: str, args: list[str], options: Options) -> int:
+    from lanco.errors import NotRunning
+    from lanco.runopts import parse_signal
+
+    parser = parser_for("kill")
+    parser.add_argument("-s", "--signal", default="TERM", help="signal name or number (default TERM)")
+    parser.add_argument("task")
+    opts = parser.parse_args(args)
+    signum = parse_signal(opts.signal)
+    task = task_for(ns, opts.task, options)
+    if not task.is_running() or task.signal(signum) == 0:
+        raise NotRunning(f"task {opts.task} is not running")
+    return 0
+
+
+def cmd_set(ns: str, args: list[str], options: Options) -> int:
+    from lanco import limits
+    from lanco.errors import UsageError
+
+    parser = parser_for("set")
+    limits.add_arguments(parser)
+    parser.add_argument("task")
+    opts = parser.parse_args(args)
+    # Parsed before the namespace is opened: a bad value is a usage error whatever else is wrong.
+    wanted = limits.Limits.build(limits.given(opts))
+    if not wanted:
+        raise UsageError("set: no limit given")
+    task_for(ns, opts.task, options).apply_limits(wanted)
+    return 0

@@ -1,0 +1,415 @@
+"""A task's resource limits: parsed once from the command line's strings or the API's values, checked against the
+namespace's cgroup mode before anything is created, then written through the backend.
+
+Values keep the user's units here (bytes, percent of one CPU, weights of 1-10000 as in cgroup v2); the backend
+converts them to what each mode's files take (``cpu.shares``, ``cpu.cfs_quota_us``, memory plus swap, ...).
+``MAX`` (from ``units``) stands for ``max``: no limit, which ``set`` uses to lift one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from lanco.errors import UsageError
+from lanco.units import MAX, format_size, parse_size
+
+if TYPE_CHECKING:
+    import argparse
+
+    from lanco.cgroups.backend import Backend
+
+DeviceRates = Mapping[str, int | str] | Iterable[str]
+"""Per-device rates: ``{"/dev/sda": "10M", "8:16": 1048576}`` or ``["/dev/sda=10M", "8:16=1M"]``."""
+
+
+class LimitOptions(TypedDict, total=False):
+    """The limits ``run`` and ``set`` take, as keyword arguments of the API; strings are parsed as on the command
+    line (``"64M"``, ``"max"``), numbers are taken in the unit named."""
+
+    memory_max: int | str | None
+    """Hard memory limit in bytes; the task is OOM-killed, whole, past it."""
+    memory_high: int | str | None
+    """Memory throttling threshold in bytes (v2 only)."""
+    memory_swap_max: int | str | None
+    """Swap the task may use, in bytes, on top of its memory (0: none)."""
+    cpu_quota: float | str | None
+    """Percent of one CPU (150 = one and a half CPUs)."""
+    cpu_weight: int | str | None
+    """Relative CPU share, 1-10000, default 100."""
+    cpuset: str | None
+    """CPUs the task may run on, as a list such as ``0-3,6``."""
+    pids_max: int | str | None
+    """Most processes and threads the task may have at once."""
+    io_weight: int | str | None
+    """Relative IO share, 1-10000, default 100."""
+    io_read_bps: DeviceRates | None
+    """Read bytes per second per block device (a path or MAJ:MIN)."""
+    io_write_bps: DeviceRates | None
+    """Write bytes per second per block device (a path or MAJ:MIN)."""
+
+
+@dataclass(frozen=True)
+class DeviceRate:
+    device: str
+    """``MAJ:MIN`` of the block device."""
+    rate: int
+    """Bytes per second, or ``MAX``."""
+
+
+@dataclass(frozen=True)
+class LimitSpec:
+    """How one limit is called on the command line, and in messages about its value."""
+
+    option: str
+    what: str
+    metavar: str = "N"
+    help: str = ""
+
+
+SYS_DEV_BLOCK = "/sys/dev/block"
+"""Where the kernel lists block devices by MAJ:MIN."""
+CPU_PERCENT_MIN = 1.0
+"""cgroups take a quota of at least 1 ms per 100 ms period: 1 % of a CPU."""
+CPU_PERCENT_MAX = 100_000.0
+WEIGHT_RANGE = (1, 10_000)
+
+SPECS: dict[str, LimitSpec] = {
+    "memory_max": LimitSpec("-m/--memory-max", "memory limit", "SIZE", "hard memory limit (512K, 64M, 2G, max)"),
+    "memory_high": LimitSpec("--memory-high", "memory high limit", "SIZE", "memory throttling threshold (v2)"),
+    "memory_swap_max": LimitSpec("--memory-swap-max", "swap limit", "SIZE", "swap on top of the memory (0: none)"),
+    "cpu_quota": LimitSpec("--cpu-quota", "CPU quota", "PERCENT", "percent of one CPU (150: one and a half)"),
+    "cpu_weight": LimitSpec("--cpu-weight", "CPU weight", "N", "relative CPU share, 1-10000 (default 100)"),
+    "cpuset": LimitSpec("--cpuset", "cpuset", "CPUS", "CPUs to run on, such as 0-3,6"),
+    "pids_max": LimitSpec("--pids-max", "pids limit", "N", "most processes and threads at once"),
+    "io_weight": LimitSpec("--io-weight", "IO weight", "N", "relative IO share, 1-10000 (default 100)"),
+    "io_read_bps": LimitSpec("--io-read-bps", "IO read rate", "DEV=RATE", "read bytes/s from DEV (path or MAJ:MIN)"),
+    "io_write_bps": LimitSpec("--io-write-bps", "IO write rate", "DEV=RATE", "written bytes/s to DEV"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The limit options of ``run`` and ``set``; each lands under its ``Limits`` field name."""
+    for key, spec in SPECS.items():
+        repeatable = key in ("io_read_bps", "io_write_bps")
+        parser.add_argument(*spec.option.split("/"), dest=key, metavar=spec.metavar, help=spec.help,
+                            action="append" if repeatable else "store")
+
+
+def given(namespace: argparse.Namespace) -> dict[str, Any]:
+    """The limits given on a command line parsed with :func:`add_arguments`, as options for :meth:`Limits.build`."""
+    return {key: getattr(namespace, key) for key in SPECS if getattr(namespace, key, None) is not None}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits to enforce on one task; None (or an empty tuple) leaves a limit as the kernel has it."""
+
+    memory_max: int | None = None
+    memory_high: int | None = None
+    memory_swap_max: int | None = None
+    cpu_quota: float | None = None
+    cpu_weight: int | None = None
+    cpuset: str | None = None
+    pids_max: int | None = None
+    io_weight: int | None = None
+    io_read_bps: tuple[DeviceRate, ...] = ()
+    io_write_bps: tuple[DeviceRate, ...] = ()
+
+    # -- building ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, options: Mapping[str, Any]) -> Limits:
+        """Parse the limit keys of ``options`` (other keys are ignored); UsageError on the first bad value."""
+        values: dict[str, Any] = {}
+        for key, raw in options.items():
+            if key not in SPECS or raw is None:
+                continue
+            parse = _PARSERS[key]
+            values[key] = parse(raw, SPECS[key].what)
+        return cls(**values)
+
+    def __bool__(self) -> bool:
+        return any(True for _ in self.items())
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """The limits that are set, in a fixed order, as (key, value)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value != ():
+                yield f.name, value
+
+    def merged(self, newer: Limits) -> Limits:
+        """These limits with those set in ``newer`` replacing them (``set`` on a running task)."""
+        return replace(self, **dict(newer.items()))
+
+    # -- enforcing -----------------------------------------------------------------------------------------
+
+    def check(self, backend: Backend, ns: str) -> None:
+        """Refuse, before anything is created, a limit the namespace's cgroup mode cannot enforce."""
+        for key, _ in self.items():
+            backend.check_limit(ns, key, SPECS[key].option)
+        if self.memory_swap_max is not None and self.memory_swap_max != MAX:
+            backend.check_swap_limit(ns, SPECS["memory_swap_max"].option, self.memory_max is not None)
+
+    def apply(self, backend: Backend, ns: str, task: str) -> None:
+        """Write the limits into the task's cgroups (before the task joins them, or while it runs for ``set``)."""
+        if self.memory_max is not None or self.memory_high is not None or self.memory_swap_max is not None:
+            backend.set_memory(ns, task, maximum=self.memory_max, high=self.memory_high,
+                               swap_max=self.memory_swap_max)
+        if self.cpu_quota is not None:
+            backend.set_cpu_quota(ns, task, self.cpu_quota)
+        if self.cpu_weight is not None:
+            backend.set_cpu_weight(ns, task, self.cpu_weight)
+        if self.cpuset is not None:
+            backend.set_cpuset(ns, task, self.cpuset)
+        if self.pids_max is not None:
+            backend.set_pids_max(ns, task, self.pids_max)
+        if self.io_weight is not None:
+            backend.set_io_weight(ns, task, self.io_weight)
+        for rate in self.io_read_bps:
+            backend.set_io_rate(ns, task, rate.device, read=rate.rate)
+        for rate in self.io_write_bps:
+            backend.set_io_rate(ns, task, rate.device, write=rate.rate)
+
+    # -- the record ----------------------------------------------------------------------------------------
+
+    def as_record(self) -> dict[str, Any]:
+        """The limits as JSON-ready data for the task's record; numbers carry their unit in their key and an
+        explicit "no limit" is the string ``max``."""
+        record: dict[str, Any] = {}
+        for key, value in self.items():
+            if key in ("io_read_bps", "io_write_bps"):
+                record[key] = {r.device: _max_or(r.rate) for r in value}
+            else:
+                record[_RECORD_KEYS.get(key, key)] = _max_or(value)
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Limits:
+        """The inverse of :meth:`as_record`; unknown or damaged entries are skipped, never fatal."""
+        values: dict[str, Any] = {}
+        by_record_key = {v: k for k, v in _RECORD_KEYS.items()}
+        by_record_key["memory_max"] = "memory_max"  # records written before the keys carried units
+        for record_key, value in record.items():
+            key = by_record_key.get(record_key, record_key)
+            if key not in SPECS:
+                continue
+            try:
+                if key in ("io_read_bps", "io_write_bps"):
+                    values[key] = tuple(DeviceRate(str(d), _from_max(r)) for d, r in dict(value).items())
+                elif key == "cpuset":
+                    values[key] = str(value)
+                elif key == "cpu_quota":
+                    values[key] = float(_from_max(value))
+                else:
+                    values[key] = int(_from_max(value))
+            except (TypeError, ValueError):
+                continue
+        return cls(**values)
+
+
+def describe(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Human-readable (label, value) pairs of a record's ``limits``, for ``status`` and the like."""
+    limits = Limits.from_record(record)
+    rows: list[tuple[str, str]] = []
+    for key, value in limits.items():
+        label = SPECS[key].option.rpartition("--")[2]
+        if key in ("io_read_bps", "io_write_bps"):
+            text = ", ".join(f"{r.device} {_size_text(r.rate)}/s" for r in value)
+        elif key.startswith("memory_"):
+            text = _size_text(value)
+        elif key == "cpu_quota":
+            text = "max" if value == MAX else f"{value:g}% of a CPU"
+        else:
+            text = "max" if value == MAX else str(value)
+        rows.append((label, text))
+    return rows
+
+
+_RECORD_KEYS = {
+    "memory_max": "memory_max_bytes",
+    "memory_high": "memory_high_bytes",
+    "memory_swap_max": "memory_swap_max_bytes",
+    "cpu_quota": "cpu_quota_percent",
+}
+
+
+def _max_or(value: int | float) -> int | float | str:
+    return "max" if value == MAX else value
+
+
+def _from_max(value: Any) -> Any:
+    return MAX if value == "max" else value
+
+
+def _size_text(value: int) -> str:
+    return "max" if value == MAX else format_size(value)
+
+
+# -- parsers: one per kind of value, each taking the command line's string or the API's number ------------------
+
+def _size(raw: int | str, what: str, *, allow_zero: bool = False) -> int:
+    if isinstance(raw, bool):
+        raise UsageError(f"invalid {what} {raw!r}: expected a number of bytes")
+    if isinstance(raw, int):
+        if raw == MAX or raw > 0 or (allow_zero and raw == 0):
+            return raw
+        raise UsageError(f"invalid {what} {raw}: must be greater than zero")
+    return parse_size(str(raw), what=what, allow_zero=allow_zero)
+
+
+def _swap(raw: int | str, what: str) -> int:
+    return _size(raw, what, allow_zero=True)
+
+
+def _cpu_quota(raw: float | str, what: str) -> float:
+    if isinstance(raw, str):
+        text = raw.strip().removesuffix("%").strip()
+        if text.lower() == "max":
+            return float(MAX)
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"invalid {what} {raw!r}: expected a percentage of one CPU (20, 150, 12.5%) "
+                             "or max") from None
+    elif isinstance(raw, bool):
+        raise UsageError(f"invalid {what} {raw!r}: expected a percentage of one CPU")
+    else:
+        value = float(raw)
+        if value == MAX:
+            return value
+    if not math.isfinite(value) or value < CPU_PERCENT_MIN or value > CPU_PERCENT_MAX:
+        raise UsageError(f"invalid {what} {raw!r}: must be from {CPU_PERCENT_MIN:g} to {CPU_PERCENT_MAX:g} "
+                         "(% of one CPU)")
+    return value
+
+
+def _integer(raw: int | str, what: str, low: int, high: int | None, *, allow_max: bool) -> int:
+    if isinstance(raw, bool):
+        raise UsageError(f"invalid {what} {raw!r}: expected a whole number")
+    if isinstance(raw, str):
+        text = raw.strip()
+        if allow_max and text.lower() == "max":
+            return MAX
+        if not re.fullmatch(r"-?[0-9]+", text, re.ASCII):
+            raise UsageError(f"invalid {what} {raw!r}: expected a whole number{' or max' if allow_max else ''}")
+        value = int(text)
+    else:
+        value = int(raw)
+        if allow_max and value == MAX:
+            return MAX
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise UsageError(f"invalid {what} {raw!r}: must be {bounds}")
+    return value
+
+
+def _weight(raw: int | str, what: str) -> int:
+    return _integer(raw, what, *WEIGHT_RANGE, allow_max=False)
+
+
+def _pids(raw: int | str, what: str) -> int:
+    return _integer(raw, what, 1, 4_194_304, allow_max=True)
+
+
+_CPU_LIST = re.compile(r"[0-9]+(?:-[0-9]+)?(?:,[0-9]+(?:-[0-9]+)?)*", re.ASCII)
+
+
+def _cpuset(raw: str, what: str) -> str:
+    text = str(raw).strip()
+    if not _CPU_LIST.fullmatch(text):
+        raise UsageError(f"invalid {what} {raw!r}: expected a list of CPUs such as 0-3,6")
+    wanted: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        low, high = int(first), int(last or first)
+        if high < low:
+            raise UsageError(f"invalid {what} {raw!r}: range {part} runs backwards")
+        wanted.update(range(low, high + 1))
+    online = online_cpus()
+    if online is not None and not wanted <= online:
+        missing = ",".join(str(c) for c in sorted(wanted - online))
+        raise UsageError(f"invalid {what} {raw!r}: no such CPU {missing} (online: {format_cpu_list(online)})")
+    return format_cpu_list(wanted)
+
+
+def online_cpus(path: str = "/sys/devices/system/cpu/online") -> set[int] | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    cpus: set[int] = set()
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def format_cpu_list(cpus: Iterable[int]) -> str:
+    """``0-3,6`` for {0, 1, 2, 3, 6}: the kernel's own list form."""
+    ordered = sorted(set(cpus))
+    parts: list[str] = []
+    start = previous = None
+    for cpu in [*ordered, None]:
+        if cpu is not None and previous is not None and cpu == previous + 1:
+            previous = cpu
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = cpu
+    return ",".join(parts)
+
+
+def _device_rates(raw: DeviceRates, what: str) -> tuple[DeviceRate, ...]:
+    pairs: list[tuple[str, int | str]] = []
+    if isinstance(raw, str):
+        raw = [raw]
+    if isinstance(raw, Mapping):
+        pairs = [(str(k), v) for k, v in raw.items()]
+    else:
+        for item in raw:
+            name, sep, text = str(item).rpartition("=")
+            if not sep or not name or not text:
+                raise UsageError(f"invalid {what} {item!r}: expected DEVICE=RATE (/dev/sda=10M, 8:0=1G)")
+            pairs.append((name, text))
+    by_device: dict[str, int] = {}
+    for device, rate in pairs:
+        by_device[block_device(device, what)] = _size(rate, f"{what} of {device}")
+    return tuple(DeviceRate(d, r) for d, r in by_device.items())
+
+
+def block_device(text: str, what: str = "device") -> str:
+    """``MAJ:MIN`` of a block device given as a path (its own numbers: a partition stays a partition) or as
+    ``MAJ:MIN``; refused when there is no such block device."""
+    if re.fullmatch(r"[0-9]+:[0-9]+", text, re.ASCII):
+        if os.path.isdir(SYS_DEV_BLOCK) and not os.path.exists(os.path.join(SYS_DEV_BLOCK, text)):
+            raise UsageError(f"invalid {what}: no block device {text}")
+        return text
+    try:
+        st = os.stat(text)
+    except OSError as exc:
+        raise UsageError(f"invalid {what}: {text}: {exc.strerror}") from None
+    if not stat.S_ISBLK(st.st_mode):
+        raise UsageError(f"invalid {what}: {text} is not a block device (give /dev/NAME or MAJ:MIN)")
+    return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+
+
+_PARSERS: dict[str, Any] = {
+    "memory_max": _size,
+    "memory_high": _size,
+    "memory_swap_max": _swap,
+    "cpu_quota": _cpu_quota,
+    "cpu_weight": _weight,
+    "cpuset": _cpuset,
+    "pids_max": _pids,
+    "io_weight": _weight,
+    "io_read_bps": _device_rates,
+    "io_write_bps": _device_rates,
+}

@@ -1,0 +1,180 @@
+"""Faults and races: a launcher killed mid-way, concurrent stops, damaged records, foreign boots."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import Sandbox
+from tests.integration.conftest import alive, make_namespace, task_pids, wait_until
+from tests.integration.test_lifecycle import one_warning
+
+
+def consistent(sandbox: Sandbox, ns: str, task: str) -> str:
+    """The task is either running and fully tracked, or nothing of it runs; returns which."""
+    status = sandbox.lanco(ns, "status", "--json", task)
+    running = sandbox.lanco(ns, "check", task).returncode == 0
+    if running:
+        record = json.loads(status.stdout)
+        assert record["state"] == "running" and record["processes"], record
+        monitor = (sandbox.state_dir(ns) / "tasks" / task / "monitor").read_text().split()
+        assert alive(int(monitor[0]))
+        return "running"
+    if status.returncode == 0:
+        assert json.loads(status.stdout)["processes"] == []
+    return "absent"
+
+
+@pytest.mark.slow
+def test_launcher_killed_at_random_moments_of_run(sandbox: Sandbox) -> None:
+    ns = make_namespace(sandbox)
+    rng = random.Random(7)
+    outcomes = {"running": 0, "absent": 0}
+    for _ in range(60):
+        proc = subprocess.Popen(sandbox.command(ns, "run", "victim", "sleep", "300"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, 0.12))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        outcome = consistent(sandbox, ns, "victim")
+        outcomes[outcome] += 1
+        if outcome == "running":
+            sandbox.ok(ns, "stop", "victim")
+        # The name always works again afterwards.
+        sandbox.ok(ns, "run", "victim", "true")
+        assert sandbox.lanco(ns, "wait", "victim").returncode == 0
+    assert outcomes["running"] and outcomes["absent"], outcomes
+
+
+def test_launcher_killed_during_stop_and_release(sandbox: Sandbox) -> None:
+    ns = make_namespace(sandbox)
+    rng = random.Random(11)
+    for _ in range(10):
+        sandbox.ok(ns, "run", "t", "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done")
+        proc = subprocess.Popen(sandbox.command(ns, "stop", "-t", "0.3", "t"))
+        time.sleep(rng.uniform(0.0, 0.5))
+        proc.kill()
+        proc.wait()
+        if sandbox.lanco(ns, "check", "t").returncode == 0:
+            sandbox.ok(ns, "stop", "-t", "0.1", "t")
+        assert sandbox.lanco(ns, "check", "t").returncode == 1
+        proc = subprocess.Popen(sandbox.command(ns, "release", "t"))
+        time.sleep(rng.uniform(0.0, 0.05))
+        proc.kill()
+        proc.wait()
+        sandbox.lanco(ns, "release", "t")
+        assert not (sandbox.state_dir(ns) / "tasks" / "t").exists()
+
+
+def test_concurrent_stops_one_success(sandbox: Sandbox) -> None:
+    ns = make_namespace(sandbox)
+    sandbox.ok(ns, "run", "target", "sh", "-c", "sleep 300 & sleep 300")
+    procs = [subprocess.Popen(sandbox.command(ns, "stop", "target"), stderr=subprocess.PIPE, text=True)
+             for _ in range(20)]
+    results = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in procs]
+    assert sorted(code for code, _ in results) == [0] + [1] * 19
+    for code, err in results:
+        if code:
+            assert one_warning(err, "stop") == "task target is not running"
+
+
+def test_run_racing_stop_and_release_never_makes_two_tasks(sandbox: Sandbox) -> None:
+    ns = make_namespace(sandbox)
+    for _ in range(15):
+        commands = [sandbox.command(ns, "run", "r", "sleep", "300"), sandbox.command(ns, "run", "r", "sleep", "300"),
+                    sandbox.command(ns, "stop", "-t", "1", "r"), sandbox.command(ns, "release", "r")]
+        procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands]
+        for p in procs:
+            p.wait(60)
+        pids = task_pids(sandbox, ns, "r") if sandbox.lanco(ns, "check", "r").returncode == 0 else []
+        assert len(pids) <= 1
+        if pids:
+            sandbox.ok(ns, "stop", "r")
+    sandbox.lanco(ns, "release", "r")
+
+
+def test_damaged_records_are_named_and_other_tasks_served(sandbox: Sandbox) -> None:
+    ns = make_namespace(sandbox)
+    sandbox.ok(ns, "run", "healthy", "sleep", "300")
+    sandbox.ok(ns, "run", "broken", "true")
+    sandbox.lanco(ns, "wait", "broken")
+    spec = sandbox.state_dir(ns) / "tasks" / "broken" / "spec.json"
+    spec.write_text('{"argv": ["tru')
+    result = sandbox.lanco(ns, "status", "broken")
+    assert result.returncode == 1
+    assert one_warning(result.stderr, "status").startswith(f"the record of task broken is damaged: {spec}")
+    assert sandbox.lanco(ns, "check", "healthy").returncode == 0
+    listing = sandbox.lanco(ns, "ls", "--all")
+    assert " ├ healthy" in listing.stdout.splitlines()
+    assert "broken" in listing.stderr
+    (sandbox.state_dir(ns) / "tasks" / "broken" / "result").write_bytes(b"\xff\xfe")
+    assert sandbox.lanco(ns, "status", "broken").returncode == 1
+    # A damaged finished task does not block its name.
+    sandbox.ok(ns, "run", "broken", "true")
+    assert sandbox.lanco(ns, "wait", "broken").returncode == 0
+    sandbox.ok(ns, "stop", "healthy")
+
+
+def test_record_from_a_previous_boot_is_lost(sandbox: Sandbox) -> None:
+    ns = make_namespace(sandbox)
+    sandbox.ok(ns, "run", "old", "true")
+    sandbox.lanco(ns, "wait", "old")
+    record_dir = sandbox.state_dir(ns) / "tasks" / "old"
+    spec = json.loads((record_dir / "spec.json").read_text())
+    spec["boot_id"] = "00000000-0000-0000-0000-000000000000"
+    (record_dir / "spec.json").write_text(json.dumps(spec))
+    (record_dir / "result").unlink()
+    # The "monitor" file names a live process (this test) that is not its monitor after a reboot.
+    with open(f"/proc/{os.getpid()}/stat") as f:
+        start_time = f.read().rpartition(")")[2].split()[19]
+    (record_dir / "monitor").write_text(f"{os.getpid()} {start_time}\n")
+    record = json.loads(sandbox.ok(ns, "status", "--json", "old").stdout)
+    assert record["state"] == "lost"
+
+
+def test_group_members_share_a_namespace_given_with_init_g(sandbox: Sandbox, test_user: str,
+                                                          other_user: str) -> None:
+    group = "lancotestg"
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        subprocess.run(["groupadd", group], check=True)
+    subprocess.run(["usermod", "-a", "-G", group, other_user], check=True)
+    ns = make_namespace(sandbox, user=test_user, group=group)
+    sandbox.ok(ns, "run", "shared", "sleep", "300", user=test_user)
+    assert sandbox.lanco(ns, "check", "shared", user=other_user).returncode == 0
+    assert json.loads(sandbox.ok(ns, "status", "--json", "shared", user=other_user).stdout)["state"] == "running"
+    # The kernel lets a user signal only their own processes: members stop their own tasks, not others'.
+    refused = sandbox.lanco(ns, "stop", "-t", "0.2", "shared", user=other_user)
+    assert refused.returncode == 1 and "runs as another user" in one_warning(refused.stderr, "stop")
+    sandbox.ok(ns, "run", "by-member", "sleep", "300", user=other_user)
+    sandbox.ok(ns, "stop", "by-member", user=other_user)
+    sandbox.ok(ns, "stop", "shared", user=test_user)
+    # Without -g, the owner's primary group grants nothing.
+    private = make_namespace(sandbox, user=test_user)
+    result = sandbox.lanco(private, "check", "x", user=other_user)
+    assert result.returncode == 1 and "belongs to user" in one_warning(result.stderr, "check")
+
+
+def test_argv_env_and_hooks_pass_unchanged(sandbox: Sandbox) -> None:
+    ns = make_namespace(sandbox)
+    out = sandbox.root / "argv.json"
+    tricky = ["a b", "'quoted'", '"double"', "$HOME", "`id`", "line\nbreak", "*", ""]
+    program = f"import json, os, sys; json.dump([sys.argv[1:], os.environ['TRICKY']], open({str(out)!r}, 'w'))"
+    env_value = "x\ny 'q' \"d\" $PATH `id` \\"
+    sandbox.ok(ns, "run", "argv", "python3", "-c", program, *tricky, extra_env={"TRICKY": env_value})
+    assert sandbox.lanco(ns, "wait", "argv").returncode == 0
+    assert json.loads(out.read_text()) == [tricky, env_value]
+    hook_out = sandbox.root / "hook.txt"
+    hook = f"printf '%s|' '$HOME' \"$LANCO_TASK\" > {hook_out}"
+    sandbox.ok(ns, "run", "-c", hook, "hooked", "true")
+    sandbox.lanco(ns, "wait", "hooked")
+    assert wait_until(lambda: hook_out.exists() and hook_out.read_text() != "")
+    assert hook_out.read_text() == "$HOME|hooked|"
