@@ -150,11 +150,12 @@ class Limits:
 
     # -- enforcing -----------------------------------------------------------------------------------------
 
-    def check(self, backend: Backend, ns: str) -> None:
-        """Refuse, before anything is created, a limit the namespace's cgroup mode cannot enforce."""
+    def check(self, backend: Backend, ns: str, *, running: bool = False) -> None:
+        """Refuse, before anything is created, a limit the namespace's cgroup mode cannot enforce. For a
+        ``running`` task (``set``) the limits it has count too: its memory limit is what swap adds to on v1."""
         for key, _ in self.items():
             backend.check_limit(ns, key, SPECS[key].option)
-        if self.memory_swap_max is not None and self.memory_swap_max != MAX:
+        if self.memory_swap_max is not None and self.memory_swap_max != MAX and not running:
             backend.check_swap_limit(ns, SPECS["memory_swap_max"].option, self.memory_max is not None)
 
     def apply(self, backend: Backend, ns: str, task: str) -> None:

@@ -22,6 +22,16 @@ def rotate(path: str, keep: int = KEEP_ROTATED) -> None:
     os.replace(path, f"{path}.1")
 
 
+def require_space(path: str) -> None:
+    """Refuse a log whose file system is full: the task would run with its output silently lost."""
+    try:
+        free_blocks = os.statvfs(os.path.dirname(path) or ".").f_bavail
+    except OSError:
+        return  # a missing directory is reported by the open that follows
+    if free_blocks == 0:
+        raise LancoError(f"cannot log to {path}: no space left on its file system")
+
+
 def open_append(path: str, owner: tuple[int, int] | None = None) -> int:
     """Open ``path`` for appending without following a symbolic link; the caller closes the descriptor."""
     try:

@@ -15,9 +15,16 @@ def configure(debug_level: int, tokens: list[str]) -> None:
     _debug_tokens = set(tokens)
 
 
+def one_line(text: str) -> str:
+    """Escape control and line-separator characters, so that a message stays one line whatever it quotes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _emit(level: str, token: str, text: str) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    sys.stderr.write(f"{stamp} [{level}/{token}] {text}\n")
+    sys.stderr.write(f"{stamp} [{level}/{token}] {one_line(text)}\n")
     sys.stderr.flush()
 
 

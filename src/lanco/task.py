@@ -184,6 +184,7 @@ class Task:
                                                         self.namespace.config.default_log(self.name))
                 if log_path is not None:
                     log_path = os.path.abspath(log_path)
+                    logfile.require_space(log_path)
                     if not keep_log:
                         logfile.rotate(log_path)
                     log_fd = logfile.open_append(log_path, owner)
@@ -308,11 +309,6 @@ class Task:
         self._write_marker("stop", str(spec.get("run_id", "")))
         if self._restart_pending(spec):
             self._wake_monitor()
-        if backend.frozen(self._ns, self.name):
-            # Thawed first: a frozen process acts on no signal (v1), and a v2 freezer can leave one that was
-            # signalled while frozen stuck until the kill (seen on 6.18, about one stop in three).
-            with contextlib.suppress(LancoError):
-                backend.set_frozen(self._ns, self.name, False)
         try:
             signalled = self.signal(stop_signal, resume=True)
             messages.debug("stop", f"task {self.name}: signal {stop_signal} sent to {signalled} processes, "
@@ -321,6 +317,11 @@ class Task:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.state_dir, "stop"))
             raise
+        if backend.frozen(self._ns, self.name):
+            # Thawed once signalled, so that it acts on the signal before running anything else (a frozen
+            # process takes only a fatal signal, and v1 delivers even that on thaw).
+            with contextlib.suppress(LancoError):
+                backend.set_frozen(self._ns, self.name, False)
         if not backend.wait_empty(self._ns, self.name, timeout):
             messages.debug("stop", f"task {self.name}: still running after {timeout}s, killing it")
             for _ in range(10):
@@ -389,7 +390,7 @@ class Task:
         if not wanted:
             raise UsageError("no limit given")
         backend = self._backend
-        wanted.check(backend, self._ns)
+        wanted.check(backend, self._ns, running=True)
         if "cpuset" in backend.controllers_for(k for k, _ in wanted.items()):
             # v1 takes a process into a cpuset cgroup only when it joins: a task started without one has none.
             cpuset_dir = backend.controller_dir("cpuset", self._ns, self.name)

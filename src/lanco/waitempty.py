@@ -24,7 +24,8 @@ def main(events: str) -> int:
             return 0  # the cgroup is gone
         if "populated 0" in text or not text:
             return 0
-        poller.poll()
+        # A change right after another can come without a wake-up: look again every second all the same.
+        poller.poll(1000)
 
 
 if __name__ == "__main__":

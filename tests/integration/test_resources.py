@@ -194,7 +194,8 @@ def test_frozen_task_uses_no_cpu_resumes_and_stops(sandbox: Sandbox, mode: str, 
     sandbox.ok(ns, "freeze", "spin")
     started = time.monotonic()
     sandbox.ok(ns, "stop", "spin")
-    assert time.monotonic() - started < 5
+    # Well within the 10 s grace: the thaw's cgroup.events change right before the exit's must not hide it.
+    assert time.monotonic() - started < 2
     assert status(sandbox, ns, "spin")["state"] == "stopped"
     for command in ("freeze", "thaw"):
         result = sandbox.lanco(ns, command, "spin")

@@ -318,6 +318,7 @@ class TestV1:
             Limits(memory_swap_max=1 << 20).check(b, NS)
         Limits(memory_swap_max=MAX).check(b, NS)
         Limits(memory_max=1 << 20, memory_swap_max=1 << 20).check(b, NS)
+        Limits(memory_swap_max=1 << 20).check(b, NS, running=True)  # set: the task's own memory limit counts
 
     def test_io_is_blkio_in_v1(self, host: FakeHost) -> None:
         b = Backend("v1", BASE, host.named, host.v1_controllers)

@@ -1,0 +1,73 @@
+"""Fuzzing the command line: any argv gives a clear one-line error or a valid action, never a traceback.
+
+The namespace named in the fuzzed argv exists (a saved configuration in the test's state root) but its
+cgroups do not, and the caller is not root: nothing the fuzzer finds can create or start anything here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lanco import cli
+from lanco.config import NamespaceConfig, system_log_dir, system_state_dir
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d \[WARN/[\w.-]+\] [^\n]+$")
+WORDS = ["init", "run", "check", "stop", "status", "wait", "ls", "release", "dump", "top", "logs", "freeze",
+         "thaw", "kill", "set", "-f", "-L", "-l", "-c", "-m", "-t", "-n", "-s", "-u", "-g", "-d", "-D", "--json",
+         "--all", "-l", "--cgroup-mode", "--cgroup-base", "v1", "v2", "hybrid", "512M", "0", "-1", "max", "2s",
+         "SIGTERM", "TERM", "9", "K=V", "K", "=V", "../x", "a/b", ".x", "task", "fuzzns", "true", "--", "-",
+         "--memory-max", "--timeout", "--restart", "always", "--env", "--cwd", "/nonexistent", "--pids-max",
+         "--cpu-quota", "20", "--help-me", "\x00", "é", " ", ""]
+
+
+@pytest.fixture
+def fuzz_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    state = system_state_dir("fuzzns")
+    os.makedirs(os.path.join(state, "tasks"))
+    NamespaceConfig(name="fuzzns", owner_uid=4242, owner_gid=4242, group_access=False, mode="hybrid",
+                    tracker="named", cgroup_base="/lanco-fuzz-nonexistent", state_dir=state,
+                    log_dir=system_log_dir("fuzzns"), created=0.0).save()
+    # Not root, not the owner: every command stops at the permission check or before it.
+    monkeypatch.setattr(os, "geteuid", lambda: 4243)
+    monkeypatch.setattr(os, "getegid", lambda: 4243)
+    monkeypatch.setattr(os, "getgroups", lambda: [4243])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argv=st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=12)), max_size=8))
+def test_any_argv_is_an_action_or_one_clear_line(fuzz_namespace: None, argv: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # --help and --version exit through argparse/SystemExit with 0
+        assert exc.code in (0, None), argv
+        capsys.readouterr()
+        return
+    captured = capsys.readouterr()
+    assert isinstance(code, int)
+    if code != 0:
+        lines = captured.err.splitlines()
+        assert len(lines) == 1 and LINE.match(lines[0]), (argv, captured.err)
+        assert code in (1, 2, 126, 127), (argv, code)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rest=st.lists(st.sampled_from(WORDS), min_size=1, max_size=6))
+def test_commands_of_the_namespace_are_refused_cleanly(fuzz_namespace: None, rest: list[str],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = cli.main(["fuzzns", *rest])
+    except SystemExit as exc:
+        assert exc.code in (0, None), rest
+        capsys.readouterr()
+        return
+    err = capsys.readouterr().err
+    if code != 0:
+        lines = err.splitlines()
+        assert len(lines) == 1 and LINE.match(lines[0]), (rest, err)
