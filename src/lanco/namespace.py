@@ -5,7 +5,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -153,7 +152,7 @@ class Namespace:
             dir_mode = 0o2770 if group_access else 0o700
             for directory, owner, mode_bits in ((config.state_dir, (0, 0), 0o755),
                                                 (config.tasks_dir, (uid, gid), dir_mode),
-                                                (config.log_dir, (uid, gid), dir_mode | 0o750)):
+                                                (config.log_dir, (uid, gid), dir_mode)):
                 if not os.path.isdir(directory):
                     os.makedirs(directory, exist_ok=True)
                     made_dirs.append(directory)
@@ -166,6 +165,8 @@ class Namespace:
             if existing is None:
                 config.save()
         except BaseException:
+            import shutil
+
             for directory in reversed(made_dirs):
                 shutil.rmtree(directory, ignore_errors=True)
             backend.remove_dirs(reversed(made_cgroups))
@@ -189,6 +190,8 @@ class Namespace:
         for task in self.tasks():
             task.settle()
         backend.remove_namespace(self.name)
+        import shutil
+
         shutil.rmtree(self.config.state_dir, ignore_errors=False)
         return targets
 

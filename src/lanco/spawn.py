@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import signal
-import subprocess
-from importlib import resources
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MONITOR_SCRIPT = "monitor.sh"
 WAITER_SCRIPT = "waitempty.py"
 
 
 def package_file(name: str) -> str:
-    return str(resources.files("lanco").joinpath(name))
+    # The monitor is run by /bin/sh, so the package is a directory on disk (no zip import): a plain path
+    # serves, without importlib.resources, whose import costs every command several milliseconds.
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
 
 
 def monitor_shell() -> str:
@@ -37,7 +39,7 @@ def _prctl() -> Any:
 
 
 def start_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd: str | None = None,
-                   *, subreaper: bool = False) -> None:
+                   *, subreaper: bool = False, root_joins: list[str] | None = None) -> None:
     """Start ``argv`` as a grandchild in a session of its own, so that it belongs to no launcher.
 
     ``fds`` maps the child's descriptor numbers to ours; every other descriptor is closed. The intermediate
@@ -55,6 +57,8 @@ def start_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cw
             if os.fork() == 0:
                 if prctl is not None:
                     prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+                if os.getuid() == 0 and os.geteuid() != 0:
+                    _settle_as_owner(root_joins)
                 _exec_with_fds(argv, env, fds, cwd)
             code = 0
         except BaseException:
@@ -64,6 +68,22 @@ def start_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cw
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise OSError(f"cannot start {argv[0]}: the detaching child failed")
+
+
+def _settle_as_owner(root_joins: list[str] | None) -> None:  # pragma: no cover - runs in the child
+    """Root acting as a namespace's owner: join ``root_joins`` with root's rights (cgroup v2 lets only root
+    move a process across the root-owned common ancestor), then become the owner for good."""
+    from lanco.privileges import become_owner_for_good
+
+    owner = (os.geteuid(), os.getegid())
+    os.seteuid(0)
+    for path in root_joins or ():
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+    become_owner_for_good(owner)
 
 
 def _exec_with_fds(argv: list[str], env: dict[str, str], fds: dict[int, int],
@@ -89,6 +109,8 @@ def hook_runner(owner_uid: int, owner_gid: int) -> list[str]:
     """The argv prefix that runs an exit hook as the namespace's owner when root acts for someone else."""
     if os.geteuid() != 0 or owner_uid == 0:
         return []
+    import shutil
+
     setpriv = shutil.which("setpriv")
     if setpriv:
         return [setpriv, f"--reuid={owner_uid}", f"--regid={owner_gid}", "--init-groups", "--"]
@@ -118,6 +140,8 @@ def run_hook_detached(command: str, env: dict[str, str], runner: list[str], log_
 
 def mount_named_hierarchy(name: str, target: str) -> str:
     """Mount a controller-less named v1 hierarchy; returns an error text, empty on success."""
+    import subprocess
+
     result = subprocess.run(["mount", "-t", "cgroup", "-o", f"none,name={name}", "cgroup", target],
                             capture_output=True, text=True, check=False)
     return "" if result.returncode == 0 else (result.stderr.strip() or f"mount exited {result.returncode}")

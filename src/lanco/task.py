@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import select
-import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from lanco import logfile, messages, procfs
 from lanco.cgroups.backend import poll_ms
@@ -28,6 +28,7 @@ from lanco.errors import (
     UsageError,
 )
 from lanco.names import check_task_name
+from lanco.privileges import acting_as
 from lanco.record import (
     FINISHED_STATES,
     TaskRecord,
@@ -60,6 +61,25 @@ LOST_EXIT_CODE = 255
 """What ``wait`` and ``run -f`` return for a run whose end nobody saw (its monitor died)."""
 _RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "restarting", "runs.jsonl")
 _START_REPORT_TIMEOUT = 30.0
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _as_owner(method: _Method) -> _Method:
+    """Run ``method`` with the namespace owner's effective ids when root works in someone else's namespace
+    (see lanco.privileges): the owner's files are then handled with no more than the owner's rights."""
+
+    @functools.wraps(method)
+    def acting(self: Task, *args: Any, **kwargs: Any) -> Any:
+        owner = self.namespace.acting_for_owner
+        if owner is None:
+            return method(self, *args, **kwargs)
+        _ = self._backend  # opened, and the named hierarchy mounted, while still root
+        with acting_as(owner):
+            return method(self, *args, **kwargs)
+
+    return cast(_Method, acting)
 
 
 class Task:
@@ -98,6 +118,7 @@ class Task:
     def pids(self) -> list[int]:
         return self._backend.pids(self._ns, self.name)
 
+    @_as_owner
     def record(self) -> TaskRecord:
         record = TaskRecord(self._ns, self.name, "unknown")
         spec = read_spec(self.state_dir)
@@ -154,6 +175,7 @@ class Task:
 
         self.launch(argv, RunPlan.build(options))
 
+    @_as_owner
     def launch(self, argv: list[str], plan: RunPlan) -> None:
         """:meth:`start` with options parsed already (the command line parses them before it opens the
         namespace, so that a bad value is a usage error whatever else is wrong)."""
@@ -166,6 +188,11 @@ class Task:
         _resolve_command(argv[0], environment.get("PATH", os.defpath), cwd)
         backend = self._backend
         limits.check(backend, self._ns)
+        if process.account is not None and os.getuid() == 0 and os.geteuid() not in (0, process.account.uid):
+            from lanco.namespace import user_name
+
+            raise PermissionDenied(f"a task in namespace {self._ns} runs as its owner "
+                                   f"{user_name(os.geteuid())}: --user and --group are for root's own namespaces")
         exec_prefix = process.exec_prefix()
         problem = backend.placement_problem(self._ns)
         if problem is not None:
@@ -285,6 +312,7 @@ class Task:
 
     # -- stop, wait ----------------------------------------------------------------------------------------
 
+    @_as_owner
     def stop(self, timeout: float | None = None, stop_signal: int | None = None) -> TaskRecord:
         """Signal every process, wait up to ``timeout`` seconds, then kill the whole cgroup.
 
@@ -368,11 +396,13 @@ class Task:
 
     # -- control of a running task ---------------------------------------------------------------------------
 
+    @_as_owner
     def freeze(self) -> None:
         """Stop every process of the task where it stands (v2 cgroup.freeze, v1 freezer) until :meth:`thaw`."""
         self._require_running()
         self._backend.set_frozen(self._ns, self.name, True)
 
+    @_as_owner
     def thaw(self) -> None:
         self._require_running()
         self._backend.set_frozen(self._ns, self.name, False)
@@ -383,6 +413,7 @@ class Task:
 
         return self.apply_limits(Limits.build(limits))
 
+    @_as_owner
     def apply_limits(self, wanted: Limits) -> TaskRecord:
         """:meth:`set_limits` with the limits parsed already."""
         from lanco.limits import Limits
@@ -411,6 +442,7 @@ class Task:
         if not self.is_running():
             raise NotRunning(f"task {self.name} is not running")
 
+    @_as_owner
     def signal(self, signum: int, *, resume: bool = False) -> int:
         """Send ``signum`` to every process of the task; returns how many got it. With ``resume`` (as ``stop``
         does) SIGCONT follows, so that a stopped process acts on the signal.
@@ -435,6 +467,7 @@ class Task:
             seen.update(fresh)
         return len(seen)
 
+    @_as_owner
     def wait(self, timeout: float | None = None) -> TaskRecord:
         """Block until the task has ended (its monitor recorded the result) and return its record."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -482,6 +515,7 @@ class Task:
 
     # -- release and recovery ------------------------------------------------------------------------------
 
+    @_as_owner
     def release(self, *, dry_run: bool = False) -> list[str]:
         """Forget a finished task: its leftover cgroups and its record (its logs stay)."""
         backend = self._backend
@@ -499,9 +533,12 @@ class Task:
                 raise StillRunning(f"task {self.name} is running")
             self._settle_locked()
             backend.remove_task(self._ns, self.name)
+            import shutil
+
             shutil.rmtree(self.state_dir, ignore_errors=True)
         return targets
 
+    @_as_owner
     def settle(self) -> None:
         """Record a run whose monitor died as ``lost``, remove its cgroups and run its hook, exactly once."""
         if not os.path.isdir(self.state_dir):
@@ -676,6 +713,8 @@ def _resolve_command(command: str, path: str, cwd: str | None) -> str:
         if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
             raise CommandNotExecutable(f"command {command} is not executable")
         return candidate
+    import shutil  # here, not at the top: only run needs it, and its import is dear for check and stop
+
     found = shutil.which(command, path=path)
     if found is None:
         raise CommandNotFound(f"command {command} not found")

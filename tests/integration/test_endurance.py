@@ -55,7 +55,8 @@ def test_five_thousand_run_stop_cycles_leak_nothing(sandbox: Sandbox, monkeypatc
     # A record directory per name, a bounded number of files in each: the state does not grow with cycles.
     assert max(state_sizes) <= 7 * 12, state_sizes
     assert sorted(os.listdir(sandbox.state_dir(ns) / "tasks")) == sorted(f"cycle{i}" for i in range(7))
-    tasks_cgroups = [d for d in os.listdir(namespace.backend.ns_dir(ns)) if not d.startswith(".")]
+    ns_dir = namespace.backend.ns_dir(ns)
+    tasks_cgroups = [d for d in os.listdir(ns_dir) if not d.startswith(".") and os.path.isdir(os.path.join(ns_dir, d))]
     assert tasks_cgroups == []
 
 

@@ -89,11 +89,49 @@ def test_root_task_in_a_users_namespace_runs_the_hook_as_the_user(sandbox: Sandb
     sandbox.lanco(ns, "wait", "byroot")
     assert wait_until(lambda: out.exists() and out.read_text() != "")
     assert out.read_text() == f"{test_user}\n"
-    # A task root started runs as root: its owner sees it, and cannot signal it.
+    # A task root starts in a user's namespace runs as that user, who can stop it.
     sandbox.ok(ns, "run", "rootstarted", "sleep", "300")
+    (pid,) = task_pids(sandbox, ns, "rootstarted")
+    assert os.stat(f"/proc/{pid}").st_uid == pwd.getpwnam(test_user).pw_uid
+    monitor = int((sandbox.state_dir(ns) / "tasks" / "rootstarted" / "monitor").read_text().split()[0])
+    assert os.stat(f"/proc/{monitor}").st_uid == pwd.getpwnam(test_user).pw_uid
+    assert all(p.stat().st_uid != 0 for p in (sandbox.state_dir(ns) / "tasks" / "rootstarted").iterdir())
+    sandbox.ok(ns, "stop", "rootstarted", user=test_user)
     state = json.loads(sandbox.ok(ns, "status", "--json", "rootstarted", user=test_user).stdout)["state"]
-    assert state == "running"
-    refused = sandbox.lanco(ns, "stop", "-t", "0.2", "rootstarted", user=test_user)
-    assert refused.returncode == 1
-    assert "runs as another user" in one_warning(refused.stderr, "stop")
-    sandbox.ok(ns, "stop", "rootstarted")
+    assert state == "stopped"
+
+
+@pytest.mark.parametrize("mode", [None, "v1", "v2"])
+def test_root_in_a_users_namespace_follows_no_planted_symlink(sandbox: Sandbox, test_user: str,
+                                                              mode: str | None) -> None:
+    ns = make_namespace(sandbox, mode, user=test_user)
+    victim_dir = sandbox.root / "root-only"
+    victim_dir.mkdir(mode=0o755)
+    victim = victim_dir / "precious"
+    victim.write_text("precious\n")
+    uid = pwd.getpwnam(test_user).pw_uid
+    # The owner replaces the task's record directory and its log by links to files only root may write.
+    record = sandbox.state_dir(ns) / "tasks" / "planted"
+    os.symlink(victim_dir, record)
+    os.lchown(record, uid, uid)
+    log = sandbox.log_dir(ns) / "task-planted.log"
+    os.symlink(victim, log)
+    os.lchown(log, uid, uid)
+    result = sandbox.lanco(ns, "run", "planted", "sh", "-c", "echo pwned")
+    assert result.returncode != 0
+    one_warning(result.stderr, "run")
+    assert victim.read_text() == "precious\n"
+    assert sorted(p.name for p in victim_dir.iterdir()) == ["precious"]
+    assert victim.stat().st_uid == 0 and victim_dir.stat().st_uid == 0
+    assert sandbox.lanco(ns, "check", "planted").returncode == 1
+    os.unlink(record)
+    os.unlink(log)
+
+
+def test_root_cannot_run_a_users_namespace_task_as_a_third_account(sandbox: Sandbox, test_user: str,
+                                                                   other_user: str) -> None:
+    ns = make_namespace(sandbox, user=test_user)
+    result = sandbox.lanco(ns, "run", "--user", other_user, "t", "true")
+    assert result.returncode == 1
+    assert "runs as" in one_warning(result.stderr, "run")
+    assert sandbox.lanco(ns, "check", "t").returncode == 1
