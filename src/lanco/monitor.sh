@@ -168,7 +168,14 @@ oom_count() {
 }
 
 remove_cgroups() {
+    # One rmdir for every controller directory (an exec each would cost more than the rest of the end); the
+    # loop below retries a busy one and removes the tracker, which frees the name, after all of them.
     _ifs=$IFS; IFS=$NL
+    set --
+    for _d in $LANCO_MON_DIRS; do
+        [ "$_d" = "$LANCO_MON_TRACKER" ] || set -- "$@" "$_d"
+    done
+    [ $# -gt 0 ] && rmdir -- "$@" 2>/dev/null
     for _d in $LANCO_MON_DIRS; do
         _try=0
         while [ -d "$_d" ] && ! rmdir "$_d" 2>/dev/null; do
@@ -241,7 +248,9 @@ record_run() {
 state=$LANCO_MON_STATE
 join_cgroups "$LANCO_MON_MONITORS" || exit 125
 read_starttime
-echo "$$ $_starttime" > "$state/monitor.tmp" && mv -f "$state/monitor.tmp" "$state/monitor"
+# Written in place rather than through a temp file and mv, which would cost an exec on every start: run removed
+# the old file, and a reader that finds none or an empty one takes it alike as "no monitor yet".
+echo "$$ $_starttime" > "$state/monitor"
 # Caught, not ignored: a subshell resets caught signals to their defaults, so the task still gets SIGUSR1's.
 trap ':' USR1
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lanco.errors import StateError
+from lanco.procfs import read_bytes
 
 FINISHED_STATES = ("exited", "killed", "stopped", "oom", "timeout", "lost")
 
@@ -111,8 +112,7 @@ def write_result(state_dir: str, fields: dict[str, str]) -> bool:
 
 def read_int_file(path: str) -> list[int]:
     try:
-        with open(path, encoding="ascii") as f:
-            return [int(x) for x in f.read().split()]
+        return [int(x) for x in read_bytes(path).decode("ascii").split()]
     except (OSError, ValueError):
         return []
 

@@ -28,6 +28,7 @@ from lanco.cgroups.detect import (
     unified_mount,
 )
 from lanco.errors import CgroupError, LimitUnavailable, PermissionDenied
+from lanco.procfs import read_bytes
 
 MONITORS = ".monitors"
 TRACKERS = ("unified", "named")
@@ -46,16 +47,8 @@ def _write(path: str, value: str) -> None:
 
 
 def _read(path: str) -> str:
-    # os.read rather than open(): a buffered text file costs five more system calls per file (fstat twice,
-    # isatty, two seeks), and ls, dump and top read several cgroup files of every task.
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    chunks = []
-    try:
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode("ascii", errors="replace")
+    # Unbuffered (procfs.read_bytes): ls, dump and top read several cgroup files of every task.
+    return read_bytes(path).decode("ascii", errors="replace")
 
 
 def _keyed(path: str, key: str) -> int | None:
