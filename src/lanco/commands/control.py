@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lanco.cli import Options, parser_for, task_for
+
+if TYPE_CHECKING:
+    from lanco.task import Task
+
+
+def _only_task(command: str, ns: str, args: list[str], options: Options) -> Task:
+    """The task of a command whose one argument is TASK."""
+    parser = parser_for(command)
+    parser.add_argument("task")
+    return task_for(ns, parser.parse_args(args).task, options)
 
 
 def cmd_freeze(ns: str, args: list[str], options: Options) -> int:
-    parser = parser_for("freeze")
-    parser.add_argument("task")
-    opts = parser.parse_args(args)
-    task_for(ns, opts.task, options).freeze()
+    _only_task("freeze", ns, args, options).freeze()
     return 0
 
 
 def cmd_thaw(ns: str, args: list[str], options: Options) -> int:
-    parser = parser_for("thaw")
-    parser.add_argument("task")
-    opts = parser.parse_args(args)
-    task_for(ns, opts.task, options).thaw()
+    _only_task("thaw", ns, args, options).thaw()
     return 0
 
 
