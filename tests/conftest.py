@@ -164,6 +164,16 @@ def ensure_user_manager(name: str, timeout: float = 120.0) -> None:
         time.sleep(0.1)
 
 
+def prepare_test_users() -> None:
+    """Create the test users, and their user managers where systemd delegates, before pytest processes run side by
+    side (tests/vm/guest_suite.py): a second useradd fails while the first holds the lock on /etc/passwd."""
+    for name in (TEST_USER, OTHER_USER, UNMANAGED_USER):
+        _ensure_user(name)
+    if systemd_delegates():
+        for name in (TEST_USER, OTHER_USER):
+            ensure_user_manager(name)
+
+
 @pytest.fixture(scope="session")
 def test_user() -> str:
     if os.geteuid() != 0:

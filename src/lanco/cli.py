@@ -24,7 +24,8 @@ usage: lanco [-d] [-D TOKEN] [--cgroup-mode v2|hybrid|v1] [--cgroup-base PATH] N
        lanco ls [--json] | --version | --help    (ls: the namespaces you may use)
 
 commands:
-  init [-u USER] [-g GROUP]          create the namespace (root)
+  init [-u USER] [-g GROUP] [--take-over]
+                                     create the namespace (root; a user's own where systemd delegates)
   run [-f] [-L] [-l LOG] [-c CMD] [LIMITS] [LIFETIME] [PROCESS] TASK CMD [ARGS...]
                                      start CMD as TASK; -f waits and exits with its code
       LIMITS   -m/--memory-max SIZE, --memory-high SIZE, --memory-swap-max SIZE, --cpu-quota PERCENT,

@@ -15,11 +15,11 @@ import time
 
 from lanco import messages
 from lanco.cgroups.backend import Backend
-from lanco.cgroups.detect import CgroupMount, natural_mode
+from lanco.cgroups.detect import CgroupMount, natural_mode, read_mounts
 from lanco.cgroups.systemd import TRACKER_KIND as SYSTEMD_KIND
 from lanco.cgroups.systemd import runtime_dir, systemd_is_init, user_manager_endpoint, user_name
-from lanco.config import NamespaceConfig, user_state_root
-from lanco.errors import CgroupError, PermissionDenied, UsageError
+from lanco.config import NamespaceConfig, load_config, user_state_root
+from lanco.errors import CgroupError, NamespaceExists, NamespaceMissing, PermissionDenied
 
 TAKE_OVER_LEAF = "init"
 """Where ``--take-over`` moves the processes of the delegated root (the name dind and runc's scripts use)."""
@@ -68,6 +68,26 @@ def create_own_namespace(config: NamespaceConfig) -> None:
     config.save()
     messages.debug("init", f"namespace {config.name}: tasks go to systemd scopes of the user manager of "
                            f"{user_name(config.owner_uid)} (runtime directory {runtime_dir(config.owner_uid)})")
+
+
+def init_own_namespace(name: str, *, user: str | None, group: str | None, mode: str | None, base: str) -> None:
+    """``init`` by an unprivileged user: their own namespace, where systemd delegates cgroups to them."""
+    mounts = read_mounts()
+    mode = mode or natural_mode(mounts)
+    refusal = own_namespace_refusal(name, mode, mounts)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+    config = own_namespace_config(name, mode, base, user, group)
+    try:
+        existing = load_config(name)
+    except NamespaceMissing:
+        create_own_namespace(config)
+        return
+    if existing.owner_uid != config.owner_uid:
+        raise NamespaceExists(f"namespace {name} is already initialised for user {user_name(existing.owner_uid)}")
+    if existing.mode != mode or existing.cgroup_base != base:
+        raise NamespaceExists(f"namespace {name} is already initialised in cgroup mode {existing.mode} with base "
+                              f"{existing.cgroup_base}")
 
 
 # -- container-like delegated cgroups ------------------------------------------------------------------------
@@ -148,31 +168,3 @@ def take_over_cgroup(directory: str) -> list[int]:
                                   f"{exc.strerror}") from exc
     raise CgroupError(f"processes keep appearing in {directory}; cannot take it over")
 
-
-def check_init_options(take_over: bool, mode: str) -> None:
-    if take_over and mode != "v2":
-        raise UsageError("init --take-over applies to cgroup v2 only")
-
-
-def init_own_namespace(name: str, *, user: str | None, group: str | None, mode: str | None, base: str) -> None:
-    """``init`` by an unprivileged user: their own namespace, where systemd delegates cgroups to them."""
-    from lanco.cgroups.detect import read_mounts
-    from lanco.config import load_config
-    from lanco.errors import NamespaceExists, NamespaceMissing
-
-    mounts = read_mounts()
-    mode = mode or natural_mode(mounts)
-    refusal = own_namespace_refusal(name, mode, mounts)
-    if refusal is not None:
-        raise PermissionDenied(refusal)
-    config = own_namespace_config(name, mode, base, user, group)
-    try:
-        existing = load_config(name)
-    except NamespaceMissing:
-        create_own_namespace(config)
-        return
-    if existing.owner_uid != config.owner_uid:
-        raise NamespaceExists(f"namespace {name} is already initialised for user {user_name(existing.owner_uid)}")
-    if existing.mode != mode or existing.cgroup_base != base:
-        raise NamespaceExists(f"namespace {name} is already initialised in cgroup mode {existing.mode} with base "
-                              f"{existing.cgroup_base}")

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import Sandbox
 from tests.guest.conftest import HERE, as_user, run, user_env
 
-ROUNDS = 5
+ROUNDS = 3
 PAIRS = (("run", "lanco run", "systemd-run --user"),
          ("check", "lanco check", "systemctl --user is-active"),
          ("stop", "lanco stop", "systemctl --user stop"))

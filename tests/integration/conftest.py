@@ -20,6 +20,18 @@ def available_modes() -> list[str]:
     return [m for m in MODES if (m == "v2" and unified_mount(mounts) is not None) or (m != "v2" and v1)]
 
 
+def unified_controllers() -> set[str]:
+    """Controllers the unified tree's root offers: none but hugetlb on this project's hybrid machines, every one on
+    a pure v2 host such as the qemu guest of tests/vm."""
+    from lanco.cgroups.detect import read_mounts, unified_mount
+
+    unified = unified_mount(read_mounts())
+    if unified is None:
+        return set()
+    with open(os.path.join(unified.path, "cgroup.controllers"), encoding="ascii") as f:
+        return set(f.read().split())
+
+
 def make_namespace(sandbox: Sandbox, mode: str | None = None, user: str | None = None,
                    group: str | None = None) -> str:
     if mode is not None and mode not in available_modes():
@@ -75,4 +87,5 @@ def no_process_left(pids: list[int], timeout: float = 5.0) -> bool:
     return wait_until(lambda: not any(alive(p) for p in pids), timeout)
 
 
-__all__ = ["MODES", "alive", "make_namespace", "no_process_left", "os", "task_pids", "wait_until"]
+__all__ = ["MODES", "alive", "make_namespace", "no_process_left", "os", "task_pids", "unified_controllers",
+           "wait_until"]

@@ -123,7 +123,8 @@ def test_task_keeps_default_signal_dispositions(sandbox: Sandbox, ns: str) -> No
 
 
 def test_children_left_behind_keep_the_task_running(sandbox: Sandbox, ns: str) -> None:
-    sandbox.ok(ns, "run", "parent", "sh", "-c", "sleep 1 & exit 4")
+    # The child outlives a check even in the emulated guest of tests/vm, where a lanco command takes a second.
+    sandbox.ok(ns, "run", "parent", "sh", "-c", "sleep 3 & exit 4")
     time.sleep(0.3)
     assert sandbox.lanco(ns, "check", "parent").returncode == 0
     assert sandbox.lanco(ns, "wait", "parent").returncode == 4

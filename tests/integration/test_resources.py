@@ -16,8 +16,8 @@ import pytest
 
 from lanco.namespace import Namespace
 from lanco.task import Task
-from tests.conftest import Sandbox
-from tests.integration.conftest import make_namespace, no_process_left, task_pids, wait_until
+from tests.conftest import Sandbox, systemd_delegates
+from tests.integration.conftest import make_namespace, no_process_left, task_pids, unified_controllers, wait_until
 from tests.integration.test_input import snapshot
 from tests.integration.test_lifecycle import one_warning
 
@@ -250,7 +250,8 @@ def test_timeout_kills_a_task_ignoring_the_stop_signal(sandbox: Sandbox, mode: s
     record = handle(ns, "stubborn").record()
     assert record.state == "timeout"
     assert record.started is not None and record.ended is not None
-    assert 2.0 <= record.ended - record.started <= 2.8
+    # The monitor counts its grace period in 50 ms naps; under emulation (tests/vm) each nap costs more.
+    assert 2.0 <= record.ended - record.started <= (4.0 if os.environ.get("LANCO_VM") else 2.8)
     assert no_process_left(pids)
 
 
@@ -327,6 +328,8 @@ LIMIT_OPTIONS = [
 @pytest.mark.parametrize(("option", "controller"), LIMIT_OPTIONS)
 def test_every_limit_is_refused_where_its_controller_is_missing(sandbox: Sandbox, option: list[str],
                                                                controller: str) -> None:
+    if controller in unified_controllers():
+        pytest.skip(f"the unified tree has the {controller} controller here (a pure v2 host)")
     ns = make_namespace(sandbox, "v2")  # the unified tree of this hybrid host has no controllers
     option = [o.replace("MAJ:MIN", first_disk()) for o in option]
     before = snapshot(sandbox)
@@ -403,7 +406,9 @@ def test_user_needs_root(sandbox: Sandbox, test_user: str, other_user: str) -> N
 def test_an_unprivileged_owner_uses_limits_freeze_and_timeouts(sandbox: Sandbox, test_user: str,
                                                                api: None) -> None:
     ns = make_namespace(sandbox, user=test_user)
-    sandbox.ok(ns, "run", "--pids-max", "20", "--cpu-quota", "50", "--cpuset", "0", "--timeout", "20s", "spin",
+    # Where systemd delegates to users it gives no cpuset by default (tests/guest check its refusal by name).
+    cpuset = [] if systemd_delegates() else ["--cpuset", "0"]
+    sandbox.ok(ns, "run", "--pids-max", "20", "--cpu-quota", "50", *cpuset, "--timeout", "20s", "spin",
                *BUSY_LOOP, user=test_user)
     sandbox.ok(ns, "freeze", "spin", user=test_user)
     assert status(sandbox, ns, "spin")["state"] == "frozen"

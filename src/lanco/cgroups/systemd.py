@@ -155,6 +155,7 @@ class SystemdBackend(Backend):
         self.group_access = group_access
         self._pending: dict[tuple[str, str], _PendingScope] = {}
         self._routes: dict[str, str | None] = {}
+        self._members: tuple[float, list[int]] | None = None
 
     # -- where things are ----------------------------------------------------------------------------------
 
@@ -206,12 +207,21 @@ class SystemdBackend(Backend):
         """Users whose managers may hold tasks of the namespace, the likeliest first."""
         users = [u for u in (os.geteuid(), self.owner_uid) if u != 0 and self._user_allowed(u)]
         if self.group_access:
-            pattern = self._cgroup_path(f"/user.slice/user-*.slice/user@*.service/{TOP_SLICE}")
-            for path in glob.glob(pattern):
-                uid_text = path.split("/user@", 1)[1].split(".service", 1)[0]
-                if uid_text.isdigit() and int(uid_text) not in users and self._user_allowed(int(uid_text)):
-                    users.append(int(uid_text))
+            users.extend(self._members_with_lanco_slices())
         return list(dict.fromkeys(users))
+
+    def _members_with_lanco_slices(self) -> list[int]:
+        """Group members whose managers have a ``lanco.slice``; looked up at most every second (a view of many
+        tasks asks once per task)."""
+        now = time.monotonic()
+        if self._members is None or now - self._members[0] > 1.0:
+            found = []
+            for path in glob.glob(self._cgroup_path(f"/user.slice/user-*.slice/user@*.service/{TOP_SLICE}")):
+                uid_text = path.split("/user@", 1)[1].split(".service", 1)[0]
+                if uid_text.isdigit() and self._user_allowed(int(uid_text)):
+                    found.append(int(uid_text))
+            self._members = (now, found)
+        return self._members[1]
 
     def _existing_scopes(self, ns: str, task: str) -> list[str]:
         return [d for d in (self.scope_dir(u, ns, task) for u in self._candidate_users()) if os.path.isdir(d)]
@@ -238,7 +248,8 @@ class SystemdBackend(Backend):
     def _route(self, ns: str) -> str | None:
         """``direct`` when the kernel lets this process move tasks into ``<base>/NS``, ``scope`` when a user manager
         can make a delegated scope for it, None when neither."""
-        if ns not in self._routes:
+        if self._routes.get(ns) is None:
+            # Not remembered while there is none: a long-lived caller may see the user manager start later.
             if os.geteuid() == 0:
                 route: str | None = "direct"
             elif os.path.isdir(self.ns_dir(ns)) and super().placement_problem(ns) is None:

@@ -1,0 +1,165 @@
+"""The systemd tracker kind and its neighbours on a fake cgroupfs: unit-name escaping, where tasks are found,
+which route a caller takes, limits against delegated controllers, the namespace view, and the take-over."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lanco.cgroups import nsview, systemd
+from lanco.cgroups.detect import CgroupMount, parse_mountinfo
+from lanco.cgroups.systemd import SystemdBackend, escape_unit_part, namespace_slice, task_scope, unescape_unit_part
+from lanco.errors import LimitUnavailable
+from lanco.placement import prepare_base_parent, take_over_cgroup, tracker_kind
+from tests.unit.conftest import BASE, NS, FakeHost, write
+from tests.unit.test_detect import HYBRID, PURE_V2
+
+UID = os.geteuid() or 1000
+"""The user whose manager the fake tree has (the real euid, so that the caller's own scopes are looked at)."""
+
+
+def manager(host: FakeHost, uid: int = UID) -> Path:
+    return host.root / "unified" / f"user.slice/user-{uid}.slice/user@{uid}.service"
+
+
+def backend(host: FakeHost, group_access: bool = False, owner: int = UID) -> SystemdBackend:
+    return SystemdBackend("v2", BASE, host.unified, owner_uid=owner, owner_gid=owner, group_access=group_access)
+
+
+def scope_task(host: FakeHost, task: str, uid: int = UID, ns: str = NS) -> Path:
+    path = manager(host, uid) / "lanco.slice" / namespace_slice(ns) / task_scope(ns, task) / "task"
+    path.mkdir(parents=True)
+    return path
+
+
+class TestNames:
+    @pytest.mark.parametrize(("text", "escaped"), [("first-task", "first\\x2dtask"), ("a_b.c", "a_b.c"),
+                                                   ("x\\y", "x\\x5cy"), (".hidden", "\\x2ehidden")])
+    def test_escape_as_systemd_escape_does(self, text: str, escaped: str) -> None:
+        assert escape_unit_part(text) == escaped
+        assert unescape_unit_part(escaped) == text
+
+    def test_dashes_keep_namespace_and_task_apart(self) -> None:
+        assert task_scope("a-b", "c") != task_scope("a", "b-c")
+        assert namespace_slice("my-ns") == "lanco-my\\x2dns.slice"
+        assert task_scope("my-ns", "first-task") == "lanco-my\\x2dns-first\\x2dtask.scope"
+
+
+class TestLookup:
+    def test_scope_task_is_found_by_name_and_listed(self, host: FakeHost) -> None:
+        found = scope_task(host, "first-task")
+        b = backend(host)
+        assert b.task_dir(NS, "first-task") == str(found)
+        assert b.task_exists(NS, "first-task")
+        assert b.events_file(NS, "first-task") == str(found / "cgroup.events")
+        assert b.task_names(NS) == ["first-task"]
+
+    def test_direct_task_is_found_first(self, host: FakeHost) -> None:
+        scope_task(host, "t")
+        direct = host.root / "unified/lanco" / NS / "t"
+        direct.mkdir(parents=True)
+        assert backend(host).task_dir(NS, "t") == str(direct)
+
+    def test_other_scopes_of_the_slice_are_no_tasks(self, host: FakeHost) -> None:
+        slice_dir = manager(host) / "lanco.slice" / namespace_slice(NS)
+        (slice_dir / f"lanco-{NS}-t-hook-0123.scope").mkdir(parents=True)
+        (slice_dir / task_scope(NS, "finishing")).mkdir()  # its task/ is gone: the run has ended
+        assert backend(host).task_names(NS) == []
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="looks up another user's scopes as root")
+    def test_another_users_scopes_count_only_for_a_group_namespace(self, host: FakeHost) -> None:
+        other = 4242
+        scope_task(host, "theirs", uid=other)
+        assert not backend(host, owner=UID).task_exists(NS, "theirs")
+        assert backend(host, owner=other).task_exists(NS, "theirs")
+
+
+class TestRoutes:
+    def test_root_moves_directly(self, host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(os, "geteuid", lambda: 0)
+        b = backend(host, owner=1000)
+        assert b.placement_problem(NS) is None
+        assert b.task_dir(NS, "t") == str(host.root / "unified/lanco" / NS / "t")
+
+    def test_a_user_with_a_manager_goes_through_a_scope(self, host: FakeHost, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+        runtime = tmp_path / "run-user"
+        write(runtime / "systemd" / "private", "")
+        monkeypatch.setattr(systemd, "runtime_dir", lambda uid: str(runtime))
+        b = backend(host, owner=1000)
+        assert b.placement_problem(NS) is None
+        assert b.task_dir(NS, "t").endswith(f"user@1000.service/lanco.slice/lanco-{NS}.slice/lanco-{NS}-t.scope/task")
+
+    def test_without_a_manager_the_refusal_names_rule_and_remedies(self, host: FakeHost, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+        monkeypatch.setattr(systemd, "runtime_dir", lambda uid: str(tmp_path / "nothing"))
+        problem = backend(host, owner=1000).placement_problem(NS)
+        assert problem is not None
+        for words in ("common ancestor", "loginctl enable-linger", "Delegate=yes", "as root", "systemd/private"):
+            assert words in problem
+
+    def test_limits_are_checked_against_the_delegated_controllers(self, host: FakeHost, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+        write(tmp_path / "rt" / "bus", "")
+        monkeypatch.setattr(systemd, "runtime_dir", lambda uid: str(tmp_path / "rt"))
+        write(manager(host, 1000) / "cgroup.controllers", "cpu memory pids\n")
+        write(manager(host, 1000) / "memory.max", "max\n")
+        b = backend(host, owner=1000)
+        b.check_limit(NS, "memory_max", "-m")
+        with pytest.raises(LimitUnavailable, match="cpuset controller, which systemd does not delegate"):
+            b.check_limit(NS, "cpuset", "--cpuset")
+        assert b.enabled_controllers(NS) == {"cpu", "memory", "pids"}
+
+
+class TestTrackerKind:
+    def test_systemd_kind_only_for_users_on_a_pure_v2_systemd_host(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from lanco import placement
+
+        monkeypatch.setattr(placement, "systemd_is_init", lambda: True)
+        v2, hybrid = parse_mountinfo(PURE_V2), parse_mountinfo(HYBRID)
+        assert tracker_kind("v2", 1000, v2) == "systemd"
+        assert tracker_kind("v2", 0, v2) == "unified"
+        assert tracker_kind("v2", 1000, hybrid) == "unified"  # forced v2 on a hybrid host
+        assert tracker_kind("hybrid", 1000, hybrid) == "named"
+        monkeypatch.setattr(placement, "systemd_is_init", lambda: False)
+        assert tracker_kind("v2", 1000, v2) == "unified"
+
+
+class TestContainers:
+    def test_mount_from_outside_the_namespace_is_re_rooted(self, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+        root = tmp_path / "cg"
+        write(root / "system.slice/other.scope/cgroup.procs", "1\n")
+        write(root / "system.slice/mine.scope/init/cgroup.procs", f"{os.getpid()}\n")
+        monkeypatch.setattr(nsview, "_own_relative_cgroup", lambda: "/init")
+        seen = nsview.namespace_view(CgroupMount(str(root), "/../..", 2, frozenset()))
+        assert seen == CgroupMount(str(root / "system.slice/mine.scope"), "/", 2, frozenset())
+        plain = CgroupMount(str(root), "/", 2, frozenset())
+        assert nsview.namespace_view(plain) is plain
+
+    def test_take_over_moves_everyone_into_init(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from lanco import placement
+
+        top = tmp_path / "ct"
+        top.mkdir()
+        # The kernel empties the source as processes move; a fake tree needs telling: two passes, one forks.
+        passes = iter([[10, 11], [12], []])
+        monkeypatch.setattr(placement, "_pids", lambda directory: next(passes))
+        assert take_over_cgroup(str(top)) == [10, 11, 12]
+        assert (top / "init" / "cgroup.procs").read_text() == "12"
+
+    def test_init_warns_when_others_hold_the_root(self, host: FakeHost, capsys: pytest.CaptureFixture[str]) -> None:
+        parent = host.root / "unified"
+        write(parent / "cgroup.events", "populated 1\n")
+        write(parent / "cgroup.controllers", "cpu memory pids\n")
+        write(parent / "cgroup.subtree_control", "")
+        write(parent / "cgroup.procs", "1\n2\n")
+        prepare_base_parent(host.v2(), take_over=False)
+        err = capsys.readouterr().err
+        assert "holds processes (1 2)" in err and "--take-over" in err
+        assert (parent / "cgroup.subtree_control").read_text() == ""
