@@ -96,8 +96,9 @@ def _exec_with_fds(argv: list[str], env: dict[str, str], fds: dict[int, int],
         os.closerange(max(fds) + 1 if fds else 0, 65536)
         if cwd is not None:
             os.chdir(cwd)
-        # CPython ignores these two at start-up; the task must get the defaults a shell would give it.
-        for signum in (signal.SIGPIPE, signal.SIGXFSZ):
+        # CPython ignores SIGPIPE and SIGXFSZ at start-up, and a launcher started as a shell's `&` job ignores
+        # SIGINT and SIGQUIT: the task gets the defaults a service manager would give it.
+        for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT):
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
         os.execve(argv[0], argv, env)
