@@ -136,7 +136,7 @@ class TestContainers:
         root = tmp_path / "cg"
         write(root / "system.slice/other.scope/cgroup.procs", "1\n")
         write(root / "system.slice/mine.scope/init/cgroup.procs", f"{os.getpid()}\n")
-        monkeypatch.setattr(nsview, "_own_relative_cgroup", lambda: "/init")
+        monkeypatch.setattr(nsview, "own_v2_cgroup", lambda: "/init")
         seen = nsview.namespace_view(CgroupMount(str(root), "/../..", 2, frozenset()))
         assert seen == CgroupMount(str(root / "system.slice/mine.scope"), "/", 2, frozenset())
         plain = CgroupMount(str(root), "/", 2, frozenset())

@@ -12,18 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from lanco.cgroups.backend import own_v2_cgroup
 from lanco.cgroups.detect import CgroupMount
-
-
-def _own_relative_cgroup() -> str | None:
-    try:
-        with open("/proc/self/cgroup", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("0::"):
-                    return line[3:].strip()
-    except OSError:
-        return None
-    return None
 
 
 def _dirs_at_depth(top: str, depth: int) -> Iterator[str]:
@@ -44,7 +34,7 @@ def namespace_view(mount: CgroupMount) -> CgroupMount:
     if mount.version != 2 or not mount.root.startswith("/.."):
         return mount
     parts = mount.root.strip("/").split("/")
-    own = _own_relative_cgroup()
+    own = own_v2_cgroup()
     if own is None or any(p != ".." for p in parts):
         return mount
     pid = str(os.getpid())
