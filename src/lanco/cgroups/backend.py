@@ -900,10 +900,10 @@ def _partition_note(device: str) -> str:
     return f" ({device} is a partition; the kernel limits whole disks, such as {disk})"
 
 
-def own_v2_cgroup() -> str | None:
-    """This process's cgroup in the unified hierarchy (the ``0::`` line of /proc/self/cgroup)."""
+def own_v2_cgroup(pid: int | str = "self") -> str | None:
+    """A process's cgroup in the unified hierarchy (the ``0::`` line of /proc/PID/cgroup); this one's by default."""
     try:
-        with open("/proc/self/cgroup", encoding="utf-8") as f:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("0::"):
                     return line[3:].strip()

@@ -454,14 +454,7 @@ class SystemdBackend(Backend):
 
 
 def _v2_path_of(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("0::"):
-                    return line[3:].strip()
-    except OSError:
-        return None
-    return None
+    return own_v2_cgroup(pid)
 
 
 def _read_line(sock: socket.socket, timeout: float) -> str:
