@@ -48,6 +48,14 @@ def start_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cw
     survives execve): a monitor then reaps the processes a killed task leaves, instead of an init that
     may take its time.
     """
+    reap_intermediate(begin_detached(argv, env, fds, cwd, subreaper=subreaper, root_joins=root_joins), argv[0])
+
+
+def begin_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd: str | None = None,
+                   *, subreaper: bool = False, root_joins: list[str] | None = None) -> int:
+    """:func:`start_detached` without the wait: returns the intermediate child's pid, which the caller must pass
+    to :func:`reap_intermediate`. A caller that waits for word from the grandchild anyway (``run`` waits for the
+    monitor's report) reaps after that word, so that the two waits overlap instead of adding up."""
     prctl = _prctl() if subreaper else None
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
@@ -65,9 +73,14 @@ def start_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cw
             code = 126
         finally:
             os._exit(code)
+    return pid
+
+
+def reap_intermediate(pid: int, program: str) -> None:
+    """Collect the intermediate child of :func:`begin_detached`; raises when it could not fork the grandchild."""
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise OSError(f"cannot start {argv[0]}: the detaching child failed")
+        raise OSError(f"cannot start {program}: the detaching child failed")
 
 
 def _settle_as_owner(root_joins: list[str] | None) -> None:  # pragma: no cover - runs in the child

@@ -260,8 +260,12 @@ class Task:
         try:
             stdin = 0 if foreground else devnull
             out, err = (log_fd, log_fd) if log_fd >= 0 else (1, 2)
-            backend.start_monitor(ns, self.name, [monitor_shell(), package_file(MONITOR_SCRIPT), *argv], env,
-                                  {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err}, cwd)
+            finish_start = backend.start_monitor(ns, self.name,
+                                                 [monitor_shell(), package_file(MONITOR_SCRIPT), *argv], env,
+                                                 {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err}, cwd)
+        except BaseException:
+            os.close(report_r)
+            raise
         finally:
             os.close(report_w)
             os.close(devnull)
@@ -270,6 +274,7 @@ class Task:
             report = _read_report(report_r, _START_REPORT_TIMEOUT)
         finally:
             os.close(report_r)
+            finish_start()
         messages.debug("run", f"task {self.name}: monitor reported {report!r}")
         if not report.startswith("started "):
             detail = report.partition(" ")[2] if report.startswith("error ") else "the monitor exited early"

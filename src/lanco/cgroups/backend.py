@@ -15,7 +15,7 @@ import os
 import select
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from lanco.cgroups.detect import (
@@ -321,12 +321,14 @@ class Backend:
             self._rmdir_tree(directory, attempts)
 
     def start_monitor(self, ns: str, task: str, argv: list[str], env: dict[str, str], fds: dict[int, int],
-                      cwd: str | None) -> None:
+                      cwd: str | None) -> Callable[[], None]:
         """Start the task's monitor detached (it joins its cgroups itself); the systemd kind hands it to the
-        scope it made in ``create_task`` instead."""
-        from lanco.spawn import start_detached
+        scope it made in ``create_task`` instead. Returns what finishes the start once the monitor has reported
+        (the detaching child is reaped then, so that waiting for it and for the report overlap)."""
+        from lanco.spawn import begin_detached, reap_intermediate
 
-        start_detached(argv, env, fds, cwd, subreaper=True, root_joins=self.monitor_join_files(ns))
+        pid = begin_detached(argv, env, fds, cwd, subreaper=True, root_joins=self.monitor_join_files(ns))
+        return lambda: reap_intermediate(pid, argv[0])
 
     def remove_dirs(self, directories: Iterable[str]) -> None:
         for directory in directories:

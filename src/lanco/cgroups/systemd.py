@@ -48,6 +48,7 @@ from lanco.errors import CgroupError, LimitUnavailable
 
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
 
 TRACKER_KIND = "systemd"
 TOP_SLICE = "lanco.slice"
@@ -412,11 +413,10 @@ class SystemdBackend(Backend):
             raise CgroupError(f"cannot prepare scope {pending.unit} for task {task}: {_describe(exc)}") from exc
 
     def start_monitor(self, ns: str, task: str, argv: list[str], env: dict[str, str], fds: dict[int, int],
-                      cwd: str | None) -> None:
+                      cwd: str | None) -> Callable[[], None]:
         pending = self._pending.pop((ns, task), None)
         if pending is None:
-            super().start_monitor(ns, task, argv, env, fds, cwd)
-            return
+            return super().start_monitor(ns, task, argv, env, fds, cwd)
         import json
         import socket
         import struct
@@ -433,6 +433,8 @@ class SystemdBackend(Backend):
                               f"({_describe(exc)})") from exc
         finally:
             pending.sock.close()
+        # The holder, started detached when the scope was made, execs the monitor: nothing is left to collect.
+        return _nothing_to_finish
 
     def _hook_runner(self, ns: str, task: str, run_id: str) -> list[str]:
         """The argv prefix the monitor execs its exit hook with: a scope of its own, so that the task's scope ends
@@ -499,3 +501,7 @@ def open_systemd_backend(mode: str, base: str, *, owner_uid: int, owner_gid: int
     """The backend of a namespace of the ``systemd`` kind (recorded at ``init``)."""
     tracker = open_backend(mode, base, "unified").tracker
     return SystemdBackend(mode, base, tracker, owner_uid=owner_uid, owner_gid=owner_gid, group_access=group_access)
+
+
+def _nothing_to_finish() -> None:
+    pass
