@@ -33,7 +33,7 @@ _lanco_command_spec() {
         kill) options="-s --signal"; takes_value="-s --signal"; tasks=running ;;
         freeze | thaw) tasks=running ;;
         check) tasks=running ;;
-        stop) options="-t --timeout"; takes_value="-t --timeout"; tasks=running ;;
+        stop) options="-t --timeout -a --all"; takes_value="-t --timeout"; tasks=running ;;
         wait) options="-t --timeout"; takes_value="-t --timeout"; tasks=all ;;
         status) options="--json"; tasks=all ;;
         logs) options="-f --follow -n --lines"; takes_value="-n --lines"; tasks=all ;;
@@ -129,7 +129,8 @@ _lanco() {
     fi
     if [[ $cur == -* ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
-    elif [[ -n $tasks ]] && ((positional == 0)); then
+    elif [[ -n $tasks ]] && { ((positional == 0)) || [[ $command == stop ]]; }; then
+        # stop takes several tasks; every other command one.
         mapfile -t COMPREPLY < <(compgen -W "$(_lanco_tasks "$namespace" "$tasks")" -- "$cur")
     fi
 }

@@ -35,7 +35,7 @@ commands:
                --restart no|on-failure|always, --restart-max N, --restart-delay DURATION (500ms 30s 5m 2h)
       PROCESS  -e/--env K=V, --env-file FILE, --cwd DIR, --umask OCTAL, --nice N, --user USER, --group GROUP
   check TASK                         exit 0 when TASK runs, 1 when not
-  stop [-t SECONDS] TASK             the stop signal (TERM), wait, then kill the whole task
+  stop [-t SECONDS] TASK... | --all  the stop signal (TERM), wait, then kill the whole task; several together
   kill [-s SIG] TASK                 send SIG (default TERM) to every process of TASK
   freeze TASK, thaw TASK             stop TASK's processes where they stand, and resume them
   set [LIMITS] TASK                  change the limits of running TASK

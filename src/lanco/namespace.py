@@ -30,6 +30,8 @@ from lanco.names import check_namespace_name
 if TYPE_CHECKING:
     from typing import Unpack
 
+    from lanco.errors import LancoError
+    from lanco.record import TaskRecord
     from lanco.runopts import RunOptions
     from lanco.task import Task
 
@@ -224,6 +226,24 @@ class Namespace:
         self.authorize()
         backend = self.backend
         return [Task(self, n) for n in backend.task_names(self.name) if backend.populated(self.name, n)]
+
+    def stop_tasks(self, names: Sequence[str] | None = None, *, timeout: float | None = None,
+                   stop_signal: int | None = None) -> dict[str, TaskRecord | LancoError]:
+        """Stop the tasks ``names`` (None: every active task) together, as :meth:`lanco.task.Task.stop` stops one:
+        all get their stop signal before any is awaited. Returns each name's final record, or the error it met
+        (NotRunning for a task that was not running)."""
+        from lanco.privileges import acting_as
+        from lanco.task import Task, stop_together
+
+        self.authorize()
+        targets = [Task(self, n) for n in names] if names is not None else \
+            [t for t in self.tasks() if t.is_active()]
+        owner = self.acting_for_owner
+        if owner is None:
+            return stop_together(targets, timeout, stop_signal)
+        _ = self.backend  # opened, and a named hierarchy mounted, while still root
+        with acting_as(owner):
+            return stop_together(targets, timeout, stop_signal)
 
     def run(self, task: str, argv: Sequence[str], **options: Unpack[RunOptions]) -> Task:
         """Start ``argv`` as ``task``; the options (limits, timeout, restart, environment, ...) are those of

@@ -93,3 +93,10 @@ def test_memory_limit_is_refused_where_no_memory_controller(sandbox: Sandbox) ->
     assert result.returncode == 1
     assert "memory controller" in one_warning(result.stderr, "run")
     assert snapshot(sandbox) == before
+
+
+@pytest.mark.parametrize("args", [[], ["--all", "t"]])
+def test_stop_needs_tasks_or_all(sandbox: Sandbox, hybrid_ns: str, args: list[str]) -> None:
+    result = sandbox.lanco(hybrid_ns, "stop", *args)
+    assert result.returncode == 2
+    assert one_warning(result.stderr, "stop") == "stop: expected TASK... or --all"

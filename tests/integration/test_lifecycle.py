@@ -104,6 +104,30 @@ def test_stop_kills_a_task_ignoring_sigterm_after_the_timeout(sandbox: Sandbox, 
     assert json.loads(sandbox.ok(ns, "status", "--json", "stubborn").stdout)["state"] == "stopped"
 
 
+def test_stop_of_several_tasks_waits_for_them_together(sandbox: Sandbox, ns: str) -> None:
+    stubborn = "trap '' TERM; sleep 300 & while true; do sleep 1; done"
+    for name in ("s1", "s2", "s3"):
+        sandbox.ok(ns, "run", name, "sh", "-c", stubborn)
+    sandbox.ok(ns, "run", "polite", "sleep", "300")
+    sandbox.ok(ns, "run", "bystander", "sleep", "300")
+    assert wait_until(lambda: all(len(task_pids(sandbox, ns, n)) >= 2 for n in ("s1", "s2", "s3")))
+    pids = [p for n in ("s1", "s2", "s3", "polite") for p in task_pids(sandbox, ns, n)]
+    started = time.monotonic()
+    result = sandbox.lanco(ns, "stop", "-t", "2", "s1", "s2", "nosuch", "s3", "polite")
+    # One by one, the three tasks ignoring SIGTERM would take their 2 s of grace each.
+    assert time.monotonic() - started < 5.5
+    assert result.returncode == 1
+    assert one_warning(result.stderr, "stop") == "task nosuch is not running"
+    for name in ("s1", "s2", "s3", "polite"):
+        assert json.loads(sandbox.ok(ns, "status", "--json", name).stdout)["state"] == "stopped", name
+    assert no_process_left(pids)
+    assert sandbox.lanco(ns, "check", "bystander").returncode == 0
+
+    sandbox.ok(ns, "stop", "--all")
+    assert json.loads(sandbox.ok(ns, "status", "--json", "bystander").stdout)["state"] == "stopped"
+    assert sandbox.ok(ns, "stop", "--all").stderr == ""  # nothing left to stop is no failure
+
+
 def test_name_is_reusable_after_the_task_ends(sandbox: Sandbox, ns: str) -> None:
     for code in (1, 2):
         sandbox.ok(ns, "run", "again", "sh", "-c", f"exit {code}")

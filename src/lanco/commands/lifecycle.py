@@ -95,16 +95,29 @@ def cmd_check(ns: str, args: list[str], options: Options) -> int:
 
 
 def cmd_stop(ns: str, args: list[str], options: Options) -> int:
+    from lanco import messages
+    from lanco.names import check_task_name
     from lanco.units import parse_duration
 
     parser = parser_for("stop")
     parser.add_argument("-t", "--timeout",
                         help="grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)")
-    parser.add_argument("task")
+    parser.add_argument("-a", "--all", action="store_true", help="every running task of the namespace")
+    parser.add_argument("tasks", nargs="*", metavar="TASK")
     opts = parser.parse_args(args)
+    if opts.all == bool(opts.tasks):
+        raise UsageError("stop: expected TASK... or --all")
     timeout = None if opts.timeout is None else parse_duration(opts.timeout, what="timeout")
-    task_for(ns, opts.task, options).stop(timeout=timeout)
-    return 0
+    if len(opts.tasks) == 1:
+        task_for(ns, opts.tasks[0], options).stop(timeout=timeout)
+        return 0
+    for name in opts.tasks:
+        check_task_name(name)
+    outcome = namespace_for(ns, options).stop_tasks(opts.tasks or None, timeout=timeout)
+    failures = [result for result in outcome.values() if isinstance(result, LancoError)]
+    for failure in failures:
+        messages.warn("stop", failure.message)
+    return failures[0].exit_code if failures else 0
 
 
 def cmd_wait(ns: str, args: list[str], options: Options) -> int:
