@@ -46,7 +46,7 @@ commands:
   top [-d SECONDS] [-n N] [-s KEY] [--json]
                                      live CPU, memory, pids and pressure per task
   logs [-f] [-n LINES] TASK          TASK's log; -f follows it across new runs
-  release [-n] [TASK]                forget a finished TASK, or destroy the namespace (root)
+  release [-n] [TASK]                forget a finished TASK, or destroy the namespace (root; a user's own)
 
 exit codes: 0 success (check: running), 1 refused or failed (check: not running), 2 usage,
             126/127 command not executable/not found; run -f and wait: the task's own code.

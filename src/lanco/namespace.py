@@ -176,26 +176,47 @@ class Namespace:
         return cls(name)
 
     def release(self, *, dry_run: bool = False) -> list[str]:
-        """Destroy the namespace (cgroups, records, configuration; logs stay). It must have no running task."""
+        """Destroy the namespace (cgroups, records, configuration; logs stay). It must have no running task.
+        Root releases any namespace; a user, the namespace of their own that they made with ``init``."""
         self.authorize()
         running = [t.name for t in self.tasks() if t.is_active()]
         if running:
             raise StillRunning(f"namespace {self.name} has running tasks: {', '.join(running)}")
-        if os.geteuid() != 0:
+        if os.geteuid() != 0 and not self._callers_own():
             raise PermissionDenied(f"release of namespace {self.name} needs root")
         backend = self.backend
         targets = [backend.ns_dir(self.name, m) for m in backend.all_hierarchies
                    if os.path.isdir(backend.ns_dir(self.name, m))]
+        targets.extend(backend.slice_dirs(self.name))
         targets.append(self.config.state_dir)
         if dry_run:
             return targets
         for task in self.tasks():
             task.settle()
         backend.remove_namespace(self.name)
+        self._remove_state()
+        return targets
+
+    def _callers_own(self) -> bool:
+        """A namespace the caller made unprivileged (state under their home), as opposed to one root made."""
+        return self.config.owner_uid == os.geteuid() and self.config.state_dir != system_state_dir(self.name)
+
+    def _remove_state(self) -> None:
+        """Records and configuration go; the logs stay, also where they live inside the state directory."""
         import shutil
 
-        shutil.rmtree(self.config.state_dir, ignore_errors=False)
-        return targets
+        state, logs = self.config.state_dir, os.path.normpath(self.config.log_dir)
+        if os.path.dirname(logs) != os.path.normpath(state):
+            shutil.rmtree(state)
+            return
+        for entry in os.listdir(state):
+            path = os.path.join(state, entry)
+            if os.path.normpath(path) == logs:
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
 
     # -- tasks ---------------------------------------------------------------------------------------------
 

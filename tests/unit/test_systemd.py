@@ -10,8 +10,17 @@ import pytest
 
 from lanco.cgroups import nsview, systemd
 from lanco.cgroups.detect import CgroupMount, parse_mountinfo
-from lanco.cgroups.systemd import SystemdBackend, escape_unit_part, namespace_slice, task_scope, unescape_unit_part
-from lanco.errors import LimitUnavailable
+from lanco.cgroups.systemd import (
+    UNIT_NAME_MAX,
+    SystemdBackend,
+    escape_unit_part,
+    hook_scope,
+    namespace_slice,
+    task_scope,
+    unescape_unit_part,
+    unit_name_problem,
+)
+from lanco.errors import LimitUnavailable, UsageError
 from lanco.placement import prepare_base_parent, take_over_cgroup, tracker_kind
 from tests.unit.conftest import BASE, NS, FakeHost, write
 from tests.unit.test_detect import HYBRID, PURE_V2
@@ -92,6 +101,20 @@ class TestRoutes:
         b = backend(host, owner=1000)
         assert b.placement_problem(NS) is None
         assert b.task_dir(NS, "t").endswith(f"user@1000.service/lanco.slice/lanco-{NS}.slice/lanco-{NS}-t.scope/task")
+
+    def test_a_name_too_long_for_systemd_is_refused_before_any_scope(self, host: FakeHost, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+        write(tmp_path / "rt" / "systemd" / "private", "")
+        monkeypatch.setattr(systemd, "runtime_dir", lambda uid: str(tmp_path / "rt"))
+        started: list[str] = []
+        monkeypatch.setattr(SystemdBackend, "_start_scope", lambda self, ns, task, scope: started.append(task))
+        dashed = "a" + "-" * 63  # 64 characters, 63 of them escaped to 4
+        assert len(hook_scope(NS, dashed, "0" * 16)) > UNIT_NAME_MAX
+        with pytest.raises(UsageError, match=r"needs systemd unit names of up to \d+ characters, over systemd's 255"):
+            backend(host, owner=1000).create_task(NS, dashed)
+        assert started == [] and not (manager(host, 1000) / "lanco.slice").exists()
+        assert unit_name_problem(NS, "first-task") is None
 
     def test_without_a_manager_the_refusal_names_rule_and_remedies(self, host: FakeHost, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:

@@ -254,6 +254,10 @@ class Backend:
                 if group_access:
                     os.chmod(path, os.stat(path).st_mode | 0o020)
 
+    def slice_dirs(self, ns: str) -> list[str]:
+        """The namespace's systemd slices outside the base (none but for the systemd kind)."""
+        return []
+
     def remove_namespace(self, ns: str) -> list[str]:
         """Remove the namespace's cgroups (it must hold no task); returns what was removed."""
         removed: list[str] = []

@@ -44,7 +44,7 @@ from lanco.cgroups.backend import (
     own_v2_cgroup,
 )
 from lanco.cgroups.detect import CgroupMount
-from lanco.errors import CgroupError, LimitUnavailable
+from lanco.errors import CgroupError, LimitUnavailable, UsageError
 
 if TYPE_CHECKING:
     import socket
@@ -94,6 +94,25 @@ def namespace_slice(ns: str) -> str:
 
 def task_scope(ns: str, task: str) -> str:
     return f"lanco-{escape_unit_part(ns)}-{escape_unit_part(task)}.scope"
+
+
+def hook_scope(ns: str, task: str, run_id: str) -> str:
+    return f"lanco-{escape_unit_part(ns)}-{escape_unit_part(task)}-hook-{escape_unit_part(run_id)}.scope"
+
+
+UNIT_NAME_MAX = 255
+"""The longest unit name systemd accepts (its UNIT_NAME_MAX is 256 with the terminating NUL)."""
+_RUN_ID_CHARS = 16
+
+
+def unit_name_problem(ns: str, task: str) -> str | None:
+    """Why ``task`` cannot have systemd units of its own, or None: escaping makes each ``-`` (and any unusual
+    character) four characters long, so a name within lanco's 64 may still be too long for systemd."""
+    longest = len(hook_scope(ns, task, "0" * _RUN_ID_CHARS))
+    if longest <= UNIT_NAME_MAX:
+        return None
+    return (f"task {task} of namespace {ns} needs systemd unit names of up to {longest} characters, over "
+            f"systemd's {UNIT_NAME_MAX} (escaping makes every '-' or unusual character 4): use a shorter name")
 
 
 def user_manager_cgroup(uid: int) -> str:
@@ -227,6 +246,42 @@ class SystemdBackend(Backend):
     def _existing_scopes(self, ns: str, task: str) -> list[str]:
         return [d for d in (self.scope_dir(u, ns, task) for u in self._candidate_users()) if os.path.isdir(d)]
 
+    def slice_dirs(self, ns: str) -> list[str]:
+        """The namespace's slices in the user managers that hold its tasks."""
+        slices = (self._cgroup_path(f"{user_manager_cgroup(u)}/{TOP_SLICE}/{namespace_slice(ns)}")
+                  for u in self._candidate_users())
+        return [d for d in slices if os.path.isdir(d)]
+
+    def remove_namespace(self, ns: str) -> list[str]:
+        """Also stop the namespace's (empty) slice units, which systemd would otherwise keep loaded for good."""
+        import subprocess
+
+        from lanco import messages
+        from lanco.spawn import hook_runner
+
+        removed = super().remove_namespace(ns)
+        for uid in self._candidate_users():
+            slice_dir = self._cgroup_path(f"{user_manager_cgroup(uid)}/{TOP_SLICE}/{namespace_slice(ns)}")
+            if not os.path.isdir(slice_dir) or os.geteuid() not in (0, uid):
+                continue
+            try:
+                gid = pwd.getpwuid(uid).pw_gid
+            except KeyError:
+                gid = self.owner_gid
+            command = [*hook_runner(uid, gid), "env", f"XDG_RUNTIME_DIR={runtime_dir(uid)}",
+                       "systemctl", "--user", "stop", namespace_slice(ns)]
+            try:
+                result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+                complaint = result.stderr.strip() if result.returncode != 0 else ""
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                complaint = str(exc)
+            if complaint:
+                messages.debug("release", f"namespace {ns}: the empty unit {namespace_slice(ns)} of user {uid} "
+                                          f"stays loaded: {complaint}")
+            else:
+                removed.append(slice_dir)
+        return removed
+
     def task_names(self, ns: str) -> list[str]:
         names = set(super().task_names(ns))
         prefix = f"lanco-{escape_unit_part(ns)}-"
@@ -311,6 +366,9 @@ class SystemdBackend(Backend):
         if self._route(ns) != "scope":
             super().create_task(ns, task, owner, controllers)
             return
+        problem = unit_name_problem(ns, task)
+        if problem is not None:
+            raise UsageError(problem)
         if any(os.path.isdir(os.path.join(s, SCOPE_TASK)) for s in self._existing_scopes(ns, task)):
             raise FileExistsError(task)
         scope = self.scope_dir(os.geteuid(), ns, task)
@@ -441,7 +499,7 @@ class SystemdBackend(Backend):
         with the run and a hook may start the same name again."""
         import shutil
 
-        unit = f"lanco-{escape_unit_part(ns)}-{escape_unit_part(task)}-hook-{escape_unit_part(run_id)}.scope"
+        unit = hook_scope(ns, task, run_id)
         return ["env", f"XDG_RUNTIME_DIR={runtime_dir(os.geteuid())}",
                 shutil.which("systemd-run") or "/usr/bin/systemd-run", "--user", "--scope", "--quiet", "--collect",
                 f"--unit={unit}", f"--slice={namespace_slice(ns)}", f"--description=lanco {ns} {task} exit hook",
