@@ -83,6 +83,28 @@ def reap_intermediate(pid: int, program: str) -> None:
         raise OSError(f"cannot start {program}: the detaching child failed")
 
 
+def read_line(fd: int, timeout: float) -> str | None:
+    """The first line a started process writes on ``fd`` (a pipe or a socket): without its newline, or what came
+    before the writer closed its end; None when nothing complete came within ``timeout`` seconds."""
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    while b"\n" not in buffer:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 512)
+        if not chunk:
+            break
+        buffer += chunk
+    return buffer.split(b"\n", 1)[0].decode(errors="replace")
+
+
 def _settle_as_owner(root_joins: list[str] | None) -> None:  # pragma: no cover - runs in the child
     """Root acting as a namespace's owner: join ``root_joins`` with root's rights (cgroup v2 lets only root
     move a process across the root-owned common ancestor), then become the owner for good."""

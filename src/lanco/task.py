@@ -46,6 +46,7 @@ from lanco.spawn import (
     hook_runner,
     monitor_shell,
     package_file,
+    read_line,
     run_hook_detached,
 )
 
@@ -271,11 +272,13 @@ class Task:
             os.close(devnull)
         messages.debug("run", f"task {self.name}: monitor started, waiting for its report")
         try:
-            report = _read_report(report_r, _START_REPORT_TIMEOUT)
+            report = read_line(report_r, _START_REPORT_TIMEOUT)
         finally:
             os.close(report_r)
             finish_start()
         messages.debug("run", f"task {self.name}: monitor reported {report!r}")
+        if report is None:
+            raise CgroupError(f"cannot start task {self.name}: no report from the monitor")
         if not report.startswith("started "):
             detail = report.partition(" ")[2] if report.startswith("error ") else "the monitor exited early"
             raise CgroupError(f"cannot start task {self.name}: {detail}")
@@ -767,24 +770,6 @@ def _resolve_command(command: str, path: str, cwd: str | None) -> str:
     if found is None:
         raise CommandNotFound(f"command {command} not found")
     return found
-
-
-def _read_report(fd: int, timeout: float) -> str:
-    """The monitor's first report line: ``started PID`` or ``error ...``; empty when it closed the pipe."""
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    while b"\n" not in buffer:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return "error no report from the monitor"
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(fd, 512)
-        if not chunk:
-            break
-        buffer += chunk
-    return buffer.split(b"\n", 1)[0].decode(errors="replace")
 
 
 def _chown_record(directory: str, owner: tuple[int, int]) -> None:

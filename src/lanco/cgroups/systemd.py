@@ -407,7 +407,7 @@ class SystemdBackend(Backend):
         import shutil
         import socket
 
-        from lanco.spawn import package_file, start_detached
+        from lanco.spawn import package_file, read_line, start_detached
 
         unit = task_scope(ns, task)
         command = [shutil.which("systemd-run") or "/usr/bin/systemd-run", "--user", "--scope", "--quiet",
@@ -430,7 +430,7 @@ class SystemdBackend(Backend):
                 theirs.close()
                 os.close(err_w)
                 os.close(devnull)
-            line = _read_line(ours, _SCOPE_READY_TIMEOUT)
+            line = read_line(ours.fileno(), _SCOPE_READY_TIMEOUT) or ""
             if not line.startswith("ready "):
                 complaint = _drain(err_r).strip() or ("no answer within "
                                                       f"{_SCOPE_READY_TIMEOUT:g}s" if line == "" else line)
@@ -515,26 +515,6 @@ class SystemdBackend(Backend):
 
 def _v2_path_of(pid: int) -> str | None:
     return own_v2_cgroup(pid)
-
-
-def _read_line(sock: socket.socket, timeout: float) -> str:
-    """One line from ``sock``; empty when it closed (or nothing came within ``timeout`` seconds)."""
-    import select
-
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    while b"\n" not in buffer:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return ""
-        ready, _, _ = select.select([sock], [], [], remaining)
-        if not ready:
-            continue
-        chunk = sock.recv(256)
-        if not chunk:
-            return ""
-        buffer += chunk
-    return buffer.split(b"\n", 1)[0].decode(errors="replace")
 
 
 def _drain(fd: int) -> str:
