@@ -679,15 +679,22 @@ class Backend:
 
     def stat_sources(self, ns: str, task: str) -> list[StatSource]:
         """Where the monitor reads the final figures before it removes the cgroup."""
+        return self._stat_sources(ns, task, self._memory_figures_dir(ns, task))
+
+    def _memory_figures_dir(self, ns: str, task: str) -> str | None:
+        """The task's directory with the memory controller's files, or None where it has none."""
+        memory = self.controller_dir("memory", ns, task)
+        if memory is None and self.mode == "v2" and "memory" in self.enabled_controllers(ns):
+            memory = self.task_dir(ns, task)
+        return memory
+
+    def _stat_sources(self, ns: str, task: str, memory: str | None) -> list[StatSource]:
         sources: list[StatSource] = []
         if self.tracker.version == 2:
             sources.append(StatSource("cpu_usec", os.path.join(self.task_dir(ns, task), "cpu.stat"),
                                       "usage_usec"))
         elif (cpuacct := self.controller_dir("cpuacct", ns, task)) is not None:
             sources.append(StatSource("cpu_nsec", os.path.join(cpuacct, "cpuacct.usage"), "-"))
-        memory = self.controller_dir("memory", ns, task)
-        if memory is None and self.mode == "v2" and "memory" in self.enabled_controllers(ns):
-            memory = self.task_dir(ns, task)
         if memory is not None:
             if self._is_v2_controller("memory"):
                 sources.append(StatSource("memory_peak_bytes", os.path.join(memory, "memory.peak"), "-"))
@@ -701,7 +708,9 @@ class Backend:
 
     def figures(self, ns: str, task: str) -> TaskFigures:
         figures = TaskFigures(pids=self.pids(ns, task))
-        for source in self.stat_sources(ns, task):
+        # Looked up once: in v2 mode it reads the namespace's subtree_control, and listings ask for every task.
+        memory = self._memory_figures_dir(ns, task)
+        for source in self._stat_sources(ns, task, memory):
             value = _single(source.path) if source.field == "-" else _keyed(source.path, source.field)
             if source.key == "cpu_usec":
                 figures.cpu_usec = value
@@ -711,9 +720,6 @@ class Backend:
                 figures.memory_peak_bytes = value
             elif source.key == "oom_kills":
                 figures.oom_kills = value
-        memory = self.controller_dir("memory", ns, task)
-        if memory is None and self.mode == "v2" and "memory" in self.enabled_controllers(ns):
-            memory = self.task_dir(ns, task)
         if memory is not None:
             name = "memory.current" if self._is_v2_controller("memory") else "memory.usage_in_bytes"
             figures.memory_bytes = _single(os.path.join(memory, name))
