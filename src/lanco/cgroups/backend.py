@@ -807,7 +807,8 @@ class Backend:
                     quota, period = "max", ""
             else:
                 quota = str(_single(os.path.join(directory, "cpu.cfs_quota_us")) or "max")
-                period = str(_single(os.path.join(directory, "cpu.cfs_period_us")) or "")
+                # Without a quota (-1) the period says nothing: spare dump that read for every task.
+                period = str(_single(os.path.join(directory, "cpu.cfs_period_us")) or "") if quota.isdigit() else ""
             if quota.isdigit() and period.isdigit():
                 found["cpu_quota_usec"], found["cpu_period_usec"] = int(quota), int(period)
         return found
