@@ -137,7 +137,8 @@ class Task:
             record.main_pid = main[0] if main else None
             if figures.pids:
                 record.state = "frozen" if backend.frozen(self._ns, self.name) else "running"
-                record.restarts = self._completed_runs()
+                # Only a monitor told to restart keeps runs.jsonl: ls and dump spare the others a failed open.
+                record.restarts = self._completed_runs() if _may_restart(spec) else 0
                 return record
         result = read_result(self.state_dir)
         if result is not None and (spec is None or result[0].get("run_id") == record.run_id):
@@ -666,6 +667,12 @@ class Task:
             with contextlib.suppress(OSError):
                 os.fchown(fd, *owner)
         return fd
+
+
+def _may_restart(spec: dict[str, Any] | None) -> bool:
+    """False only for a run recorded with the restart policy ``no`` (read raw: runopts is dear to import)."""
+    lifetime = (spec or {}).get("lifetime")
+    return not (isinstance(lifetime, dict) and lifetime.get("restart", "no") == "no")
 
 
 def _lifetime(spec: dict[str, Any]) -> Lifetime:
