@@ -54,8 +54,8 @@ class TaskRecord:
 def read_spec(state_dir: str) -> dict[str, Any] | None:
     path = os.path.join(state_dir, "spec.json")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        # read_bytes rather than a text file object: ls and dump read the spec of every task.
+        data = json.loads(read_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

@@ -47,8 +47,10 @@ def live_state(backend: Backend, ns: str, task: str) -> str:
 
 def live_detail(backend: Backend, ns: str, task: str) -> LiveDetail:
     """Limits in force, pressure and the memory limit of a running task, for status and dump."""
-    return LiveDetail(limits_in_force=backend.limits_in_force(ns, task), pressure=backend.pressure(ns, task),
-                      memory_max_bytes=backend.memory_limit_bytes(ns, task))
+    limits = backend.limits_in_force(ns, task)
+    # The hard memory limit is among the limits in force (read from the same file): not read a second time.
+    return LiveDetail(limits_in_force=limits, pressure=backend.pressure(ns, task),
+                      memory_max_bytes=limits.get("memory_max_bytes"))
 
 
 def _command(pids: list[int], cmdline: Callable[[int], str]) -> str:

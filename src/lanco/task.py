@@ -138,7 +138,8 @@ class Task:
             record.main_pid = main[0] if main else None
             if figures.pids:
                 record.state = "frozen" if backend.frozen(self._ns, self.name) else "running"
-                record.restarts = self._completed_runs()
+                # Only a monitor told to restart keeps runs.jsonl: ls and dump spare the others a failed open.
+                record.restarts = self._completed_runs() if _may_restart(spec) else 0
                 return record
         result = read_result(self.state_dir)
         if result is not None and (spec is None or result[0].get("run_id") == record.run_id):
@@ -404,8 +405,8 @@ class Task:
         import json
 
         try:
-            with open(os.path.join(self.state_dir, "runs.jsonl"), encoding="utf-8") as f:
-                lines = f.read().splitlines()
+            # read_bytes: most tasks have no such file, and a failed open() costs more than a failed os.open.
+            lines = procfs.read_bytes(os.path.join(self.state_dir, "runs.jsonl")).decode("utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
             return 0
         for line in reversed(lines):
@@ -717,6 +718,12 @@ def stop_together(tasks: list[Task], timeout: float | None = None,
                 except LancoError as exc:
                     outcome[task.name] = exc
     return outcome
+
+
+def _may_restart(spec: dict[str, Any] | None) -> bool:
+    """False only for a run recorded with the restart policy ``no`` (read raw: runopts is dear to import)."""
+    lifetime = (spec or {}).get("lifetime")
+    return not (isinstance(lifetime, dict) and lifetime.get("restart", "no") == "no")
 
 
 def _lifetime(spec: dict[str, Any]) -> Lifetime:

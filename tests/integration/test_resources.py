@@ -294,6 +294,20 @@ def test_restart_on_failure_restarts_exactly_the_maximum(sandbox: Sandbox, mode:
     assert handle(ns, "fine").record().restarts == 0
 
 
+def test_a_running_record_counts_the_runs_before_it(sandbox: Sandbox, mode: str, api: None) -> None:
+    """runs.jsonl is read for tasks run with --restart; a task without one is counted 0 without reading it."""
+    ns = make_namespace(sandbox, mode)
+    marker = sandbox.root / "failed-once"
+    sandbox.ok(ns, "run", "--restart", "always", "--restart-delay", "10ms", "second-wind",
+               "sh", "-c", f"[ -e {marker} ] || {{ touch {marker}; exit 1; }}; exec sleep 300")
+    sandbox.ok(ns, "run", "plain", "sleep", "300")
+    assert wait_until(lambda: handle(ns, "second-wind").record().restarts == 1)
+    assert handle(ns, "second-wind").record().state == "running"
+    assert (handle(ns, "plain").record().state, handle(ns, "plain").record().restarts) == ("running", 0)
+    sandbox.ok(ns, "stop", "second-wind")
+    sandbox.ok(ns, "stop", "plain")
+
+
 def test_stop_is_not_undone_by_a_restart(sandbox: Sandbox, mode: str, api: None) -> None:
     ns = make_namespace(sandbox, mode)
     sandbox.ok(ns, "run", "--restart", "always", "--restart-delay", "0", "forever", "sleep", "300")

@@ -51,10 +51,32 @@ def _read(path: str) -> str:
     return read_bytes(path).decode("ascii", errors="replace")
 
 
+_ATTRIBUTE_READ = 65536
+
+
+def _read_attribute(path: str) -> str:
+    """A cgroup file of one value or a few keyed lines, read with one system call fewer than :func:`_read`.
+
+    The kernel shows such a file as a single record, which a read hands over whole up to the size asked for: a
+    shorter read is the end, and the read that would return nothing is spared (dump reads some 20 files a task).
+    A list such as ``cgroup.procs`` comes a page at a time and needs :func:`_read`.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunk = os.read(fd, _ATTRIBUTE_READ)
+        chunks = [chunk]
+        while len(chunk) == _ATTRIBUTE_READ:
+            chunk = os.read(fd, _ATTRIBUTE_READ)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("ascii", errors="replace")
+
+
 def _keyed(path: str, key: str) -> int | None:
     """The value of ``key`` in a flat-keyed cgroup file (``key value`` lines), or None."""
     try:
-        for line in _read(path).splitlines():
+        for line in _read_attribute(path).splitlines():
             name, _, value = line.partition(" ")
             if name == key:
                 return int(value)
@@ -65,7 +87,7 @@ def _keyed(path: str, key: str) -> int | None:
 
 def _single(path: str) -> int | None:
     try:
-        text = _read(path).strip()
+        text = _read_attribute(path).strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None
@@ -284,11 +306,11 @@ class Backend:
 
     def task_names(self, ns: str) -> list[str]:
         try:
-            names = os.listdir(self.ns_dir(ns))
+            # The entries' types come with the listing (cgroupfs fills d_type): no stat per task.
+            with os.scandir(self.ns_dir(ns)) as entries:
+                return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if not n.startswith(".")
-                      and os.path.isdir(os.path.join(self.ns_dir(ns), n)))
 
     def create_task(self, ns: str, task: str, owner: tuple[int, int] | None = None,
                     controllers: Iterable[str] = ()) -> None:
@@ -438,7 +460,7 @@ class Backend:
         if freezer is None:
             return False
         try:
-            return _read(os.path.join(freezer, "freezer.state")).strip() in ("FROZEN", "FREEZING")
+            return _read_attribute(os.path.join(freezer, "freezer.state")).strip() in ("FROZEN", "FREEZING")
         except OSError:
             return False
 
@@ -685,15 +707,22 @@ class Backend:
 
     def stat_sources(self, ns: str, task: str) -> list[StatSource]:
         """Where the monitor reads the final figures before it removes the cgroup."""
+        return self._stat_sources(ns, task, self._memory_figures_dir(ns, task))
+
+    def _memory_figures_dir(self, ns: str, task: str) -> str | None:
+        """The task's directory with the memory controller's files, or None where it has none."""
+        memory = self.controller_dir("memory", ns, task)
+        if memory is None and self.mode == "v2" and "memory" in self.enabled_controllers(ns):
+            memory = self.task_dir(ns, task)
+        return memory
+
+    def _stat_sources(self, ns: str, task: str, memory: str | None) -> list[StatSource]:
         sources: list[StatSource] = []
         if self.tracker.version == 2:
             sources.append(StatSource("cpu_usec", os.path.join(self.task_dir(ns, task), "cpu.stat"),
                                       "usage_usec"))
         elif (cpuacct := self.controller_dir("cpuacct", ns, task)) is not None:
             sources.append(StatSource("cpu_nsec", os.path.join(cpuacct, "cpuacct.usage"), "-"))
-        memory = self.controller_dir("memory", ns, task)
-        if memory is None and self.mode == "v2" and "memory" in self.enabled_controllers(ns):
-            memory = self.task_dir(ns, task)
         if memory is not None:
             if self._is_v2_controller("memory"):
                 sources.append(StatSource("memory_peak_bytes", os.path.join(memory, "memory.peak"), "-"))
@@ -707,7 +736,9 @@ class Backend:
 
     def figures(self, ns: str, task: str) -> TaskFigures:
         figures = TaskFigures(pids=self.pids(ns, task))
-        for source in self.stat_sources(ns, task):
+        # Looked up once: in v2 mode it reads the namespace's subtree_control, and listings ask for every task.
+        memory = self._memory_figures_dir(ns, task)
+        for source in self._stat_sources(ns, task, memory):
             value = _single(source.path) if source.field == "-" else _keyed(source.path, source.field)
             if source.key == "cpu_usec":
                 figures.cpu_usec = value
@@ -717,9 +748,6 @@ class Backend:
                 figures.memory_peak_bytes = value
             elif source.key == "oom_kills":
                 figures.oom_kills = value
-        memory = self.controller_dir("memory", ns, task)
-        if memory is None and self.mode == "v2" and "memory" in self.enabled_controllers(ns):
-            memory = self.task_dir(ns, task)
         if memory is not None:
             name = "memory.current" if self._is_v2_controller("memory") else "memory.usage_in_bytes"
             figures.memory_bytes = _single(os.path.join(memory, name))
@@ -802,12 +830,13 @@ class Backend:
             directory, v2 = cpu
             if v2:
                 try:
-                    quota, _, period = _read(os.path.join(directory, "cpu.max")).strip().partition(" ")
+                    quota, _, period = _read_attribute(os.path.join(directory, "cpu.max")).strip().partition(" ")
                 except OSError:
                     quota, period = "max", ""
             else:
                 quota = str(_single(os.path.join(directory, "cpu.cfs_quota_us")) or "max")
-                period = str(_single(os.path.join(directory, "cpu.cfs_period_us")) or "")
+                # Without a quota (-1) the period says nothing: spare dump that read for every task.
+                period = str(_single(os.path.join(directory, "cpu.cfs_period_us")) or "") if quota.isdigit() else ""
             if quota.isdigit() and period.isdigit():
                 found["cpu_quota_usec"], found["cpu_period_usec"] = int(quota), int(period)
         return found
@@ -819,7 +848,7 @@ class Backend:
     def _limit(cls, path: str) -> int | None:
         """A limit file's value, or None for ``max``, a v1 "no limit", or a file that is not there."""
         try:
-            text = _read(path).strip()
+            text = _read_attribute(path).strip()
         except OSError:
             return None
         if not text.isdigit():
@@ -831,7 +860,7 @@ class Backend:
     def _pressure_lines(path: str) -> dict[str, float]:
         """``avg10`` of each line of a PSI file (``some avg10=1.50 avg60=... total=...``)."""
         try:
-            text = _read(path)
+            text = _read_attribute(path)
         except OSError:
             # A kernel booted with psi=0 lists the files but refuses to read them (EOPNOTSUPP).
             return {}
@@ -921,6 +950,10 @@ def own_v2_cgroup(pid: int | str = "self") -> str | None:
 def _walk_dirs(top: str) -> Iterator[str]:
     yield top
     try:
+        # cgroupfs counts a directory's subdirectories in its links (2 + subdirectories): a stat is a third of
+        # the cost of a listing, and a task's cgroup rarely has children. Other filesystems may say 1: list.
+        if os.stat(top).st_nlink == 2:
+            return
         entries = list(os.scandir(top))
     except OSError:
         return
