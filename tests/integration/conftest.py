@@ -76,6 +76,16 @@ def ns(sandbox: Sandbox, mode: str) -> str:
     return make_namespace(sandbox, mode)
 
 
+EMULATED = bool(os.environ.get("LANCO_VM"))
+"""True in the qemu guest of tests/vm, where emulation makes every lanco command take 0.5 to 2 s (more while the
+host is busy): the upper bounds of timed checks need room for that there."""
+
+
+def slack(seconds: float) -> float:
+    """Room in an upper time bound for lanco's own work: as given on the host, eight times that in the guest."""
+    return seconds * 8 if EMULATED else seconds
+
+
 def task_pids(sandbox: Sandbox, ns: str, task: str, user: str | None = None) -> list[int]:
     import json
 
@@ -87,5 +97,5 @@ def no_process_left(pids: list[int], timeout: float = 5.0) -> bool:
     return wait_until(lambda: not any(alive(p) for p in pids), timeout)
 
 
-__all__ = ["MODES", "alive", "make_namespace", "no_process_left", "os", "task_pids", "unified_controllers",
-           "wait_until"]
+__all__ = ["EMULATED", "MODES", "alive", "make_namespace", "no_process_left", "os", "slack", "task_pids",
+           "unified_controllers", "wait_until"]
