@@ -345,9 +345,10 @@ IFS=$_ifs
     printf '%s' "$stats"
 } > "$state/result.tmp" && mv -f "$state/result.tmp" "$state/result"
 
-# Claim the hook before the name is freed: a new run of the same name starts a fresh record.
+# Claim the hook before the name is freed: a new run of the same name starts a fresh record. Without a hook there
+# is nothing to claim, and no mkdir to exec at every task's end.
 claimed=no
-mkdir "$state/hook.claimed" 2>/dev/null && claimed=yes
+[ -n "$LANCO_MON_HOOK" ] && mkdir "$state/hook.claimed" 2>/dev/null && claimed=yes
 remove_cgroups
 [ $claimed = yes ] && run_hook
 exit 0
