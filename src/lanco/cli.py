@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
 
 from lanco import messages
 from lanco.errors import LancoError, UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Sequence
+    from typing import NoReturn
 
     from lanco.namespace import Namespace
     from lanco.task import Task
@@ -156,13 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command not in COMMANDS:
             raise UsageError(f"unknown command {command!r} (see lanco --help)")
         token = command
-        from importlib import import_module
-
         from lanco.names import check_namespace_name
 
         check_namespace_name(ns)
         module, function = COMMANDS[command]
-        handler: Callable[[str, list[str], Options], int] = getattr(import_module(module), function)
+        # __import__ rather than importlib.import_module: importlib's package (and warnings) stay unloaded.
+        handler: Callable[[str, list[str], Options], int] = getattr(__import__(module, fromlist=[function]),
+                                                                     function)
         return handler(ns, rest[2:], options)
     except LancoError as exc:
         messages.warn(token, exc.message)

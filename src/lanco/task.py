@@ -10,8 +10,6 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from lanco import logfile, messages, procfs
 from lanco.cgroups.backend import poll_ms
@@ -49,8 +47,10 @@ from lanco.spawn import (
     run_hook_detached,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Unpack
+    from collections.abc import Callable, Iterator
+    from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
     from lanco.cgroups.backend import Backend
     from lanco.limits import LimitOptions, Limits
@@ -63,15 +63,17 @@ _RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "resta
 _START_REPORT_TIMEOUT = 30.0
 
 
-_Method = TypeVar("_Method", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    _Params = ParamSpec("_Params")
+    _Result = TypeVar("_Result")
 
 
-def _as_owner(method: _Method) -> _Method:
+def _as_owner(method: Callable[Concatenate[Task, _Params], _Result]) -> Callable[Concatenate[Task, _Params], _Result]:
     """Run ``method`` with the namespace owner's effective ids when root works in someone else's namespace
     (see lanco.privileges): the owner's files are then handled with no more than the owner's rights."""
 
     @functools.wraps(method)
-    def acting(self: Task, *args: Any, **kwargs: Any) -> Any:
+    def acting(self: Task, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
         owner = self.namespace.acting_for_owner
         if owner is None:
             return method(self, *args, **kwargs)
@@ -79,7 +81,7 @@ def _as_owner(method: _Method) -> _Method:
         with acting_as(owner):
             return method(self, *args, **kwargs)
 
-    return cast(_Method, acting)
+    return acting
 
 
 class Task:

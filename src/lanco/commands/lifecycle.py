@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from lanco.cli import Options, namespace_for, parser_for, task_for
 from lanco.errors import LancoError, UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from lanco.task import Task
 
