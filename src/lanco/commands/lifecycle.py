@@ -9,7 +9,11 @@ from lanco.errors import LancoError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+
     from lanco.task import Task
+
+STOP_TIMEOUT_HELP = "grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)"
 
 def cmd_init(ns: str, args: list[str], options: Options) -> int:
     from lanco.namespace import Namespace
@@ -94,16 +98,41 @@ def cmd_check(ns: str, args: list[str], options: Options) -> int:
     return 0 if task_for(ns, args[0], options).is_running() else 1
 
 
+def timeout_parser(command: str, timeout_help: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``stop`` and ``wait``: ``[-t SECONDS] TASK``."""
+    parser = parser_for(command)
+    parser.add_argument("-t", "--timeout", help=timeout_help)
+    parser.add_argument("task")
+    return parser
+
+
+def plain_timeout_and_task(args: list[str]) -> tuple[str | None, str] | None:
+    """(SECONDS or None, TASK) when ``args`` is ``TASK`` or ``-t SECONDS TASK`` with nothing that looks like an
+    option in the values; None for anything else. These forms are what scripts run: argparse, with the gettext,
+    locale and shutil it loads, would be most of what a stop costs. Whatever else is given goes to argparse, so
+    every other form, and every usage error, is argparse's own."""
+    match args:
+        case [task] if not task.startswith("-"):
+            return None, task
+        case ["-t" | "--timeout", timeout, task] if not timeout.startswith("-") and not task.startswith("-"):
+            return timeout, task
+    return None
+
+
+def _timeout_and_task(command: str, args: list[str], timeout_help: str | None = None) -> tuple[str | None, str]:
+    plain = plain_timeout_and_task(args)
+    if plain is not None:
+        return plain
+    opts = timeout_parser(command, timeout_help).parse_args(args)
+    return opts.timeout, opts.task
+
+
 def cmd_stop(ns: str, args: list[str], options: Options) -> int:
     from lanco.units import parse_duration
 
-    parser = parser_for("stop")
-    parser.add_argument("-t", "--timeout",
-                        help="grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)")
-    parser.add_argument("task")
-    opts = parser.parse_args(args)
-    timeout = None if opts.timeout is None else parse_duration(opts.timeout, what="timeout")
-    task_for(ns, opts.task, options).stop(timeout=timeout)
+    given, name = _timeout_and_task("stop", args, STOP_TIMEOUT_HELP)
+    timeout = None if given is None else parse_duration(given, what="timeout")
+    task_for(ns, name, options).stop(timeout=timeout)
     return 0
 
 
@@ -112,15 +141,12 @@ def cmd_wait(ns: str, args: list[str], options: Options) -> int:
     from lanco.task import LOST_EXIT_CODE
     from lanco.units import parse_duration
 
-    parser = parser_for("wait")
-    parser.add_argument("-t", "--timeout")
-    parser.add_argument("task")
-    opts = parser.parse_args(args)
-    timeout = None if opts.timeout is None else parse_duration(opts.timeout, what="timeout")
-    task = task_for(ns, opts.task, options)
+    given, name = _timeout_and_task("wait", args)
+    timeout = None if given is None else parse_duration(given, what="timeout")
+    task = task_for(ns, name, options)
     record = task.wait(timeout=timeout)
     if record.state not in FINISHED_STATES:
-        raise LancoError(f"task {opts.task} is still running after {opts.timeout}")
+        raise LancoError(f"task {name} is still running after {given}")
     return LOST_EXIT_CODE if record.exit_code is None else record.exit_code
 
 
