@@ -45,6 +45,7 @@ from lanco.spawn import (
     monitor_shell,
     package_file,
     run_hook_detached,
+    which,
 )
 
 TYPE_CHECKING = False
@@ -715,9 +716,7 @@ def _resolve_command(command: str, path: str, cwd: str | None) -> str:
         if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
             raise CommandNotExecutable(f"command {command} is not executable")
         return candidate
-    import shutil  # here, not at the top: only run needs it, and its import is dear for check and stop
-
-    found = shutil.which(command, path=path)
+    found = which(command, path=path)
     if found is None:
         raise CommandNotFound(f"command {command} not found")
     return found
