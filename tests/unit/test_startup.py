@@ -1,16 +1,71 @@
-"""The stand-ins that spare the hot commands modules of the standard library behave as those modules do."""
+"""What the hot commands load at start-up, and the stand-ins that spare them modules of the standard library.
+
+check, stop and run are called by scripts and daemons, often in loops: their imports cost more than their work
+(issue 6). What is asserted here is structural, not timed: the modules they must not import, and that the
+stand-ins for shutil behave as shutil does.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import lanco
 from lanco.cli import parser_for, terminal_columns
 from lanco.spawn import which
+from tests.unit.test_cli import existing_namespace
+
+# typing, dataclasses and inspect (with ast, dis, tokenize) cost more than everything check does; argparse and
+# shutil (with gettext, locale, bz2, lzma) more than what is left of stop.
+NEVER = ("typing", "dataclasses", "inspect")
+PROBE = """
+import sys
+from lanco.cli import main
+code = main(sys.argv[1:])
+print(code, " ".join(sorted(sys.modules)))
+"""
+
+
+def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
+    """Run the command line in a fresh interpreter (isolated, like the installed script); its exit code and the
+    modules it had loaded by the end."""
+    package_parent = os.path.dirname(os.path.dirname(lanco.__file__))
+    program = f"import sys; sys.path.insert(0, {package_parent!r})\n{code}"
+    result = subprocess.run([sys.executable, "-I", "-c", program, *argv], capture_output=True, text=True,
+                            check=False, timeout=60)
+    assert result.returncode == 0, result.stderr
+    exit_code, _, modules = result.stdout.strip().partition(" ")
+    return int(exit_code), set(modules.split())
+
+
+@pytest.mark.parametrize(("argv", "exit_code", "also_never"), [
+    (["testns", "check", "t"], 1, ("argparse", "shutil")),
+    (["testns", "stop", "t"], 1, ("argparse", "shutil")),
+    (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil")),
+    (["testns", "wait", "t"], 1, ("argparse", "shutil")),
+    (["testns", "run", "t", "lanco-no-such-command"], 127, ("shutil",)),
+    (["testns", "run", "--bogus", "t", "true"], 2, ("shutil",)),
+])
+def test_hot_commands_leave_heavy_modules_unloaded(argv: list[str], exit_code: int,
+                                                   also_never: tuple[str, ...]) -> None:
+    existing_namespace()
+    code, modules = loaded_by(argv)
+    assert code == exit_code
+    assert "lanco.task" in modules or "run" in argv  # the path was walked, not cut short
+    assert not modules & {*NEVER, *also_never}, sorted(modules & {*NEVER, *also_never})
+
+
+def test_the_api_loads_without_typing_or_dataclasses() -> None:
+    _, modules = loaded_by([], "import sys\nfrom lanco import Namespace, Task, TaskRecord, UsageError\n"
+                               "from lanco.runopts import RunPlan\nprint(0, ' '.join(sorted(sys.modules)))")
+    assert not modules & set(NEVER), sorted(modules & set(NEVER))
+
 
 # -- stand-ins for shutil ---------------------------------------------------------------------------------------
 
