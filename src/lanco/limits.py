@@ -323,12 +323,13 @@ def _pids(raw: int | str, what: str) -> int:
     return _integer(raw, what, 1, 4_194_304, allow_max=True)
 
 
-_CPU_LIST = re.compile(r"[0-9]+(?:-[0-9]+)?(?:,[0-9]+(?:-[0-9]+)?)*", re.ASCII)
+_CPU_LIST = r"[0-9]+(?:-[0-9]+)?(?:,[0-9]+(?:-[0-9]+)?)*"
+"""Compiled on first use: run imports this module whether or not it is given --cpuset."""
 
 
 def _cpuset(raw: str, what: str) -> str:
     text = str(raw).strip()
-    if not _CPU_LIST.fullmatch(text):
+    if not re.fullmatch(_CPU_LIST, text, re.ASCII):
         raise UsageError(f"invalid {what} {raw!r}: expected a list of CPUs such as 0-3,6")
     wanted: set[int] = set()
     for part in text.split(","):

@@ -127,11 +127,17 @@ def _timeout_and_task(command: str, args: list[str], timeout_help: str | None = 
     return opts.timeout, opts.task
 
 
-def cmd_stop(ns: str, args: list[str], options: Options) -> int:
+def _timeout_seconds(given: str | None) -> float | None:
+    if given is None:
+        return None
     from lanco.units import parse_duration
 
+    return parse_duration(given, what="timeout")
+
+
+def cmd_stop(ns: str, args: list[str], options: Options) -> int:
     given, name = _timeout_and_task("stop", args, STOP_TIMEOUT_HELP)
-    timeout = None if given is None else parse_duration(given, what="timeout")
+    timeout = _timeout_seconds(given)
     task_for(ns, name, options).stop(timeout=timeout)
     return 0
 
@@ -139,10 +145,9 @@ def cmd_stop(ns: str, args: list[str], options: Options) -> int:
 def cmd_wait(ns: str, args: list[str], options: Options) -> int:
     from lanco.record import FINISHED_STATES
     from lanco.task import LOST_EXIT_CODE
-    from lanco.units import parse_duration
 
     given, name = _timeout_and_task("wait", args)
-    timeout = None if given is None else parse_duration(given, what="timeout")
+    timeout = _timeout_seconds(given)
     task = task_for(ns, name, options)
     record = task.wait(timeout=timeout)
     if record.state not in FINISHED_STATES:
