@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,6 +73,8 @@ def start_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cw
     may take its time.
     """
     prctl = _prctl() if subreaper else None
+    import signal  # noqa: F401 - loaded here, before the fork, for the child to find in sys.modules
+
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 127
@@ -113,6 +114,8 @@ def _settle_as_owner(root_joins: list[str] | None) -> None:  # pragma: no cover 
 
 def _exec_with_fds(argv: list[str], env: dict[str, str], fds: dict[int, int],
                    cwd: str | None) -> None:  # pragma: no cover - runs in the child
+    import signal  # loaded already by start_detached
+
     try:
         # Park every source above the targets first, so that mapping one cannot clobber another.
         parked = {target: fcntl.fcntl(source, fcntl.F_DUPFD, 1000) for target, source in fds.items()}

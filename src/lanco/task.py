@@ -7,7 +7,6 @@ import fcntl
 import functools
 import os
 import select
-import signal
 import sys
 import time
 
@@ -369,6 +368,8 @@ class Task:
         """Cut short a monitor's pause before a restart (it checks the stop marker when woken)."""
         monitor = read_int_file(os.path.join(self.state_dir, "monitor"))
         if len(monitor) == 2 and procfs.is_same_process(monitor[0], monitor[1]):
+            import signal  # not at the top: its enums cost check, which sends none
+
             with contextlib.suppress(OSError):
                 os.kill(monitor[0], signal.SIGUSR1)
 
@@ -452,6 +453,8 @@ class Task:
 
         New processes forked while signalling get it too: passes repeat until one finds nobody new.
         """
+        import signal
+
         backend, seen = self._backend, set[int]()
         for _ in range(50):
             fresh = [p for p in backend.pids(self._ns, self.name) if p not in seen]

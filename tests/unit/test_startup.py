@@ -45,7 +45,7 @@ def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
 
 
 @pytest.mark.parametrize(("argv", "exit_code", "also_never"), [
-    (["testns", "check", "t"], 1, ("argparse", "shutil")),
+    (["testns", "check", "t"], 1, ("argparse", "shutil", "signal")),
     (["testns", "stop", "t"], 1, ("argparse", "shutil")),
     (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil")),
     (["testns", "wait", "t"], 1, ("argparse", "shutil")),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
 import time
 
 from lanco.cgroups.detect import (
@@ -405,6 +404,8 @@ class Backend:
                 return
             except FileNotFoundError:
                 return
+        import signal  # not at the top: its enums cost check, which kills nothing
+
         self._brake_forks(ns, task)
         for _ in range(1000):
             if not self.pids(ns, task):
