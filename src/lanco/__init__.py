@@ -6,7 +6,8 @@ for what a command needs (``check`` must stay close to a bare interpreter start)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# typing costs every command several milliseconds at start-up: annotations only (lanco.spawn does the same).
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from lanco.errors import (
         AlreadyRunning,
         CommandNotFound,
@@ -48,10 +51,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    # Also asked for every submodule on its first "from lanco import x": that must cost nothing.
+    module = _LAZY.get(name) or ("lanco.errors" if name in __all__ else None)
+    if module is None:
+        raise AttributeError(f"module 'lanco' has no attribute {name!r}")
     import importlib
 
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in __all__:
-        return getattr(importlib.import_module("lanco.errors"), name)
-    raise AttributeError(f"module 'lanco' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

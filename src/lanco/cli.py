@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
 
 from lanco import messages
 from lanco.errors import LancoError, UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Sequence
+    from typing import NoReturn
 
     from lanco.namespace import Namespace
     from lanco.task import Task
@@ -70,6 +71,23 @@ def task_for(ns: str, task: str, options: Options) -> Task:
     return namespace_for(ns, options).task(task)
 
 
+def terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``, without importing shutil (bz2, lzma, fnmatch: about 2 ms)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    stdout = sys.__stdout__
+    if stdout is None:
+        return 80
+    try:
+        return os.get_terminal_size(stdout.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def parser_for(command: str) -> argparse.ArgumentParser:
     """argparse, but every usage error is one line in lanco's form rather than argparse's own text."""
     import argparse
@@ -78,7 +96,12 @@ def parser_for(command: str) -> argparse.ArgumentParser:
         def error(self, message: str) -> NoReturn:
             raise UsageError(f"{command}: {message}")
 
-    return Parser(prog=f"lanco NAMESPACE {command}", add_help=True)
+    class Formatter(argparse.HelpFormatter):
+        # argparse makes a formatter for every option it adds, and by default asks shutil for the width.
+        def __init__(self, prog: str) -> None:
+            super().__init__(prog, width=terminal_columns() - 2)
+
+    return Parser(prog=f"lanco NAMESPACE {command}", add_help=True, formatter_class=Formatter)
 
 
 # command -> (module, function): modules are imported only when their command runs.
@@ -156,13 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command not in COMMANDS:
             raise UsageError(f"unknown command {command!r} (see lanco --help)")
         token = command
-        from importlib import import_module
-
         from lanco.names import check_namespace_name
 
         check_namespace_name(ns)
         module, function = COMMANDS[command]
-        handler: Callable[[str, list[str], Options], int] = getattr(import_module(module), function)
+        # __import__ rather than importlib.import_module: importlib's package (and warnings) stay unloaded.
+        handler: Callable[[str, list[str], Options], int] = getattr(__import__(module, fromlist=[function]),
+                                                                     function)
         return handler(ns, rest[2:], options)
     except LancoError as exc:
         messages.warn(token, exc.message)

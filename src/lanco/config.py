@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
 
 from lanco.errors import NamespaceMissing, StateError
+from lanco.values import Value
 
 CONFIG_VERSION = 1
 DEFAULT_CGROUP_BASE = "/lanco"
@@ -25,10 +25,12 @@ def user_state_root() -> str:
     return os.path.join(xdg, "lanco")
 
 
-@dataclass
-class NamespaceConfig:
+class NamespaceConfig(Value):
     """What ``init`` decided for a namespace; every later command obeys it rather than re-detecting."""
 
+    _fields = ("name", "owner_uid", "owner_gid", "group_access", "mode", "tracker", "cgroup_base", "state_dir",
+               "log_dir", "created", "version")
+    __slots__ = _fields
     name: str
     owner_uid: int
     owner_gid: int
@@ -39,7 +41,22 @@ class NamespaceConfig:
     state_dir: str
     log_dir: str
     created: float
-    version: int = CONFIG_VERSION
+    version: int
+
+    def __init__(self, name: str, owner_uid: int, owner_gid: int, group_access: bool, mode: str, tracker: str,
+                 cgroup_base: str, state_dir: str, log_dir: str, created: float,
+                 version: int = CONFIG_VERSION) -> None:
+        self.name = name
+        self.owner_uid = owner_uid
+        self.owner_gid = owner_gid
+        self.group_access = group_access
+        self.mode = mode
+        self.tracker = tracker
+        self.cgroup_base = cgroup_base
+        self.state_dir = state_dir
+        self.log_dir = log_dir
+        self.created = created
+        self.version = version
 
     @property
     def tasks_dir(self) -> str:
@@ -58,7 +75,7 @@ class NamespaceConfig:
     def save(self) -> None:
         tmp = self.config_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(asdict(self), f, indent=2, sort_keys=True)
+            json.dump(self.as_dict(), f, indent=2, sort_keys=True)
             f.write("\n")
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.config_path)

@@ -12,64 +12,58 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, TypedDict
+from collections.abc import Iterable, Mapping
 
 from lanco.errors import UsageError
 from lanco.units import MAX, format_size, parse_size
+from lanco.values import FrozenValue
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterator
+    from typing import Any
 
     from lanco.cgroups.backend import Backend
+    from lanco.optiontypes import LimitOptions as LimitOptions
 
 DeviceRates = Mapping[str, int | str] | Iterable[str]
 """Per-device rates: ``{"/dev/sda": "10M", "8:16": 1048576}`` or ``["/dev/sda=10M", "8:16=1M"]``."""
 
 
-class LimitOptions(TypedDict, total=False):
-    """The limits ``run`` and ``set`` take, as keyword arguments of the API; strings are parsed as on the command
-    line (``"64M"``, ``"max"``), numbers are taken in the unit named."""
+def __getattr__(name: str) -> object:
+    # LimitOptions is a TypedDict, and typing too dear for run and set: made on first use (lanco.optiontypes).
+    if name == "LimitOptions":
+        from lanco import optiontypes
 
-    memory_max: int | str | None
-    """Hard memory limit in bytes; the task is OOM-killed, whole, past it."""
-    memory_high: int | str | None
-    """Memory throttling threshold in bytes (v2 only)."""
-    memory_swap_max: int | str | None
-    """Swap the task may use, in bytes, on top of its memory (0: none)."""
-    cpu_quota: float | str | None
-    """Percent of one CPU (150 = one and a half CPUs)."""
-    cpu_weight: int | str | None
-    """Relative CPU share, 1-10000, default 100."""
-    cpuset: str | None
-    """CPUs the task may run on, as a list such as ``0-3,6``."""
-    pids_max: int | str | None
-    """Most processes and threads the task may have at once."""
-    io_weight: int | str | None
-    """Relative IO share, 1-10000, default 100."""
-    io_read_bps: DeviceRates | None
-    """Read bytes per second per block device (a path or MAJ:MIN)."""
-    io_write_bps: DeviceRates | None
-    """Write bytes per second per block device (a path or MAJ:MIN)."""
+        return optiontypes.LimitOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class DeviceRate:
+class DeviceRate(FrozenValue):
+    _fields = ("device", "rate")
+    __slots__ = _fields
     device: str
     """``MAJ:MIN`` of the block device."""
     rate: int
     """Bytes per second, or ``MAX``."""
 
+    def __init__(self, device: str, rate: int) -> None:
+        self._set_fields(device, rate)
 
-@dataclass(frozen=True)
-class LimitSpec:
+
+class LimitSpec(FrozenValue):
     """How one limit is called on the command line, and in messages about its value."""
 
+    _fields = ("option", "what", "metavar", "help")
+    __slots__ = _fields
     option: str
     what: str
-    metavar: str = "N"
-    help: str = ""
+    metavar: str
+    help: str
+
+    def __init__(self, option: str, what: str, metavar: str = "N", help: str = "") -> None:
+        self._set_fields(option, what, metavar, help)
 
 
 SYS_DEV_BLOCK = "/sys/dev/block"
@@ -106,20 +100,29 @@ def given(namespace: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(namespace, key) for key in SPECS if getattr(namespace, key, None) is not None}
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(FrozenValue):
     """Limits to enforce on one task; None (or an empty tuple) leaves a limit as the kernel has it."""
 
-    memory_max: int | None = None
-    memory_high: int | None = None
-    memory_swap_max: int | None = None
-    cpu_quota: float | None = None
-    cpu_weight: int | None = None
-    cpuset: str | None = None
-    pids_max: int | None = None
-    io_weight: int | None = None
-    io_read_bps: tuple[DeviceRate, ...] = ()
-    io_write_bps: tuple[DeviceRate, ...] = ()
+    _fields = ("memory_max", "memory_high", "memory_swap_max", "cpu_quota", "cpu_weight", "cpuset", "pids_max",
+               "io_weight", "io_read_bps", "io_write_bps")
+    __slots__ = _fields
+    memory_max: int | None
+    memory_high: int | None
+    memory_swap_max: int | None
+    cpu_quota: float | None
+    cpu_weight: int | None
+    cpuset: str | None
+    pids_max: int | None
+    io_weight: int | None
+    io_read_bps: tuple[DeviceRate, ...]
+    io_write_bps: tuple[DeviceRate, ...]
+
+    def __init__(self, memory_max: int | None = None, memory_high: int | None = None,
+                 memory_swap_max: int | None = None, cpu_quota: float | None = None, cpu_weight: int | None = None,
+                 cpuset: str | None = None, pids_max: int | None = None, io_weight: int | None = None,
+                 io_read_bps: tuple[DeviceRate, ...] = (), io_write_bps: tuple[DeviceRate, ...] = ()) -> None:
+        self._set_fields(memory_max, memory_high, memory_swap_max, cpu_quota, cpu_weight, cpuset, pids_max,
+                         io_weight, io_read_bps, io_write_bps)
 
     # -- building ------------------------------------------------------------------------------------------
 
@@ -139,14 +142,15 @@ class Limits:
 
     def items(self) -> Iterator[tuple[str, Any]]:
         """The limits that are set, in a fixed order, as (key, value)."""
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for key, value in zip(self._fields, self.field_values(), strict=True):
             if value is not None and value != ():
-                yield f.name, value
+                yield key, value
 
     def merged(self, newer: Limits) -> Limits:
         """These limits with those set in ``newer`` replacing them (``set`` on a running task)."""
-        return replace(self, **dict(newer.items()))
+        values = dict(zip(self._fields, self.field_values(), strict=True))
+        values.update(newer.items())
+        return Limits(**values)
 
     # -- enforcing -----------------------------------------------------------------------------------------
 
@@ -319,12 +323,13 @@ def _pids(raw: int | str, what: str) -> int:
     return _integer(raw, what, 1, 4_194_304, allow_max=True)
 
 
-_CPU_LIST = re.compile(r"[0-9]+(?:-[0-9]+)?(?:,[0-9]+(?:-[0-9]+)?)*", re.ASCII)
+_CPU_LIST = r"[0-9]+(?:-[0-9]+)?(?:,[0-9]+(?:-[0-9]+)?)*"
+"""Compiled on first use: run imports this module whether or not it is given --cpuset."""
 
 
 def _cpuset(raw: str, what: str) -> str:
     text = str(raw).strip()
-    if not _CPU_LIST.fullmatch(text):
+    if not re.fullmatch(_CPU_LIST, text, re.ASCII):
         raise UsageError(f"invalid {what} {raw!r}: expected a list of CPUs such as 0-3,6")
     wanted: set[int] = set()
     for part in text.split(","):

@@ -6,8 +6,6 @@ import grp
 import os
 import pwd
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from lanco.cgroups.backend import Backend, open_backend
 from lanco.cgroups.detect import MODES, natural_mode, read_mounts
@@ -27,7 +25,9 @@ from lanco.errors import (
 )
 from lanco.names import check_namespace_name
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Unpack
 
     from lanco.errors import LancoError

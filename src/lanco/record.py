@@ -10,45 +10,77 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from lanco.errors import StateError
 from lanco.procfs import read_bytes
+from lanco.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FINISHED_STATES = ("exited", "killed", "stopped", "oom", "timeout", "lost")
 
 
-@dataclass
-class TaskRecord:
+class TaskRecord(Value):
+    """What is known about one run of a task (docs/api.md lists the fields); ``as_dict()`` gives them all."""
+
+    _fields = ("namespace", "name", "state", "run_id", "argv", "pids", "main_pid", "started", "ended", "exit_code",
+               "signal", "oom_kills", "cpu_usec", "memory_bytes", "memory_peak_bytes", "log", "exit_command",
+               "limits", "restarts")
+    __slots__ = _fields
     namespace: str
     name: str
     state: str
-    run_id: str | None = None
-    argv: list[str] = field(default_factory=list)
-    pids: list[int] = field(default_factory=list)
-    main_pid: int | None = None
-    started: float | None = None
-    ended: float | None = None
-    exit_code: int | None = None
-    signal: int | None = None
-    oom_kills: int | None = None
-    cpu_usec: int | None = None
-    memory_bytes: int | None = None
-    memory_peak_bytes: int | None = None
-    log: str | None = None
-    exit_command: str | None = None
-    limits: dict[str, Any] = field(default_factory=dict)
-    restarts: int | None = None
+    run_id: str | None
+    argv: list[str]
+    pids: list[int]
+    main_pid: int | None
+    started: float | None
+    ended: float | None
+    exit_code: int | None
+    signal: int | None
+    oom_kills: int | None
+    cpu_usec: int | None
+    memory_bytes: int | None
+    memory_peak_bytes: int | None
+    log: str | None
+    exit_command: str | None
+    limits: dict[str, Any]
+    restarts: int | None
     """Times the monitor started the command again (``run --restart``)."""
+
+    def __init__(self, namespace: str, name: str, state: str, run_id: str | None = None,
+                 argv: list[str] | None = None, pids: list[int] | None = None, main_pid: int | None = None,
+                 started: float | None = None, ended: float | None = None, exit_code: int | None = None,
+                 signal: int | None = None, oom_kills: int | None = None, cpu_usec: int | None = None,
+                 memory_bytes: int | None = None, memory_peak_bytes: int | None = None, log: str | None = None,
+                 exit_command: str | None = None, limits: dict[str, Any] | None = None,
+                 restarts: int | None = None) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.state = state
+        self.run_id = run_id
+        self.argv = [] if argv is None else argv
+        self.pids = [] if pids is None else pids
+        self.main_pid = main_pid
+        self.started = started
+        self.ended = ended
+        self.exit_code = exit_code
+        self.signal = signal
+        self.oom_kills = oom_kills
+        self.cpu_usec = cpu_usec
+        self.memory_bytes = memory_bytes
+        self.memory_peak_bytes = memory_peak_bytes
+        self.log = log
+        self.exit_command = exit_command
+        self.limits = {} if limits is None else limits
+        self.restarts = restarts
 
     @property
     def running(self) -> bool:
         """The task has processes (a frozen one too), or is about to."""
         return self.state in ("running", "starting", "frozen")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def read_spec(state_dir: str) -> dict[str, Any] | None:

@@ -2,7 +2,8 @@
 process settings (environment, working directory, umask, niceness, account).
 
 ``run`` on the command line and ``Task.start``/``Namespace.run`` in the API take the same keyword options
-(``RunOptions``); both go through the parsers here, so a value means the same thing wherever it comes from.
+(``RunOptions``, in lanco.optiontypes); both go through the parsers here, so a value means the same thing wherever
+it comes from.
 """
 
 from __future__ import annotations
@@ -11,80 +12,66 @@ import grp
 import os
 import pwd
 import re
-import shutil
 import signal
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
 
 from lanco.errors import PermissionDenied, UsageError
-from lanco.limits import LimitOptions, Limits
 from lanco.units import parse_duration
+from lanco.values import FrozenValue
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from lanco.limits import Limits
+    from lanco.optiontypes import RunOptions as RunOptions
 
 DEFAULT_STOP_TIMEOUT = 10.0
 DEFAULT_RESTART_DELAY = 0.1
 """As systemd's RestartSec: long enough that a command failing at once does not spin a CPU."""
 RESTART_POLICIES = ("no", "on-failure", "always")
 MONITOR_VARIABLE_PREFIX = "LANCO_MON_"
+RUN_OPTION_KEYS = frozenset((
+    "memory_max", "memory_high", "memory_swap_max", "cpu_quota", "cpu_weight", "cpuset", "pids_max", "io_weight",
+    "io_read_bps", "io_write_bps", "log", "keep_log", "exit_command", "foreground", "env", "extra_env", "env_file",
+    "cwd", "umask", "nice", "user", "group", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max",
+    "restart_delay"))
+"""The keys of RunOptions: the limits' (lanco.limits.SPECS), then this module's."""
 
 
-class RunOptions(LimitOptions, total=False):
-    """Keyword options of ``Task.start`` and ``Namespace.run``; strings are parsed as on the command line."""
+def __getattr__(name: str) -> object:
+    # RunOptions is a TypedDict, and typing too dear for run, stop and check: made on first use (lanco.optiontypes).
+    if name == "RunOptions":
+        from lanco import optiontypes
 
-    log: str | None
-    """Log file (default: the namespace's ``task-NAME.log``)."""
-    keep_log: bool
-    """Append to an existing log rather than rotating it."""
-    exit_command: str | None
-    """Shell command run by the monitor after the task ends, as the namespace's owner."""
-    foreground: bool
-    """Keep the caller's stdin (and stdout/stderr unless ``log``) for ``run -f``."""
-    env: Mapping[str, str] | None
-    """The task's whole environment (default: the caller's)."""
-    extra_env: Mapping[str, str] | Iterable[str] | None
-    """Variables added to the environment, as a mapping or ``K=V`` strings; they win over ``env_file``."""
-    env_file: str | None
-    """File of ``K=V`` lines (``#`` comments, blank lines) added to the environment."""
-    cwd: str | None
-    """Working directory (default: the caller's)."""
-    umask: int | str | None
-    """File mode creation mask, e.g. ``0o027`` or ``"027"``."""
-    nice: int | str | None
-    """Niceness, -20 to 19 (below the current one needs root)."""
-    user: str | int | None
-    """Account to run the task as (root only); the exit hook still runs as the namespace's owner."""
-    group: str | int | None
-    """Group to run the task as (root only); default: the account's own."""
-    timeout: float | str | None
-    """Stop the task (stop signal, grace, kill) this long after it started; its result is ``timeout``."""
-    stop_signal: int | str | None
-    """Signal ``stop`` sends first (default SIGTERM)."""
-    stop_timeout: float | str | None
-    """Grace between the stop signal and the kill (default 10 s); ``stop -t`` overrides it."""
-    restart: str | None
-    """``no`` (default), ``on-failure`` (non-zero exit, signal, OOM, timeout) or ``always``."""
-    restart_max: int | str | None
-    """Restart at most this many times (default: no bound)."""
-    restart_delay: float | str | None
-    """Pause before each restart (default 100 ms)."""
+        return optiontypes.RunOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class RunPlan:
+class RunPlan(FrozenValue):
     """Every option of one ``run``, parsed and validated; nothing is created until it is."""
 
+    _fields = ("limits", "lifetime", "process", "log", "keep_log", "exit_command", "foreground", "env")
+    __slots__ = _fields
     limits: Limits
     lifetime: Lifetime
     process: ProcessSettings
-    log: str | None = None
-    keep_log: bool = False
-    exit_command: str | None = None
-    foreground: bool = False
-    env: Mapping[str, str] | None = None
+    log: str | None
+    keep_log: bool
+    exit_command: str | None
+    foreground: bool
+    env: Mapping[str, str] | None
+
+    def __init__(self, limits: Limits, lifetime: Lifetime, process: ProcessSettings, log: str | None = None,
+                 keep_log: bool = False, exit_command: str | None = None, foreground: bool = False,
+                 env: Mapping[str, str] | None = None) -> None:
+        self._set_fields(limits, lifetime, process, log, keep_log, exit_command, foreground, env)
 
     @classmethod
     def build(cls, options: Mapping[str, Any]) -> RunPlan:
-        unknown = set(options) - RunOptions.__optional_keys__
+        from lanco.limits import Limits  # here: stop reads a Lifetime from this module, and needs no limits
+
+        unknown = set(options) - RUN_OPTION_KEYS
         if unknown:
             raise UsageError(f"unknown run option {sorted(unknown)[0]!r}")
         return cls(Limits.build(options), Lifetime.build(options), ProcessSettings.build(options),
@@ -131,16 +118,22 @@ def signal_name(number: int) -> str:
 
 # -- lifetime ---------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Lifetime:
+class Lifetime(FrozenValue):
     """When the monitor stops and restarts the task, and how ``stop`` ends it."""
 
-    timeout: float | None = None
-    stop_signal: int = signal.SIGTERM
-    stop_timeout: float = DEFAULT_STOP_TIMEOUT
-    restart: str = "no"
-    restart_max: int | None = None
-    restart_delay: float = DEFAULT_RESTART_DELAY
+    _fields = ("timeout", "stop_signal", "stop_timeout", "restart", "restart_max", "restart_delay")
+    __slots__ = _fields
+    timeout: float | None
+    stop_signal: int
+    stop_timeout: float
+    restart: str
+    restart_max: int | None
+    restart_delay: float
+
+    def __init__(self, timeout: float | None = None, stop_signal: int = signal.SIGTERM,
+                 stop_timeout: float = DEFAULT_STOP_TIMEOUT, restart: str = "no", restart_max: int | None = None,
+                 restart_delay: float = DEFAULT_RESTART_DELAY) -> None:
+        self._set_fields(timeout, stop_signal, stop_timeout, restart, restart_max, restart_delay)
 
     @classmethod
     def build(cls, options: Mapping[str, Any]) -> Lifetime:
@@ -206,23 +199,32 @@ def _whole(raw: int | str, what: str, low: int, high: int) -> int:
 
 # -- process settings -------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Account:
+class Account(FrozenValue):
+    _fields = ("uid", "gid", "name", "home")
+    __slots__ = _fields
     uid: int | None
     gid: int | None
     name: str | None
     home: str | None
 
+    def __init__(self, uid: int | None, gid: int | None, name: str | None, home: str | None) -> None:
+        self._set_fields(uid, gid, name, home)
 
-@dataclass(frozen=True)
-class ProcessSettings:
+
+class ProcessSettings(FrozenValue):
     """What the task's process gets besides its argv: environment additions, cwd, umask, niceness, account."""
 
-    extra_env: dict[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    umask: int | None = None
-    nice: int | None = None
-    account: Account | None = None
+    _fields = ("extra_env", "cwd", "umask", "nice", "account")
+    __slots__ = _fields
+    extra_env: dict[str, str]
+    cwd: str | None
+    umask: int | None
+    nice: int | None
+    account: Account | None
+
+    def __init__(self, extra_env: dict[str, str] | None = None, cwd: str | None = None, umask: int | None = None,
+                 nice: int | None = None, account: Account | None = None) -> None:
+        self._set_fields({} if extra_env is None else extra_env, cwd, umask, nice, account)
 
     @classmethod
     def build(cls, options: Mapping[str, Any]) -> ProcessSettings:
@@ -366,6 +368,8 @@ def _account_switch(account: Account) -> list[str]:
     """setpriv (util-linux) when present: no PAM, no session, nothing but the ids; else runuser."""
     if account.uid == os.geteuid() and account.gid in (None, os.getegid()):
         return []
+    import shutil  # here: it imports bz2, lzma and fnmatch, and only run with --user needs it
+
     setpriv = shutil.which("setpriv")
     if setpriv:
         argv = [setpriv]
@@ -383,6 +387,8 @@ def _account_switch(account: Account) -> list[str]:
 
 
 def _tool(name: str, option: str) -> str:
+    import shutil
+
     found = shutil.which(name)
     if found is None:
         raise UsageError(f"{option} needs the {name} command, which is not installed")

@@ -10,6 +10,8 @@ SCM_RIGHTS) the descriptors the monitor gets, followed by a JSON payload ``{"arg
 empty scope is collected by systemd. Standard library only, no lanco import (it runs with ``-I -S``).
 """
 
+from __future__ import annotations
+
 import fcntl
 import json
 import os
@@ -17,7 +19,11 @@ import signal
 import socket
 import struct
 import sys
-from typing import Any
+
+# A run waits for this helper to start: typing would add several milliseconds to it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _HEADER = struct.Struct("!I")
 _MAX_FDS = 16

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from lanco import procfs
 from lanco.render import LiveDetail
 from lanco.top import Sample, TaskSample
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lanco.cgroups.backend import Backend
     from lanco.namespace import Namespace
 

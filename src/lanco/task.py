@@ -7,11 +7,8 @@ import fcntl
 import functools
 import os
 import select
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from lanco import logfile, messages, procfs
 from lanco.cgroups.backend import poll_ms
@@ -48,10 +45,13 @@ from lanco.spawn import (
     package_file,
     read_line,
     run_hook_detached,
+    which,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Unpack
+    from collections.abc import Callable, Iterator
+    from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
     from lanco.cgroups.backend import Backend
     from lanco.limits import LimitOptions, Limits
@@ -64,15 +64,17 @@ _RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "resta
 _START_REPORT_TIMEOUT = 30.0
 
 
-_Method = TypeVar("_Method", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    _Params = ParamSpec("_Params")
+    _Result = TypeVar("_Result")
 
 
-def _as_owner(method: _Method) -> _Method:
+def _as_owner(method: Callable[Concatenate[Task, _Params], _Result]) -> Callable[Concatenate[Task, _Params], _Result]:
     """Run ``method`` with the namespace owner's effective ids when root works in someone else's namespace
     (see lanco.privileges): the owner's files are then handled with no more than the owner's rights."""
 
     @functools.wraps(method)
-    def acting(self: Task, *args: Any, **kwargs: Any) -> Any:
+    def acting(self: Task, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
         owner = self.namespace.acting_for_owner
         if owner is None:
             return method(self, *args, **kwargs)
@@ -80,7 +82,7 @@ def _as_owner(method: _Method) -> _Method:
         with acting_as(owner):
             return method(self, *args, **kwargs)
 
-    return cast(_Method, acting)
+    return acting
 
 
 class Task:
@@ -386,6 +388,8 @@ class Task:
         """Cut short a monitor's pause before a restart (it checks the stop marker when woken)."""
         monitor = read_int_file(os.path.join(self.state_dir, "monitor"))
         if len(monitor) == 2 and procfs.is_same_process(monitor[0], monitor[1]):
+            import signal  # not at the top: its enums cost check, which sends none
+
             with contextlib.suppress(OSError):
                 os.kill(monitor[0], signal.SIGUSR1)
 
@@ -469,6 +473,8 @@ class Task:
 
         New processes forked while signalling get it too: passes repeat until one finds nobody new.
         """
+        import signal
+
         backend, seen = self._backend, set[int]()
         for _ in range(50):
             fresh = [p for p in backend.pids(self._ns, self.name) if p not in seen]
@@ -771,9 +777,7 @@ def _resolve_command(command: str, path: str, cwd: str | None) -> str:
         if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
             raise CommandNotExecutable(f"command {command} is not executable")
         return candidate
-    import shutil  # here, not at the top: only run needs it, and its import is dear for check and stop
-
-    found = shutil.which(command, path=path)
+    found = which(command, path=path)
     if found is None:
         raise CommandNotFound(f"command {command} not found")
     return found

@@ -7,9 +7,10 @@ import re
 
 from lanco.errors import UsageError
 
-_SIZE = re.compile(r"([0-9]+)([KMGT]?)(i?B?)", re.IGNORECASE | re.ASCII)
+# Compiled on first use (re caches them): stop and run import this module, and most calls parse nothing.
+_SIZE = r"([0-9]+)([KMGT]?)(i?B?)"
 _SIZE_FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?", re.ASCII)
+_DURATION = r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?"
 _DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 MAX = -1
@@ -21,7 +22,7 @@ def parse_size(text: str, *, what: str = "size", allow_zero: bool = False) -> in
     """Bytes for ``text``; ``MAX`` for ``max``. Zero is refused unless ``allow_zero`` (a swap limit of 0 means none)."""
     if text.strip().lower() in ("max", "infinity"):
         return MAX
-    match = _SIZE.fullmatch(text.strip())
+    match = re.fullmatch(_SIZE, text.strip(), re.IGNORECASE | re.ASCII)
     if not match:
         raise UsageError(f"invalid {what} {text!r}: expected a number of bytes with K, M, G or T, or max")
     value = int(match.group(1)) * _SIZE_FACTORS[match.group(2).upper()]
@@ -34,7 +35,7 @@ def parse_size(text: str, *, what: str = "size", allow_zero: bool = False) -> in
 
 def parse_duration(text: str, *, what: str = "duration", allow_zero: bool = False) -> float:
     """Seconds for ``text`` (a bare number is seconds); must be positive, or zero with ``allow_zero``."""
-    match = _DURATION.fullmatch(text.strip())
+    match = re.fullmatch(_DURATION, text.strip(), re.ASCII)
     if not match:
         raise UsageError(f"invalid {what} {text!r}: expected a number with ms, s, m, h or d")
     value = float(match.group(1)) * _DURATION_FACTORS[match.group(2)]

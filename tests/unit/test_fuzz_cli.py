@@ -71,3 +71,25 @@ def test_commands_of_the_namespace_are_refused_cleanly(fuzz_namespace: None, res
     if code != 0:
         lines = err.splitlines()
         assert len(lines) == 1 and LINE.match(lines[0]), (rest, err)
+
+
+TIMEOUT_WORDS = ["-t", "--timeout", "--time", "-t5", "--timeout=5", "5", "2s", "t1", "task", "", " ", "-", "--",
+                 "-5", "-x", "-h", "-x y", "a=b", "é"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(args=st.lists(st.one_of(st.sampled_from(TIMEOUT_WORDS), st.text(max_size=6)), max_size=4))
+def test_stop_and_wait_read_by_hand_only_what_argparse_reads_the_same(args: list[str]) -> None:
+    from lanco.commands.lifecycle import plain_timeout_and_task, stop_parser, timeout_parser
+    from lanco.errors import UsageError
+
+    plain = plain_timeout_and_task(args)
+    if plain is None:
+        return
+    try:
+        waits = timeout_parser("wait").parse_args(args)
+        stops = stop_parser().parse_args(args)
+    except (UsageError, SystemExit) as exc:
+        raise AssertionError(f"{args}: read by hand as {plain}, refused by argparse: {exc}") from exc
+    assert plain == (waits.timeout, waits.task), args
+    assert (plain[0], [plain[1]], False) == (stops.timeout, stops.tasks, stops.all), args

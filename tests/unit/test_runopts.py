@@ -197,3 +197,11 @@ class TestRunPlan:
     def test_unknown_option(self) -> None:
         with pytest.raises(UsageError, match="unknown run option 'memory'"):
             RunPlan.build({"memory": "5M"})
+
+    def test_the_option_keys_are_those_of_the_typed_dicts(self) -> None:
+        # The command path lists the keys by hand, to leave typing unloaded; the TypedDicts document them.
+        from lanco import limits, runopts
+
+        assert set(limits.SPECS) == limits.LimitOptions.__optional_keys__
+        assert runopts.RunOptions.__optional_keys__ == runopts.RUN_OPTION_KEYS
+        assert runopts.RunOptions.__required_keys__ == frozenset()

@@ -13,10 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 
 from lanco.cgroups.detect import (
     NAMED_HIERARCHY,
@@ -29,6 +26,11 @@ from lanco.cgroups.detect import (
 )
 from lanco.errors import CgroupError, LimitUnavailable, PermissionDenied
 from lanco.procfs import read_bytes
+from lanco.values import FrozenValue, Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
 
 MONITORS = ".monitors"
 TRACKERS = ("unified", "named")
@@ -93,24 +95,38 @@ def _single(path: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-@dataclass
-class TaskFigures:
+class TaskFigures(Value):
     """Live figures of one task's cgroup; None where the mode has no source for a figure."""
 
-    cpu_usec: int | None = None
-    memory_bytes: int | None = None
-    memory_peak_bytes: int | None = None
-    oom_kills: int | None = None
-    pids: list[int] = field(default_factory=list)
+    _fields = ("cpu_usec", "memory_bytes", "memory_peak_bytes", "oom_kills", "pids")
+    __slots__ = _fields
+    cpu_usec: int | None
+    memory_bytes: int | None
+    memory_peak_bytes: int | None
+    oom_kills: int | None
+    pids: list[int]
+
+    def __init__(self, cpu_usec: int | None = None, memory_bytes: int | None = None,
+                 memory_peak_bytes: int | None = None, oom_kills: int | None = None,
+                 pids: list[int] | None = None) -> None:
+        self.cpu_usec = cpu_usec
+        self.memory_bytes = memory_bytes
+        self.memory_peak_bytes = memory_peak_bytes
+        self.oom_kills = oom_kills
+        self.pids = [] if pids is None else pids
 
 
-@dataclass(frozen=True)
-class StatSource:
+class StatSource(FrozenValue):
     """Where the monitor reads a final figure: ``field`` of a keyed file, or ``-`` for a one-value file."""
 
+    _fields = ("key", "path", "field")
+    __slots__ = _fields
     key: str
     path: str
     field: str
+
+    def __init__(self, key: str, path: str, field: str) -> None:
+        self._set_fields(key, path, field)
 
 
 class Backend:
@@ -416,6 +432,8 @@ class Backend:
                 return
             except FileNotFoundError:
                 return
+        import signal  # not at the top: its enums cost check, which kills nothing
+
         self._brake_forks(ns, task)
         for _ in range(1000):
             if not self.pids(ns, task):

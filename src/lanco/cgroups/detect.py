@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from lanco.values import FrozenValue
 
 MODES = ("v2", "hybrid", "v1")
 NAMED_HIERARCHY = "lanco"
@@ -16,15 +16,20 @@ _V1_OPTION_CONTROLLERS = {"cpu", "cpuacct", "cpuset", "memory", "devices", "free
                           "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc"}
 
 
-@dataclass(frozen=True)
-class CgroupMount:
+class CgroupMount(FrozenValue):
     """One mounted cgroup hierarchy as this process sees it."""
 
+    _fields = ("path", "root", "version", "controllers", "name")
+    __slots__ = _fields
     path: str
     root: str
     version: int
     controllers: frozenset[str]
-    name: str | None = None
+    name: str | None
+
+    def __init__(self, path: str, root: str, version: int, controllers: frozenset[str],
+                 name: str | None = None) -> None:
+        self._set_fields(path, root, version, controllers, name)
 
     @property
     def label(self) -> str:

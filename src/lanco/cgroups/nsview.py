@@ -10,10 +10,13 @@ root: the one, that many levels below the mount point, where this process's own 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 from lanco.cgroups.backend import own_v2_cgroup
 from lanco.cgroups.detect import CgroupMount
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def _dirs_at_depth(top: str, depth: int) -> Iterator[str]:

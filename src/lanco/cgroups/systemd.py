@@ -25,15 +25,11 @@ there first. With neither, the error names the cgroup, the rule and the remedies
 from __future__ import annotations
 
 import contextlib
-import glob
 import grp
 import os
 import pwd
 import sys
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from lanco.cgroups.backend import (
     _LIMIT_FILES,
@@ -46,9 +42,10 @@ from lanco.cgroups.backend import (
 from lanco.cgroups.detect import CgroupMount
 from lanco.errors import CgroupError, LimitUnavailable, UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 TRACKER_KIND = "systemd"
 TOP_SLICE = "lanco.slice"
@@ -154,14 +151,16 @@ def user_name(uid: int) -> str:
         return str(uid)
 
 
-@dataclass
 class _PendingScope:
     """A scope made for a start in progress: its holder waits on ``sock`` for the monitor's argv and fds."""
 
-    scope: str
-    unit: str
-    sock: socket.socket
-    pid: int
+    __slots__ = ("pid", "scope", "sock", "unit")
+
+    def __init__(self, scope: str, unit: str, sock: socket.socket, pid: int) -> None:
+        self.scope = scope
+        self.unit = unit
+        self.sock = sock
+        self.pid = pid
 
 
 class SystemdBackend(Backend):
@@ -235,6 +234,8 @@ class SystemdBackend(Backend):
         tasks asks once per task)."""
         now = time.monotonic()
         if self._members is None or now - self._members[0] > 1.0:
+            import glob  # only namespaces with group access look here
+
             found = []
             for path in glob.glob(self._cgroup_path(f"/user.slice/user-*.slice/user@*.service/{TOP_SLICE}")):
                 uid_text = path.split("/user@", 1)[1].split(".service", 1)[0]

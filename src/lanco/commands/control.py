@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lanco.cli import Options, parser_for, task_for
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from lanco.task import Task
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from lanco.cli import Options, namespace_for, parser_for, task_for
 from lanco.errors import LancoError, UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+
     from lanco.task import Task
+
+STOP_TIMEOUT_HELP = "grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)"
 
 def cmd_init(ns: str, args: list[str], options: Options) -> int:
     from lanco.namespace import Namespace
@@ -94,26 +98,71 @@ def cmd_check(ns: str, args: list[str], options: Options) -> int:
     return 0 if task_for(ns, args[0], options).is_running() else 1
 
 
-def cmd_stop(ns: str, args: list[str], options: Options) -> int:
-    from lanco import messages
-    from lanco.names import check_task_name
+def timeout_parser(command: str, timeout_help: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``stop`` and ``wait``: ``[-t SECONDS] TASK``."""
+    parser = parser_for(command)
+    parser.add_argument("-t", "--timeout", help=timeout_help)
+    parser.add_argument("task")
+    return parser
+
+
+def plain_timeout_and_task(args: list[str]) -> tuple[str | None, str] | None:
+    """(SECONDS or None, TASK) when ``args`` is ``TASK`` or ``-t SECONDS TASK`` with nothing that looks like an
+    option in the values; None for anything else. These forms are what scripts run: argparse, with the gettext,
+    locale and shutil it loads, would be most of what a stop costs. Whatever else is given goes to argparse, so
+    every other form, and every usage error, is argparse's own."""
+    match args:
+        case [task] if not task.startswith("-"):
+            return None, task
+        case ["-t" | "--timeout", timeout, task] if not timeout.startswith("-") and not task.startswith("-"):
+            return timeout, task
+    return None
+
+
+def _timeout_and_task(command: str, args: list[str], timeout_help: str | None = None) -> tuple[str | None, str]:
+    plain = plain_timeout_and_task(args)
+    if plain is not None:
+        return plain
+    opts = timeout_parser(command, timeout_help).parse_args(args)
+    return opts.timeout, opts.task
+
+
+def _timeout_seconds(given: str | None) -> float | None:
+    if given is None:
+        return None
     from lanco.units import parse_duration
 
+    return parse_duration(given, what="timeout")
+
+
+def stop_parser() -> argparse.ArgumentParser:
+    """The parser of ``stop``: ``[-t SECONDS] TASK...`` or ``[-t SECONDS] --all``."""
     parser = parser_for("stop")
-    parser.add_argument("-t", "--timeout",
-                        help="grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)")
+    parser.add_argument("-t", "--timeout", help=STOP_TIMEOUT_HELP)
     parser.add_argument("-a", "--all", action="store_true", help="every running task of the namespace")
     parser.add_argument("tasks", nargs="*", metavar="TASK")
-    opts = parser.parse_args(args)
-    if opts.all == bool(opts.tasks):
+    return parser
+
+
+def cmd_stop(ns: str, args: list[str], options: Options) -> int:
+    plain = plain_timeout_and_task(args)
+    if plain is not None:
+        given, names, every = plain[0], [plain[1]], False
+    else:
+        opts = stop_parser().parse_args(args)
+        given, names, every = opts.timeout, opts.tasks, opts.all
+    if every == bool(names):
         raise UsageError("stop: expected TASK... or --all")
-    timeout = None if opts.timeout is None else parse_duration(opts.timeout, what="timeout")
-    if len(opts.tasks) == 1:
-        task_for(ns, opts.tasks[0], options).stop(timeout=timeout)
+    timeout = _timeout_seconds(given)
+    if len(names) == 1:
+        task_for(ns, names[0], options).stop(timeout=timeout)
         return 0
-    for name in opts.tasks:
+    from lanco import messages
+    from lanco.names import check_task_name
+
+    for name in names:
         check_task_name(name)
-    outcome = namespace_for(ns, options).stop_tasks(opts.tasks or None, timeout=timeout)
+    outcome = namespace_for(ns, options).stop_tasks(names or None, timeout=timeout)
     failures = [result for result in outcome.values() if isinstance(result, LancoError)]
     for failure in failures:
         messages.warn("stop", failure.message)
@@ -123,17 +172,13 @@ def cmd_stop(ns: str, args: list[str], options: Options) -> int:
 def cmd_wait(ns: str, args: list[str], options: Options) -> int:
     from lanco.record import FINISHED_STATES
     from lanco.task import LOST_EXIT_CODE
-    from lanco.units import parse_duration
 
-    parser = parser_for("wait")
-    parser.add_argument("-t", "--timeout")
-    parser.add_argument("task")
-    opts = parser.parse_args(args)
-    timeout = None if opts.timeout is None else parse_duration(opts.timeout, what="timeout")
-    task = task_for(ns, opts.task, options)
+    given, name = _timeout_and_task("wait", args)
+    timeout = _timeout_seconds(given)
+    task = task_for(ns, name, options)
     record = task.wait(timeout=timeout)
     if record.state not in FINISHED_STATES:
-        raise LancoError(f"task {opts.task} is still running after {opts.timeout}")
+        raise LancoError(f"task {name} is still running after {given}")
     return LOST_EXIT_CODE if record.exit_code is None else record.exit_code
 
 

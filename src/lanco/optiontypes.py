@@ -1,0 +1,82 @@
+"""The keyword options of the API, as TypedDicts: ``LimitOptions`` (``Task.set_limits``) and ``RunOptions``
+(``Namespace.run``, ``Task.start``).
+
+They exist for type checkers and for readers. Defining them imports typing, which costs every command several
+milliseconds, so no command imports this module: ``lanco.limits.LimitOptions`` and
+``lanco.runopts.RunOptions`` load it on first use, and those modules list the keys themselves
+(``SPECS``, ``RUN_OPTION_KEYS``; a unit test keeps them equal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TypedDict
+
+from lanco.limits import DeviceRates
+
+
+class LimitOptions(TypedDict, total=False):
+    """The limits ``run`` and ``set`` take, as keyword arguments of the API; strings are parsed as on the command
+    line (``"64M"``, ``"max"``), numbers are taken in the unit named."""
+
+    memory_max: int | str | None
+    """Hard memory limit in bytes; the task is OOM-killed, whole, past it."""
+    memory_high: int | str | None
+    """Memory throttling threshold in bytes (v2 only)."""
+    memory_swap_max: int | str | None
+    """Swap the task may use, in bytes, on top of its memory (0: none)."""
+    cpu_quota: float | str | None
+    """Percent of one CPU (150 = one and a half CPUs)."""
+    cpu_weight: int | str | None
+    """Relative CPU share, 1-10000, default 100."""
+    cpuset: str | None
+    """CPUs the task may run on, as a list such as ``0-3,6``."""
+    pids_max: int | str | None
+    """Most processes and threads the task may have at once."""
+    io_weight: int | str | None
+    """Relative IO share, 1-10000, default 100."""
+    io_read_bps: DeviceRates | None
+    """Read bytes per second per block device (a path or MAJ:MIN)."""
+    io_write_bps: DeviceRates | None
+    """Write bytes per second per block device (a path or MAJ:MIN)."""
+
+
+class RunOptions(LimitOptions, total=False):
+    """Keyword options of ``Task.start`` and ``Namespace.run``; strings are parsed as on the command line."""
+
+    log: str | None
+    """Log file (default: the namespace's ``task-NAME.log``)."""
+    keep_log: bool
+    """Append to an existing log rather than rotating it."""
+    exit_command: str | None
+    """Shell command run by the monitor after the task ends, as the namespace's owner."""
+    foreground: bool
+    """Keep the caller's stdin (and stdout/stderr unless ``log``) for ``run -f``."""
+    env: Mapping[str, str] | None
+    """The task's whole environment (default: the caller's)."""
+    extra_env: Mapping[str, str] | Iterable[str] | None
+    """Variables added to the environment, as a mapping or ``K=V`` strings; they win over ``env_file``."""
+    env_file: str | None
+    """File of ``K=V`` lines (``#`` comments, blank lines) added to the environment."""
+    cwd: str | None
+    """Working directory (default: the caller's)."""
+    umask: int | str | None
+    """File mode creation mask, e.g. ``0o027`` or ``"027"``."""
+    nice: int | str | None
+    """Niceness, -20 to 19 (below the current one needs root)."""
+    user: str | int | None
+    """Account to run the task as (root only); the exit hook still runs as the namespace's owner."""
+    group: str | int | None
+    """Group to run the task as (root only); default: the account's own."""
+    timeout: float | str | None
+    """Stop the task (stop signal, grace, kill) this long after it started; its result is ``timeout``."""
+    stop_signal: int | str | None
+    """Signal ``stop`` sends first (default SIGTERM)."""
+    stop_timeout: float | str | None
+    """Grace between the stop signal and the kill (default 10 s); ``stop -t`` overrides it."""
+    restart: str | None
+    """``no`` (default), ``on-failure`` (non-zero exit, signal, OOM, timeout) or ``always``."""
+    restart_max: int | str | None
+    """Restart at most this many times (default: no bound)."""
+    restart_delay: float | str | None
+    """Pause before each restart (default 100 ms)."""

@@ -1,0 +1,114 @@
+"""What the hot commands load at start-up, and the stand-ins that spare them modules of the standard library.
+
+check, stop and run are called by scripts and daemons, often in loops: their imports cost more than their work
+(issue 6). What is asserted here is structural, not timed: the modules they must not import, and that the
+stand-ins for shutil behave as shutil does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lanco
+from lanco.cli import parser_for, terminal_columns
+from lanco.spawn import which
+from tests.unit.test_cli import existing_namespace
+
+# typing, dataclasses and inspect (with ast, dis, tokenize) cost more than everything check does; argparse and
+# shutil (with gettext, locale, bz2, lzma) more than what is left of stop.
+NEVER = ("typing", "dataclasses", "inspect")
+PROBE = """
+import sys
+from lanco.cli import main
+code = main(sys.argv[1:])
+print(code, " ".join(sorted(sys.modules)))
+"""
+
+
+def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
+    """Run the command line in a fresh interpreter (isolated, like the installed script); its exit code and the
+    modules it had loaded by the end."""
+    package_parent = os.path.dirname(os.path.dirname(lanco.__file__))
+    program = f"import sys; sys.path.insert(0, {package_parent!r})\n{code}"
+    result = subprocess.run([sys.executable, "-I", "-c", program, *argv], capture_output=True, text=True,
+                            check=False, timeout=60)
+    assert result.returncode == 0, result.stderr
+    exit_code, _, modules = result.stdout.strip().partition(" ")
+    return int(exit_code), set(modules.split())
+
+
+@pytest.mark.parametrize(("argv", "exit_code", "also_never"), [
+    (["testns", "check", "t"], 1, ("argparse", "shutil", "signal")),
+    (["testns", "stop", "t"], 1, ("argparse", "shutil")),
+    (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil")),
+    (["testns", "wait", "t"], 1, ("argparse", "shutil")),
+    (["testns", "run", "t", "lanco-no-such-command"], 127, ("shutil",)),
+    (["testns", "run", "--bogus", "t", "true"], 2, ("shutil",)),
+])
+def test_hot_commands_leave_heavy_modules_unloaded(argv: list[str], exit_code: int,
+                                                   also_never: tuple[str, ...]) -> None:
+    existing_namespace()
+    code, modules = loaded_by(argv)
+    assert code == exit_code
+    assert "lanco.task" in modules or "run" in argv  # the path was walked, not cut short
+    assert not modules & {*NEVER, *also_never}, sorted(modules & {*NEVER, *also_never})
+
+
+def test_the_api_loads_without_typing_or_dataclasses() -> None:
+    _, modules = loaded_by([], "import sys\nfrom lanco import Namespace, Task, TaskRecord, UsageError\n"
+                               "from lanco.runopts import RunPlan\nprint(0, ' '.join(sorted(sys.modules)))")
+    assert not modules & set(NEVER), sorted(modules & set(NEVER))
+
+
+# -- stand-ins for shutil ---------------------------------------------------------------------------------------
+
+def make_executable(path: Path, mode: int = 0o755) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(mode)
+    return path
+
+
+def test_which_finds_what_shutil_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_executable(tmp_path / "a" / "tool", 0o644)  # not executable: skipped
+    (tmp_path / "b" / "tool").mkdir(parents=True)  # a directory: skipped
+    make_executable(tmp_path / "c" / "tool")
+    make_executable(tmp_path / "c" / "other")
+    make_executable(tmp_path / "here" / "local")
+    monkeypatch.chdir(tmp_path / "here")
+    directories = [str(tmp_path / d) for d in ("a", "b", "c")]
+    paths = [os.pathsep.join(directories), os.pathsep.join([directories[2], directories[2]]), "", os.pathsep,
+             os.pathsep.join(["", *directories]), str(tmp_path / "missing"), "."]
+    commands = ["tool", "other", "local", "absent", "./local", str(tmp_path / "c" / "tool"),
+                str(tmp_path / "a" / "tool")]
+    for path in paths:
+        for command in commands:
+            assert which(command, path=path) == shutil.which(command, path=path), (command, path)
+    monkeypatch.setenv("PATH", directories[2])
+    assert which("tool") == shutil.which("tool") == str(tmp_path / "c" / "tool")
+    monkeypatch.delenv("PATH")
+    assert which("sh") == shutil.which("sh")
+
+
+@pytest.mark.parametrize("columns", [None, "100", "45", "0", "-3", "wide", ""])
+def test_help_is_as_wide_as_with_argparse_own_formatter(monkeypatch: pytest.MonkeyPatch,
+                                                        columns: str | None) -> None:
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
+    ours = parser_for("stop")
+    plain = argparse.ArgumentParser(prog="lanco NAMESPACE stop")
+    for parser in (ours, plain):
+        parser.add_argument("-t", "--timeout", help="grace between the stop signal and the kill (default: the "
+                                                    "task's --stop-timeout, 10s) " * 3)
+        parser.add_argument("task")
+    assert ours.format_help() == plain.format_help()
