@@ -93,3 +93,24 @@ def test_stop_and_wait_read_by_hand_only_what_argparse_reads_the_same(args: list
         raise AssertionError(f"{args}: read by hand as {plain}, refused by argparse: {exc}") from exc
     assert plain == (waits.timeout, waits.task), args
     assert (plain[0], [plain[1]], False) == (stops.timeout, stops.tasks, stops.all), args
+
+
+RUN_WORDS = ["t1", "job", "sh", "-c", "--", "-", "-f", "-m", "64M", "--timeout", "1s", "echo", "a b", "", "é", "-x"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(args=st.lists(st.one_of(st.sampled_from(RUN_WORDS), st.text(max_size=6)), max_size=5))
+def test_run_reads_by_hand_only_what_argparse_reads_the_same(args: list[str]) -> None:
+    from lanco.commands.lifecycle import plain_run, run_parser
+    from lanco.errors import UsageError
+
+    plain = plain_run(args)
+    if plain is None:
+        return
+    try:
+        opts = run_parser().parse_args(args)
+    except (UsageError, SystemExit) as exc:
+        raise AssertionError(f"{args}: read by hand as {plain}, refused by argparse: {exc}") from exc
+    assert plain == (opts.task, opts.command), args
+    given = {k: v for k, v in vars(opts).items() if k not in ("task", "command")}
+    assert not any(given.values()), (args, given)  # no option set: the hand-read run has none either

@@ -29,11 +29,20 @@ def cmd_init(ns: str, args: list[str], options: Options) -> int:
     return 0
 
 
-def cmd_run(ns: str, args: list[str], options: Options) -> int:
+def plain_run(args: list[str]) -> tuple[str, list[str]] | None:
+    """(TASK, CMD...) when ``args`` is ``TASK CMD [ARGS...]`` with no option before the command, the form scripts
+    and the quick tour use; None for anything else. Building argparse's parser of some thirty options would be a
+    fifth of what such a run costs, and it reads this form the same (a test compares them)."""
+    if len(args) >= 2 and not args[0].startswith("-") and args[1] != "--":
+        return args[0], args[1:]
+    return None
+
+
+def run_parser() -> argparse.ArgumentParser:
     import argparse
 
     from lanco import limits
-    from lanco.runopts import RESTART_POLICIES, RunPlan
+    from lanco.runopts import RESTART_POLICIES
 
     parser = parser_for("run")
     parser.add_argument("-f", "--foreground", action="store_true")
@@ -59,18 +68,32 @@ def cmd_run(ns: str, args: list[str], options: Options) -> int:
     process.add_argument("--group", help="run the task with this group (root)")
     parser.add_argument("task")
     parser.add_argument("command", nargs=argparse.REMAINDER)
-    opts = parser.parse_args(args)
-    if not opts.command:
-        raise UsageError("run: no command given")
-    given = {key: getattr(opts, key) for key in ("log", "exit_command", "timeout", "stop_signal", "stop_timeout",
-                                                 "restart", "restart_max", "restart_delay", "extra_env",
-                                                 "env_file", "cwd", "umask", "nice", "user", "group")}
-    given.update(limits.given(opts), keep_log=opts.keep_log, foreground=opts.foreground)
+    return parser
+
+
+def cmd_run(ns: str, args: list[str], options: Options) -> int:
+    from lanco.runopts import RunPlan
+
+    given: dict[str, object] = {"keep_log": False, "foreground": False}
+    plain = plain_run(args)
+    if plain is not None:
+        name, command = plain
+    else:
+        from lanco import limits
+
+        opts = run_parser().parse_args(args)
+        if not opts.command:
+            raise UsageError("run: no command given")
+        name, command = opts.task, opts.command
+        given.update({key: getattr(opts, key) for key in (
+            "log", "exit_command", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max",
+            "restart_delay", "extra_env", "env_file", "cwd", "umask", "nice", "user", "group")})
+        given.update(limits.given(opts), keep_log=opts.keep_log, foreground=opts.foreground)
     # Parsed before the namespace is opened: a bad value is a usage error whatever else is wrong.
     plan = RunPlan.build({k: v for k, v in given.items() if v is not None})
-    task = task_for(ns, opts.task, options)
-    task.launch(opts.command, plan)
-    if not opts.foreground:
+    task = task_for(ns, name, options)
+    task.launch(command, plan)
+    if not given["foreground"]:
         return 0
     return _foreground_wait(task)
 
