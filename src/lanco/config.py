@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 
+from lanco import jsonread
 from lanco.errors import NamespaceMissing, StateError
 from lanco.values import Value
 
@@ -73,6 +73,8 @@ class NamespaceConfig(Value):
         return os.path.join(self.state_dir, "config.json")
 
     def save(self) -> None:
+        import json
+
         tmp = self.config_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(self.as_dict(), f, indent=2, sort_keys=True)
@@ -98,7 +100,7 @@ def load_config(ns: str) -> NamespaceConfig:
     for path in candidate_config_paths(ns):
         try:
             with open(path, encoding="utf-8") as f:
-                data = json.load(f)
+                data = jsonread.loads(f.read())
         except FileNotFoundError:
             continue
         except PermissionError as exc:

@@ -8,9 +8,9 @@ run with ``--restart`` the monitor's ``runs.jsonl`` (one line per run) and ``res
 
 from __future__ import annotations
 
-import json
 import os
 
+from lanco import jsonread
 from lanco.errors import StateError
 from lanco.procfs import read_bytes
 from lanco.values import Value
@@ -87,7 +87,7 @@ def read_spec(state_dir: str) -> dict[str, Any] | None:
     path = os.path.join(state_dir, "spec.json")
     try:
         # read_bytes rather than a text file object: ls and dump read the spec of every task.
-        data = json.loads(read_bytes(path).decode("utf-8"))
+        data = jsonread.loads(read_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -98,6 +98,8 @@ def read_spec(state_dir: str) -> dict[str, Any] | None:
 
 
 def write_spec(state_dir: str, spec: dict[str, Any]) -> None:
+    import json  # only run writes; everything else reads with jsonread
+
     tmp = os.path.join(state_dir, f"spec.json.{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(spec, f, sort_keys=True)

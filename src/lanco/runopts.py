@@ -11,12 +11,9 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import re
-import signal
 from collections.abc import Mapping
 
 from lanco.errors import PermissionDenied, UsageError
-from lanco.units import parse_duration
 from lanco.values import FrozenValue
 
 TYPE_CHECKING = False
@@ -26,6 +23,9 @@ if TYPE_CHECKING:
     from lanco.limits import Limits
     from lanco.optiontypes import RunOptions as RunOptions
 
+SIGTERM = 15
+"""The default stop signal (its number on every Linux architecture). re, signal and lanco.units are imported
+where values are parsed, not here: stop reads a Lifetime from its record and needs none of them."""
 DEFAULT_STOP_TIMEOUT = 10.0
 DEFAULT_RESTART_DELAY = 0.1
 """As systemd's RestartSec: long enough that a command failing at once does not spin a CPU."""
@@ -83,6 +83,9 @@ class RunPlan(FrozenValue):
 
 def parse_signal(raw: int | str, what: str = "signal") -> int:
     """A signal number from ``TERM``, ``SIGTERM``, ``sigterm``, ``15`` or ``RTMIN+2``; 0 is refused."""
+    import re
+    import signal
+
     if isinstance(raw, bool):
         raise UsageError(f"invalid {what} {raw!r}")
     text = str(raw).strip()
@@ -106,10 +109,14 @@ def parse_signal(raw: int | str, what: str = "signal") -> int:
 
 
 def valid_signals() -> set[int]:
+    import signal
+
     return {int(s) for s in signal.valid_signals()}
 
 
 def signal_name(number: int) -> str:
+    import signal
+
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -130,7 +137,7 @@ class Lifetime(FrozenValue):
     restart_max: int | None
     restart_delay: float
 
-    def __init__(self, timeout: float | None = None, stop_signal: int = signal.SIGTERM,
+    def __init__(self, timeout: float | None = None, stop_signal: int = SIGTERM,
                  stop_timeout: float = DEFAULT_STOP_TIMEOUT, restart: str = "no", restart_max: int | None = None,
                  restart_delay: float = DEFAULT_RESTART_DELAY) -> None:
         self._set_fields(timeout, stop_signal, stop_timeout, restart, restart_max, restart_delay)
@@ -171,7 +178,7 @@ class Lifetime(FrozenValue):
             timeout = record.get("timeout_s")
             restart_max = record.get("restart_max")
             return cls(timeout=None if timeout is None else float(timeout),
-                       stop_signal=int(record.get("stop_signal", signal.SIGTERM)),
+                       stop_signal=int(record.get("stop_signal", SIGTERM)),
                        stop_timeout=float(record.get("stop_timeout_s", DEFAULT_STOP_TIMEOUT)),
                        restart=str(record.get("restart", "no")),
                        restart_max=None if restart_max is None else int(restart_max),
@@ -181,6 +188,8 @@ class Lifetime(FrozenValue):
 
 
 def _duration(raw: float | str, what: str, *, allow_zero: bool = False) -> float:
+    from lanco.units import parse_duration
+
     if isinstance(raw, bool):
         raise UsageError(f"invalid {what} {raw!r}")
     if isinstance(raw, int | float):
@@ -189,6 +198,8 @@ def _duration(raw: float | str, what: str, *, allow_zero: bool = False) -> float
 
 
 def _whole(raw: int | str, what: str, low: int, high: int) -> int:
+    import re
+
     if isinstance(raw, bool) or not re.fullmatch(r"-?[0-9]+", str(raw).strip(), re.ASCII):
         raise UsageError(f"invalid {what} {raw!r}: expected a whole number")
     value = int(str(raw).strip())
@@ -308,6 +319,8 @@ def _assignment(text: str) -> tuple[str, str]:
 
 
 def _env_key(key: str, where: str) -> str:
+    import re
+
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key, re.ASCII):
         raise UsageError(f"invalid environment variable name {key!r} in {where!r}")
     if key.startswith(MONITOR_VARIABLE_PREFIX):
@@ -316,6 +329,8 @@ def _env_key(key: str, where: str) -> str:
 
 
 def _umask(raw: int | str) -> int:
+    import re
+
     if isinstance(raw, bool):
         raise UsageError(f"invalid umask {raw!r}")
     if isinstance(raw, int):

@@ -406,7 +406,7 @@ class Task:
 
     def _completed_runs(self) -> int:
         """How many runs of this start have ended (the monitor appends one line to runs.jsonl per run)."""
-        import json
+        from lanco import jsonread
 
         try:
             # read_bytes: most tasks have no such file, and a failed open() costs more than a failed os.open.
@@ -415,7 +415,7 @@ class Task:
             return 0
         for line in reversed(lines):
             with contextlib.suppress(ValueError, TypeError, AttributeError):
-                return int(json.loads(line).get("run", 0))
+                return int(jsonread.loads(line).get("run", 0))
         return 0
 
     # -- control of a running task ---------------------------------------------------------------------------

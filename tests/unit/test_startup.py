@@ -22,7 +22,7 @@ from lanco.spawn import which
 from tests.unit.test_cli import existing_namespace
 
 # typing, dataclasses and inspect (with ast, dis, tokenize) cost more than everything check does; argparse and
-# shutil (with gettext, locale, bz2, lzma) more than what is left of stop.
+# shutil (with gettext, locale, bz2, lzma) more than what is left of stop; re and json (with enum) a third of check.
 NEVER = ("typing", "dataclasses", "inspect")
 PROBE = """
 import sys
@@ -45,9 +45,9 @@ def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
 
 
 @pytest.mark.parametrize(("argv", "exit_code", "also_never"), [
-    (["testns", "check", "t"], 1, ("argparse", "shutil", "signal")),
-    (["testns", "stop", "t"], 1, ("argparse", "shutil")),
-    (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil")),
+    (["testns", "check", "t"], 1, ("argparse", "shutil", "signal", "re", "json", "enum")),
+    (["testns", "stop", "t"], 1, ("argparse", "shutil", "re", "json")),
+    (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil", "json")),
     (["testns", "wait", "t"], 1, ("argparse", "shutil")),
     (["testns", "run", "t", "lanco-no-such-command"], 127, ("shutil",)),
     (["testns", "run", "--bogus", "t", "true"], 2, ("shutil",)),
@@ -59,6 +59,23 @@ def test_hot_commands_leave_heavy_modules_unloaded(argv: list[str], exit_code: i
     assert code == exit_code
     assert "lanco.task" in modules or "run" in argv  # the path was walked, not cut short
     assert not modules & {*NEVER, *also_never}, sorted(modules & {*NEVER, *also_never})
+
+
+def test_the_installed_command_adds_nothing_to_check() -> None:
+    """bin/lanco, the script pip installs, imports no more than the command line itself (pip's wrapper for an
+    entry point would import re)."""
+    existing_namespace()
+    script = Path(__file__).resolve().parents[2] / "bin" / "lanco"
+    probe = ("import sys\n"
+             f"sys.argv = [{str(script)!r}, 'testns', 'check', 't']\n"
+             "try:\n"
+             f"    with open({str(script)!r}) as f:\n"
+             f"        exec(compile(f.read(), {str(script)!r}, 'exec'), {{'__name__': '__main__'}})\n"
+             "except SystemExit as exc:\n"
+             "    print(exc.code, ' '.join(sorted(sys.modules)))\n")
+    code, modules = loaded_by([], probe)
+    assert code == 1 and "lanco.task" in modules
+    assert not modules & {*NEVER, "re", "json", "enum"}, sorted(modules & {*NEVER, "re", "json", "enum"})
 
 
 def test_the_api_loads_without_typing_or_dataclasses() -> None:
