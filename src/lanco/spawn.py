@@ -159,10 +159,12 @@ def _exec_with_fds(argv: list[str], env: dict[str, str], fds: dict[int, int],
         os.closerange(max(fds) + 1 if fds else 0, 65536)
         if cwd is not None:
             os.chdir(cwd)
-        # CPython ignores SIGPIPE and SIGXFSZ at start-up, and a launcher started as a shell's `&` job ignores
-        # SIGINT and SIGQUIT: the task gets the defaults a service manager would give it.
-        for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT):
-            signal.signal(signum, signal.SIG_DFL)
+        # An ignored signal stays ignored across execve. CPython ignores SIGPIPE and SIGXFSZ at start-up, a launcher
+        # started as a shell's `&` job ignores SIGINT and SIGQUIT, one under nohup SIGHUP: the task gets the
+        # defaults a service manager would give it, whatever the launcher ignored.
+        for signum in signal.valid_signals():
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
         os.execve(argv[0], argv, env)
     finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -136,7 +138,13 @@ def test_name_is_reusable_after_the_task_ends(sandbox: Sandbox, ns: str) -> None
 
 
 def test_task_keeps_default_signal_dispositions(sandbox: Sandbox, ns: str) -> None:
-    sandbox.ok(ns, "run", "sig", "sleep", "300")
+    # Started as nohup does, ignoring SIGHUP, and as a shell's & job does, ignoring SIGINT and SIGQUIT.
+    ignoring = [sys.executable, "-c", "import os, signal, sys\n"
+                "for s in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT): signal.signal(s, signal.SIG_IGN)\n"
+                "os.execvp(sys.argv[1], sys.argv[1:])"]
+    launch = subprocess.run([*ignoring, *sandbox.command(ns, "run", "sig", "sleep", "300")], capture_output=True,
+                            text=True, check=False)
+    assert launch.returncode == 0, launch.stderr
     (pid,) = task_pids(sandbox, ns, "sig")
     with open(f"/proc/{pid}/status") as f:
         ignored = next(line for line in f if line.startswith("SigIgn:")).split()[1]
@@ -194,8 +202,6 @@ def test_log_symlink_is_refused(sandbox: Sandbox, ns: str) -> None:
 
 
 def test_concurrent_runs_of_one_name_start_one_task(sandbox: Sandbox, ns: str) -> None:
-    import subprocess
-
     procs = [subprocess.Popen(sandbox.command(ns, "run", "race", "sleep", "300"), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(20)]
     results = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in procs]
