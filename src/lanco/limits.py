@@ -31,13 +31,16 @@ DeviceRates = Mapping[str, int | str] | Iterable[str]
 """Per-device rates: ``{"/dev/sda": "10M", "8:16": 1048576}`` or ``["/dev/sda=10M", "8:16=1M"]``."""
 
 
-def __getattr__(name: str) -> object:
-    # LimitOptions is a TypedDict, and typing too dear for run and set: made on first use (lanco.optiontypes).
-    if name == "LimitOptions":
-        from lanco import optiontypes
+if not TYPE_CHECKING:
+    # Hidden from type checkers, which then still flag a misspelled attribute of this module; they read
+    # LimitOptions from the import above.
+    def __getattr__(name: str) -> object:
+        # LimitOptions is a TypedDict, and typing too dear for run and set: made on first use (lanco.optiontypes).
+        if name == "LimitOptions":
+            from lanco import optiontypes
 
-        return optiontypes.LimitOptions
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            return optiontypes.LimitOptions
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DeviceRate(FrozenValue):

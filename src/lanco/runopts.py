@@ -39,13 +39,16 @@ RUN_OPTION_KEYS = frozenset((
 """The keys of RunOptions: the limits' (lanco.limits.SPECS), then this module's."""
 
 
-def __getattr__(name: str) -> object:
-    # RunOptions is a TypedDict, and typing too dear for run, stop and check: made on first use (lanco.optiontypes).
-    if name == "RunOptions":
-        from lanco import optiontypes
+if not TYPE_CHECKING:
+    # Hidden from type checkers, which then still flag a misspelled attribute of this module; they read
+    # RunOptions from the import above.
+    def __getattr__(name: str) -> object:
+        # RunOptions is a TypedDict, and typing too dear for run, stop and check: made on first use.
+        if name == "RunOptions":
+            from lanco import optiontypes
 
-        return optiontypes.RunOptions
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            return optiontypes.RunOptions
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RunPlan(FrozenValue):
