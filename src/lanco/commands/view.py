@@ -113,9 +113,10 @@ def cmd_dump(ns: str, args: list[str], options: Options) -> int:
     namespace = namespace_for(ns, options)
     backend = namespace.backend
     entries = {}
-    for record in readable_records(namespace.running_tasks(), "dump"):
+    # The records say which tasks run: filtering on cgroup.events first would be one more open per task.
+    for record in readable_records(namespace.tracked_tasks(), "dump"):
         if record.state not in ("running", "frozen"):
-            continue  # ended since the listing
+            continue  # ending, or ended since the listing
         entries[record.name] = render.dump_task(record, stats.live_detail(backend, ns, record.name))
     sys.stdout.write(render.dump_json(ns, entries, namespace_cpu_usec=backend.cpu_usage_usec(ns, ""),
                                       nbcpus=stats.online_cpus(), monotonic_ms=int(time.monotonic() * 1000),
