@@ -24,6 +24,7 @@ from lanco.errors import (
     UsageError,
 )
 from lanco.names import check_namespace_name
+from lanco.privileges import user_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,13 +50,6 @@ def _env_base(base: str | None) -> str:
     if not parts or any(p in (".", "..") or p.startswith(".") for p in parts) or any(c.isspace() for c in base):
         raise UsageError(f"invalid cgroup base {base!r}: an absolute path of plain names")
     return "/" + "/".join(parts)
-
-
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 class Namespace:

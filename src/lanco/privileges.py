@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
+def user_name(uid: int) -> str:
+    """The account name of ``uid`` for messages, or the number where there is none."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def owner_groups(uid: int, gid: int) -> list[int]:
     try:
         return os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)

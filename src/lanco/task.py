@@ -193,7 +193,7 @@ class Task:
         backend = self._backend
         limits.check(backend, self._ns)
         if process.account is not None and os.getuid() == 0 and os.geteuid() not in (0, process.account.uid):
-            from lanco.namespace import user_name
+            from lanco.privileges import user_name
 
             raise PermissionDenied(f"a task in namespace {self._ns} runs as its owner "
                                    f"{user_name(os.geteuid())}: --user and --group are for root's own namespaces")

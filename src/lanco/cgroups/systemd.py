@@ -41,6 +41,7 @@ from lanco.cgroups.backend import (
 )
 from lanco.cgroups.detect import CgroupMount
 from lanco.errors import CgroupError, LimitUnavailable, UsageError
+from lanco.privileges import user_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -142,13 +143,6 @@ def user_manager_endpoint(uid: int) -> str | None:
         if os.path.exists(candidate):
             return candidate
     return None
-
-
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 class _PendingScope:

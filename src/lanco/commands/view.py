@@ -24,7 +24,7 @@ def cmd_namespaces(args: list[str], options: Options) -> int:
     """``lanco ls``: the namespaces the caller may use (its own, its group's with group access; all for root)."""
     from lanco import render
     from lanco.config import list_namespaces, load_config
-    from lanco.namespace import user_name
+    from lanco.privileges import user_name
 
     parser = parser_for("ls")
     parser.prog = "lanco ls"
