@@ -7,6 +7,7 @@ filesystem ``mkdir`` makes an empty directory, so a test writes the kernel's fil
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,3 +101,13 @@ def host(tmp_path: Path) -> FakeHost:
         freezer=mount("freezer", 1, {"freezer"}),
         named=mount("lanco-named", 1, set(), "lanco"),
     )
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time is UTC while the test runs: golden texts show times of day."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,15 +31,6 @@ from lanco.render import (
 )
 
 LONG_COMMAND = "python3 -m http.server --bind 127.0.0.1 --directory /srv/www/htdocs 8080"
-
-
-@pytest.fixture
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def records() -> list[TaskRecord]:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import pytest
 
@@ -27,13 +26,7 @@ PSI = {"cpu_some": 4.5, "cpu_full": 4.5, "memory_some": 0.25, "memory_full": 0.0
 MIB = 1 << 20
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 def sample(at: float, *tasks: TaskSample) -> Sample:
