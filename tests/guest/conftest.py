@@ -9,13 +9,13 @@ import os
 import pwd
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Sandbox, ensure_user_manager, lanco_command, systemd_delegates
+from tests.integration.conftest import wait_until as integration_wait_until
 
 GUEST_USER = os.environ.get("LANCO_GUEST_USER", "alice")
 """The guest's lingering user (tests/vm/README.md)."""
@@ -108,12 +108,8 @@ def cgroup_of(pid: int) -> str:
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+    """The integration tests' wait, with room for emulation by default."""
+    return integration_wait_until(predicate, timeout, interval)
 
 
 @pytest.fixture
