@@ -175,9 +175,12 @@ class SystemdBackend(Backend):
     def _cgroup_path(self, relative: str) -> str:
         return os.path.join(self.tracker.path, os.path.relpath(relative, self.tracker.root))
 
+    def slice_dir(self, uid: int, ns: str) -> str:
+        """The namespace's slice in the manager of ``uid``."""
+        return self._cgroup_path(f"{user_manager_cgroup(uid)}/{TOP_SLICE}/{namespace_slice(ns)}")
+
     def scope_dir(self, uid: int, ns: str, task: str) -> str:
-        return self._cgroup_path(f"{user_manager_cgroup(uid)}/{TOP_SLICE}/{namespace_slice(ns)}/"
-                                 f"{task_scope(ns, task)}")
+        return os.path.join(self.slice_dir(uid, ns), task_scope(ns, task))
 
     def _direct_task_dir(self, ns: str, task: str) -> str:
         return super()._dir(self.tracker, ns, task)
@@ -243,8 +246,7 @@ class SystemdBackend(Backend):
 
     def slice_dirs(self, ns: str) -> list[str]:
         """The namespace's slices in the user managers that hold its tasks."""
-        slices = (self._cgroup_path(f"{user_manager_cgroup(u)}/{TOP_SLICE}/{namespace_slice(ns)}")
-                  for u in self._candidate_users())
+        slices = (self.slice_dir(u, ns) for u in self._candidate_users())
         return [d for d in slices if os.path.isdir(d)]
 
     def remove_namespace(self, ns: str) -> list[str]:
@@ -256,7 +258,7 @@ class SystemdBackend(Backend):
 
         removed = super().remove_namespace(ns)
         for uid in self._candidate_users():
-            slice_dir = self._cgroup_path(f"{user_manager_cgroup(uid)}/{TOP_SLICE}/{namespace_slice(ns)}")
+            slice_dir = self.slice_dir(uid, ns)
             if not os.path.isdir(slice_dir) or os.geteuid() not in (0, uid):
                 continue
             try:
@@ -281,7 +283,7 @@ class SystemdBackend(Backend):
         names = set(super().task_names(ns))
         prefix = f"lanco-{escape_unit_part(ns)}-"
         for uid in self._candidate_users():
-            slice_dir = self._cgroup_path(f"{user_manager_cgroup(uid)}/{TOP_SLICE}/{namespace_slice(ns)}")
+            slice_dir = self.slice_dir(uid, ns)
             try:
                 entries = os.listdir(slice_dir)
             except OSError:
