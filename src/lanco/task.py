@@ -332,12 +332,18 @@ class Task:
         started again. Stops of one task take turns: of concurrent callers one stops it and the others, once
         it has ended, are told it is not running.
         """
+        with contextlib.ExitStack() as locks:
+            self._take_stop_turn(locks)
+            return self._stop_exclusively(timeout, stop_signal)
+
+    def _take_stop_turn(self, locks: contextlib.ExitStack[bool | None]) -> None:
+        """Hold this task's stop lock in ``locks``; NotRunning when the task is not running, before the lock or
+        once it is ours (a concurrent stop has ended it)."""
         if not self.is_active():
             raise NotRunning(f"task {self.name} is not running")
-        with self._lock("stop.lock"):
-            if not self.is_active():
-                raise NotRunning(f"task {self.name} is not running")
-            return self._stop_exclusively(timeout, stop_signal)
+        locks.enter_context(self._lock("stop.lock"))
+        if not self.is_active():
+            raise NotRunning(f"task {self.name} is not running")
 
     def _stop_exclusively(self, timeout: float | None, stop_signal: int | None) -> TaskRecord:
         deadline, restart_delay = self._begin_stop(timeout, stop_signal)
@@ -710,11 +716,7 @@ def stop_together(tasks: list[Task], timeout: float | None = None,
             begun: list[tuple[Task, float, float]] = []
             for task in tasks[first:first + _STOP_BATCH]:
                 try:
-                    if not task.is_active():
-                        raise NotRunning(f"task {task.name} is not running")
-                    locks.enter_context(task._lock("stop.lock"))
-                    if not task.is_active():
-                        raise NotRunning(f"task {task.name} is not running")
+                    task._take_stop_turn(locks)
                     begun.append((task, *task._begin_stop(timeout, stop_signal)))
                 except LancoError as exc:
                     outcome[task.name] = exc
