@@ -74,6 +74,7 @@ GUEST_PACKAGES: Final = (
     "python3-venv",
     "python3-pytest",
     "python3-hypothesis",  # in the project's dev extras, so tests may use it
+    "python3-jeepney",  # lanco's D-Bus client on systemd hosts (its only runtime dependency)
     "procps",
     "util-linux",
     "iproute2",
