@@ -21,6 +21,7 @@
 #   LANCO_MON_FREEZER   "file thawed-value" that thaws the task, or empty
 #   LANCO_MON_RESTART   no, on-failure or always         LANCO_MON_RESTART_MAX  most restarts, or empty: no bound
 #   LANCO_MON_RESTART_DELAY  seconds between a run's end and the next run
+#   LANCO_MON_GO        set when the monitor must wait for "go" on descriptor 5 before anything (systemd scopes)
 # Lists are one item per line. Descriptor 3 is the launcher's report pipe, 1 and 4 the task's stdout and
 # stderr; 2 is /dev/null, so that the shell's own notes ("Terminated") stay out of the task's log.
 #
@@ -194,8 +195,8 @@ run_hook() {
     LANCO_EXIT_CODE=$exit_code LANCO_SIGNAL=$signal LANCO_OOM_KILLS=$oom_kills LANCO_LOG=$LANCO_MON_LOG \
     LANCO_RESTARTS=$restarts \
         exec "$@" /bin/sh -c "$LANCO_MON_HOOK" < /dev/null 2>&4
-    # exec: the hook is the monitor's last act, and a runner such as systemd-run --scope then takes this very
-    # process out of the task's scope, so that the scope ends and its name is free while the hook runs.
+    # exec: the hook is the monitor's last act. In a systemd scope it runs in monitor/, and the scope ends with it;
+    # the name is free already (task/ is gone).
 }
 
 read_starttime() {
@@ -246,6 +247,13 @@ record_run() {
 }
 
 state=$LANCO_MON_STATE
+if [ -n "$LANCO_MON_GO" ]; then
+    # Placed through systemd: the launcher makes a scope around this very process and splits it, then says go.
+    # Its pipe's end without a word (the launcher failed, or died) means this run never happens.
+    read -r _go <&5 || _go=
+    exec 5<&-
+    [ "$_go" = go ] || exit 125
+fi
 join_cgroups "$LANCO_MON_MONITORS" || exit 125
 read_starttime
 # Written in place rather than through a temp file and mv, which would cost an exec on every start: run removed
@@ -277,7 +285,14 @@ while :; do
         join_cgroups "$LANCO_MON_JOIN" || exit 125
         read -r _self _rest < /proc/self/stat
         echo "$_self" > "$state/pid"
-        [ $runs -eq 1 ] && echo "started $_self" >&3
+        if [ $runs -eq 1 ]; then
+            # A launcher that died before it read this must not leave a run behind: with SIGPIPE ignored for the
+            # report alone, its failure is an error here (no command ran) rather than the death of this shell,
+            # which the monitor could not tell from the command's own.
+            trap '' PIPE
+            echo "started $_self" >&3 || { : > "$state/pid"; exit 125; }
+            trap - PIPE
+        fi
         # A stop that came while this restart began: it signalled the processes it saw, and this one came
         # too late to be among them.
         [ $runs -gt 1 ] && marked stop && exit 143
@@ -289,14 +304,21 @@ while :; do
             LANCO_MON_EVENTS LANCO_MON_WAITER LANCO_MON_STATS LANCO_MON_HOOK LANCO_MON_HOOK_AS LANCO_MON_NS \
             LANCO_MON_TASK LANCO_MON_LOG LANCO_MON_EXEC LANCO_MON_UMASK LANCO_MON_TIMEOUT LANCO_MON_STOP_SIGNAL \
             LANCO_MON_STOP_GRACE_MS LANCO_MON_KILL LANCO_MON_FREEZER LANCO_MON_RESTART LANCO_MON_RESTART_MAX \
-            LANCO_MON_RESTART_DELAY LANCO_MON_PATH NL
+            LANCO_MON_RESTART_DELAY LANCO_MON_PATH LANCO_MON_GO NL
         set +f
         exec "$@"
     )
     exit_code=$?
     if [ $runs -eq 1 ]; then
         exec 3>&-
-        [ $exit_code -eq 125 ] && ! [ -s "$state/pid" ] && { stop_timer; remove_cgroups; exit 125; }
+        # Nothing ran (the task could not join its cgroups, or the launcher was gone before it heard of the start):
+        # no result, no hook, and the record goes before the cgroups that hold the name.
+        if [ $exit_code -eq 125 ] && ! [ -s "$state/pid" ]; then
+            stop_timer
+            rm -f -- "$state/spec.json" "$state/pid"
+            remove_cgroups
+            exit 125
+        fi
     fi
 
     # An OOM kill ends the whole task, as memory.oom.group does in v2: v1 kills one process only.

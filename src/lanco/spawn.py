@@ -109,6 +109,91 @@ def reap_intermediate(pid: int, program: str) -> None:
         raise OSError(f"cannot start {program}: the detaching child failed")
 
 
+class WaitingMonitor:
+    """A monitor started detached that waits on a pipe before it does anything (``LANCO_MON_GO``): systemd's
+    scope must be made around it, and split, before it may start the task."""
+
+    __slots__ = ("_go", "_pidfd", "pid")
+
+    def __init__(self, pid: int, go: int) -> None:
+        self.pid = pid
+        self._go = go
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except OSError:
+            self._pidfd = -1
+
+    def go(self) -> None:
+        """Let it go on: it joins nothing more and starts the task."""
+        try:
+            os.write(self._go, b"go\n")
+        finally:
+            self._close()
+
+    def abandon(self, timeout: float = 2.0) -> None:
+        """End it: the pipe's end makes it exit before it has done anything. Returns once it has, so that a scope
+        made around it is empty (and collected by systemd)."""
+        os.close(self._go)
+        self._go = -1
+        if self._pidfd >= 0:
+            import select
+
+            poller = select.poll()
+            poller.register(self._pidfd, select.POLLIN)
+            poller.poll(int(timeout * 1000))
+        self._close()
+
+    def _close(self) -> None:
+        for fd in (self._go, self._pidfd):
+            if fd >= 0:
+                os.close(fd)
+        self._go = self._pidfd = -1
+
+
+def spawn_waiting(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd: str | None,
+                  go_fd: int) -> WaitingMonitor:
+    """Start ``argv`` detached (as :func:`start_detached`) with the read end of a fresh pipe on ``go_fd``, and
+    return as soon as its pid is known: the intermediate child reports it before it exits."""
+    go_r, go_w = os.pipe()
+    pid_r, pid_w = os.pipe()
+    try:
+        import signal  # noqa: F401 - loaded here, before the fork, for the child to find in sys.modules
+
+        intermediate = os.fork()
+        if intermediate == 0:  # pragma: no cover - runs in the child
+            code = 127
+            try:
+                os.close(pid_r)
+                os.setsid()
+                grandchild = os.fork()
+                if grandchild == 0:
+                    os.close(pid_w)
+                    _exec_with_fds(argv, env, {**fds, go_fd: go_r}, cwd)
+                os.write(pid_w, str(grandchild).encode())
+                code = 0
+            except BaseException:
+                code = 126
+            finally:
+                os._exit(code)
+        os.close(pid_w)
+        pid_w = -1
+        text = b""
+        while chunk := os.read(pid_r, 32):
+            text += chunk
+        reap_intermediate(intermediate, argv[0])
+        if not text.isdigit():
+            raise OSError(f"cannot start {argv[0]}: the detaching child did not report its pid")
+    except BaseException:
+        os.close(go_w)
+        raise
+    finally:
+        os.close(go_r)
+        os.close(pid_r)
+        if pid_w >= 0:
+            os.close(pid_w)
+    return WaitingMonitor(int(text), go_w)
+
+
 def read_line(fd: int, timeout: float) -> str | None:
     """The first line a started process writes on ``fd`` (a pipe or a socket): without its newline, or what came
     before the writer closed its end; None when nothing complete came within ``timeout`` seconds."""

@@ -203,14 +203,14 @@ class Task:
             raise PermissionDenied(problem)
         owner = self.namespace.acting_for_owner
         self._ensure_state_dir(owner)
+        run_id = os.urandom(8).hex()
         with self._lock():
-            self._claim_name(owner, backend.controllers_for(key for key, _ in limits.items()))
+            self._claim_name(owner, backend.controllers_for(key for key, _ in limits.items()), run_id)
             messages.debug("run", f"task {self.name}: cgroups created: "
                                   f"{' '.join(backend.task_dirs(self._ns, self.name))}")
             log_fd = -1
             try:
                 self._clear_run_files()
-                limits.apply(backend, self._ns, self.name)
                 log_path = log if log is not None else (None if foreground else
                                                         self.namespace.config.default_log(self.name))
                 if log_path is not None:
@@ -219,7 +219,6 @@ class Task:
                     if not keep_log:
                         logfile.rotate(log_path)
                     log_fd = logfile.open_append(log_path, owner)
-                run_id = os.urandom(8).hex()
                 write_spec(self.state_dir, {
                     "run_id": run_id, "namespace": self._ns, "name": self.name, "argv": argv,
                     "log": log_path, "exit_command": exit_command, "limits": limits.as_record(),
@@ -231,7 +230,7 @@ class Task:
                 environment.update(_monitor_settings(backend, self._ns, self.name, lifetime,
                                                      process.umask, exec_prefix, environment))
                 self._spawn_monitor(argv, environment, run_id, log_path, log_fd, exit_command,
-                                    foreground, cwd)
+                                    foreground, cwd, lambda: limits.apply(backend, self._ns, self.name))
             except BaseException:
                 self._abort_start()
                 raise
@@ -240,7 +239,8 @@ class Task:
                     os.close(log_fd)
 
     def _spawn_monitor(self, argv: list[str], env: dict[str, str], run_id: str, log_path: str | None,
-                       log_fd: int, exit_command: str | None, foreground: bool, cwd: str | None) -> None:
+                       log_fd: int, exit_command: str | None, foreground: bool, cwd: str | None,
+                       write_limits: Callable[[], None]) -> None:
         backend, ns, config = self._backend, self._ns, self.namespace.config
         stats = backend.stat_sources(ns, self.name)
         env.update({
@@ -266,7 +266,8 @@ class Task:
             out, err = (log_fd, log_fd) if log_fd >= 0 else (1, 2)
             finish_start = backend.start_monitor(ns, self.name,
                                                  [monitor_shell(), package_file(MONITOR_SCRIPT), *argv], env,
-                                                 {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err}, cwd)
+                                                 {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err}, cwd,
+                                                 write_limits)
         except BaseException:
             os.close(report_r)
             raise
@@ -286,12 +287,12 @@ class Task:
             detail = report.partition(" ")[2] if report.startswith("error ") else "the monitor exited early"
             raise CgroupError(f"cannot start task {self.name}: {detail}")
 
-    def _claim_name(self, owner: tuple[int, int] | None, controllers: set[str]) -> None:
+    def _claim_name(self, owner: tuple[int, int] | None, controllers: set[str], run_id: str) -> None:
         """Create the task's cgroups; a leftover of a finished or lost run is cleared first."""
         backend = self._backend
         for _ in range(3):
             try:
-                backend.create_task(self._ns, self.name, owner, controllers)
+                backend.create_task(self._ns, self.name, owner, controllers, run_id)
                 return
             except FileExistsError:
                 pass
@@ -590,7 +591,7 @@ class Task:
             return
         run_id = str((spec or {}).get("run_id", ""))
         result = read_result(self.state_dir)
-        if result is None and not os.path.exists(os.path.join(self.state_dir, "pid")):
+        if result is None and not read_int_file(os.path.join(self.state_dir, "pid")):
             # The launcher died before the task started: nothing of this run ever ran, so nothing stays.
             if exists:
                 backend.remove_task(self._ns, self.name)

@@ -14,8 +14,8 @@ from lanco.cgroups.systemd import (
     UNIT_NAME_MAX,
     SystemdBackend,
     escape_unit_part,
-    hook_scope,
     namespace_slice,
+    scope_task_name,
     task_scope,
     unescape_unit_part,
     unit_name_problem,
@@ -37,8 +37,11 @@ def backend(host: FakeHost, group_access: bool = False, owner: int = UID) -> Sys
     return SystemdBackend("v2", BASE, host.unified, owner_uid=owner, owner_gid=owner, group_access=group_access)
 
 
-def scope_task(host: FakeHost, task: str, uid: int = UID, ns: str = NS) -> Path:
-    path = manager(host, uid) / "lanco.slice" / namespace_slice(ns) / task_scope(ns, task) / "task"
+RUN = "0123456789abcdef"
+
+
+def scope_task(host: FakeHost, task: str, uid: int = UID, ns: str = NS, run: str = RUN) -> Path:
+    path = manager(host, uid) / "lanco.slice" / namespace_slice(ns) / task_scope(ns, task, run) / "task"
     path.mkdir(parents=True)
     return path
 
@@ -50,20 +53,27 @@ class TestNames:
         assert escape_unit_part(text) == escaped
         assert unescape_unit_part(escaped) == text
 
-    def test_dashes_keep_namespace_and_task_apart(self) -> None:
-        assert task_scope("a-b", "c") != task_scope("a", "b-c")
+    def test_dashes_keep_namespace_task_and_run_apart(self) -> None:
+        assert task_scope("a-b", "c", RUN) != task_scope("a", "b-c", RUN)
         assert namespace_slice("my-ns") == "lanco-my\\x2dns.slice"
-        assert task_scope("my-ns", "first-task") == "lanco-my\\x2dns-first\\x2dtask.scope"
+        assert task_scope("my-ns", "first-task", RUN) == f"lanco-my\\x2dns-first\\x2dtask-{RUN}.scope"
+        assert scope_task_name("my-ns", task_scope("my-ns", "first-task", RUN)) == "first-task"
+        # An older lanco's per-name scope and its hook scopes are no runs of this one's.
+        for other in ("lanco-my\\x2dns-first\\x2dtask.scope", f"lanco-my\\x2dns-t-hook-{RUN}.scope",
+                      "lanco-other-t-1.scope", f"lanco-my\\x2dns-t-{RUN}.service"):
+            assert scope_task_name("my-ns", other) is None
 
 
 class TestLookup:
     def test_scope_task_is_found_by_name_and_listed(self, host: FakeHost) -> None:
         found = scope_task(host, "first-task")
+        scope_task(host, "first", run="fedcba9876543210")  # a prefix of the other's name
+        (found.parent.parent / task_scope(NS, "first-task", "1111111111111111")).mkdir()  # an ended run's
         b = backend(host)
         assert b.task_dir(NS, "first-task") == str(found)
         assert b.task_exists(NS, "first-task")
         assert b.events_file(NS, "first-task") == str(found / "cgroup.events")
-        assert b.task_names(NS) == ["first-task"]
+        assert b.task_names(NS) == ["first", "first-task"]
 
     def test_direct_task_is_found_first(self, host: FakeHost) -> None:
         scope_task(host, "t")
@@ -74,7 +84,7 @@ class TestLookup:
     def test_other_scopes_of_the_slice_are_no_tasks(self, host: FakeHost) -> None:
         slice_dir = manager(host) / "lanco.slice" / namespace_slice(NS)
         (slice_dir / f"lanco-{NS}-t-hook-0123.scope").mkdir(parents=True)
-        (slice_dir / task_scope(NS, "finishing")).mkdir()  # its task/ is gone: the run has ended
+        (slice_dir / task_scope(NS, "finishing", RUN)).mkdir()  # its task/ is gone: the run has ended
         assert backend(host).task_names(NS) == []
 
     @pytest.mark.skipif(os.geteuid() != 0, reason="looks up another user's scopes as root")
@@ -100,20 +110,22 @@ class TestRoutes:
         monkeypatch.setattr(systemd, "runtime_dir", lambda uid: str(runtime))
         b = backend(host, owner=1000)
         assert b.placement_problem(NS) is None
-        assert b.task_dir(NS, "t").endswith(f"user@1000.service/lanco.slice/lanco-{NS}.slice/lanco-{NS}-t.scope/task")
+        b.create_task(NS, "t", run_id=RUN)  # makes nothing yet: the scope comes with the monitor
+        assert b.task_dir(NS, "t").endswith(
+            f"user@1000.service/lanco.slice/lanco-{NS}.slice/lanco-{NS}-t-{RUN}.scope/task")
+        assert not (manager(host, 1000) / "lanco.slice").exists()
 
     def test_a_name_too_long_for_systemd_is_refused_before_any_scope(self, host: FakeHost, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(os, "geteuid", lambda: 1000)
         write(tmp_path / "rt" / "systemd" / "private", "")
         monkeypatch.setattr(systemd, "runtime_dir", lambda uid: str(tmp_path / "rt"))
-        started: list[str] = []
-        monkeypatch.setattr(SystemdBackend, "_start_scope", lambda self, ns, task, scope: started.append(task))
         dashed = "a" + "-" * 63  # 64 characters, 63 of them escaped to 4
-        assert len(hook_scope(NS, dashed, "0" * 16)) > UNIT_NAME_MAX
+        assert len(task_scope(NS, dashed, RUN)) > UNIT_NAME_MAX
+        b = backend(host, owner=1000)
         with pytest.raises(UsageError, match=r"needs systemd unit names of up to \d+ characters, over systemd's 255"):
-            backend(host, owner=1000).create_task(NS, dashed)
-        assert started == [] and not (manager(host, 1000) / "lanco.slice").exists()
+            b.create_task(NS, dashed, run_id=RUN)
+        assert (NS, dashed) not in b._pending and not (manager(host, 1000) / "lanco.slice").exists()
         assert unit_name_problem(NS, "first-task") is None
 
     def test_without_a_manager_the_refusal_names_rule_and_remedies(self, host: FakeHost, tmp_path: Path,

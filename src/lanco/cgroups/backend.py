@@ -332,11 +332,12 @@ class Backend:
             return []
 
     def create_task(self, ns: str, task: str, owner: tuple[int, int] | None = None,
-                    controllers: Iterable[str] = ()) -> None:
+                    controllers: Iterable[str] = (), run_id: str = "") -> None:
         """Create the task's cgroups, the tracker's first: FileExistsError there means the name is taken.
 
         ``controllers`` names the on-demand hierarchies the task's limits need (``cpuset``); a leftover
-        directory in one it does not need is removed, so that the task does not join it.
+        directory in one it does not need is removed, so that the task does not join it. ``run_id`` names the
+        run (the systemd kind makes a scope per run).
         """
         tracker_dir = self.task_dir(ns, task)
         os.mkdir(tracker_dir)
@@ -366,12 +367,13 @@ class Backend:
             self._rmdir_tree(directory, attempts)
 
     def start_monitor(self, ns: str, task: str, argv: list[str], env: dict[str, str], fds: dict[int, int],
-                      cwd: str | None) -> Callable[[], None]:
-        """Start the task's monitor detached (it joins its cgroups itself); the systemd kind hands it to the
-        scope it made in ``create_task`` instead. Returns what finishes the start once the monitor has reported
-        (the detaching child is reaped then, so that waiting for it and for the report overlap)."""
+                      cwd: str | None, prepare: Callable[[], None] = lambda: None) -> Callable[[], None]:
+        """Write the task's limits (``prepare``), then start its monitor detached (it joins its cgroups itself);
+        the systemd kind makes a scope around the monitor first. Returns what finishes the start once the monitor
+        has reported (the detaching child is reaped then, so that waiting for it and for the report overlap)."""
         from lanco.spawn import begin_detached, reap_intermediate
 
+        prepare()
         pid = begin_detached(argv, env, fds, cwd, subreaper=True, root_joins=self.monitor_join_files(ns))
         return lambda: reap_intermediate(pid, argv[0])
 

@@ -4,22 +4,27 @@ cgroup v2 lets an unprivileged process move a process only between cgroups whose
 A user's login session (``session-N.scope``, under the root-owned ``user-UID.slice``) therefore cannot move
 anything into a cgroup root created for them, however it is chowned. systemd's user manager can: it runs in
 ``user@UID.service``, which is delegated to the user, and asks PID 1 to move the user's own processes across
-the root-owned part. So a namespace of this kind places each task, when the caller cannot move it directly,
-through ``systemd-run --user --scope -p Delegate=yes`` into a scope of its own that the monitor then manages:
+the root-owned part. So a namespace of this kind places each run, when the caller cannot move it directly, in
+a transient scope of its own that lanco asks the user manager for over D-Bus (lanco.cgroups.dbus), one call per
+run: the monitor is started first and waits on a pipe; ``StartTransientUnit`` puts it in the new scope
+(``PIDs``, ``Delegate=yes``); once the job is done the launcher splits the scope and lets the monitor go on:
 
-    /user.slice/user-UID.slice/user@UID.service/lanco.slice/lanco-NS.slice/lanco-NS-TASK.scope/
-        monitor/    the monitor (and the exit hook)
+    /user.slice/user-UID.slice/user@UID.service/lanco.slice/lanco-NS.slice/lanco-NS-TASK-RUN.scope/
+        monitor/    the monitor (and, when the task has ended, its exit hook)
         task/       the task's processes; its limits are written here before the task joins
 
 ``NS`` and ``TASK`` are escaped as systemd escapes unit names (``-`` is ``\\x2d``), so that the slice nesting
-and the split between namespace and task stay unambiguous. The unit name is a second guard against two runs of
-one name: systemd refuses a second ``lanco-NS-TASK.scope`` while the first exists. ``UID`` is the user who
-started the task: the owner, or a member of the namespace's group (``init -g``), each through their own user
-manager; tasks are found by name among the scopes of those users only.
+and the split between namespace, task and run stay unambiguous; ``RUN`` is the run's id (16 hex digits). A
+scope per run, not per name: a name run again at once never waits for systemd to collect the previous run's
+scope (which lives on while the previous monitor records the result and runs its hook), and the name's lock
+stays lanco's own (its record's lock, and the task/ cgroup: a scope whose task/ is gone holds no task).
+``UID`` is the user who started the task: the owner, or a member of the namespace's group (``init -g``), each
+through their own user manager; tasks are found by name among the scopes of those users only.
 
 The caller moves directly when the kernel permits it (root, or a process already inside the namespace's
 delegated cgroup ``<base>/NS``): such tasks live at ``<base>/NS/TASK`` as in the ``unified`` kind, and are found
-there first. With neither, the error names the cgroup, the rule and the remedies.
+there first. With neither, the error names the cgroup, the rule and the remedies. ``check``, ``status`` and
+``ls`` read cgroupfs only; ``stop`` kills through ``cgroup.kill``; D-Bus is spoken by ``run`` and ``release``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ import contextlib
 import grp
 import os
 import pwd
-import sys
 import time
 
 from lanco.cgroups.backend import (
@@ -45,8 +49,9 @@ from lanco.privileges import user_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket
     from collections.abc import Callable, Iterable
+
+    from lanco.cgroups.dbus import Connection
 
 TRACKER_KIND = "systemd"
 TOP_SLICE = "lanco.slice"
@@ -55,10 +60,11 @@ SCOPE_TASK = "task"
 # Controllers a scope's children get when systemd delegated them (all of them by default on user@.service:
 # cpu memory pids; an administrator may add io and cpuset).
 _WANTED_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
-_HANDOFF_SCRIPT = "scopehandoff.py"
-_HANDOFF_HEADER_FORMAT = "!I"
-_SCOPE_READY_TIMEOUT = 30.0
-_SCOPE_GONE_TIMEOUT = 10.0
+_MANAGER_TIMEOUT = 30.0
+"""Seconds lanco waits for a user manager's answer (``LANCO_SYSTEMD_TIMEOUT`` overrides): its jobs queue behind
+whatever else it is doing, a boot or a reload among them."""
+_GO_FD = 5
+"""The descriptor on which a monitor placed through systemd waits for the word to go on (monitor.sh)."""
 _UNIT_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.")
 
 
@@ -90,12 +96,25 @@ def namespace_slice(ns: str) -> str:
     return f"lanco-{escape_unit_part(ns)}.slice"
 
 
-def task_scope(ns: str, task: str) -> str:
-    return f"lanco-{escape_unit_part(ns)}-{escape_unit_part(task)}.scope"
+def task_scope(ns: str, task: str, run_id: str) -> str:
+    """The unit of one run of ``task``: ``lanco-NS-TASK-RUN.scope``."""
+    return f"{_scope_prefix(ns, task)}{escape_unit_part(run_id)}.scope"
 
 
-def hook_scope(ns: str, task: str, run_id: str) -> str:
-    return f"lanco-{escape_unit_part(ns)}-{escape_unit_part(task)}-hook-{escape_unit_part(run_id)}.scope"
+def _scope_prefix(ns: str, task: str) -> str:
+    return f"lanco-{escape_unit_part(ns)}-{escape_unit_part(task)}-"
+
+
+def scope_task_name(ns: str, unit: str) -> str | None:
+    """The task whose run ``unit`` (a name in the namespace's slice) is, or None for anything else there."""
+    prefix = f"lanco-{escape_unit_part(ns)}-"
+    if not (unit.startswith(prefix) and unit.endswith(".scope")):
+        return None
+    parts = unit[len(prefix):-len(".scope")].split("-")
+    # Escaped names hold no "-": TASK-RUN is a run's scope (anything else, e.g. an older lanco's hook scope, is not).
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        return None
+    return unescape_unit_part(parts[0])
 
 
 UNIT_NAME_MAX = 255
@@ -106,7 +125,7 @@ _RUN_ID_CHARS = 16
 def unit_name_problem(ns: str, task: str) -> str | None:
     """Why ``task`` cannot have systemd units of its own, or None: escaping makes each ``-`` (and any unusual
     character) four characters long, so a name within lanco's 64 may still be too long for systemd."""
-    longest = len(hook_scope(ns, task, "0" * _RUN_ID_CHARS))
+    longest = len(task_scope(ns, task, "0" * _RUN_ID_CHARS))
     if longest <= UNIT_NAME_MAX:
         return None
     return (f"task {task} of namespace {ns} needs systemd unit names of up to {longest} characters, over "
@@ -145,18 +164,6 @@ def user_manager_endpoint(uid: int) -> str | None:
     return None
 
 
-class _PendingScope:
-    """A scope made for a start in progress: its holder waits on ``sock`` for the monitor's argv and fds."""
-
-    __slots__ = ("pid", "scope", "sock", "unit")
-
-    def __init__(self, scope: str, unit: str, sock: socket.socket, pid: int) -> None:
-        self.scope = scope
-        self.unit = unit
-        self.sock = sock
-        self.pid = pid
-
-
 class SystemdBackend(Backend):
     """The unified tree, with tasks found (and placed) in the users' systemd scopes as well as at ``<base>/NS``."""
 
@@ -166,7 +173,8 @@ class SystemdBackend(Backend):
         self.owner_uid = owner_uid
         self.owner_gid = owner_gid
         self.group_access = group_access
-        self._pending: dict[tuple[str, str], _PendingScope] = {}
+        # The scope directory of a run this process is starting, from create_task until its monitor is placed.
+        self._pending: dict[tuple[str, str], str] = {}
         self._routes: dict[str, str | None] = {}
         self._members: tuple[float, list[int]] | None = None
 
@@ -179,8 +187,8 @@ class SystemdBackend(Backend):
         """The namespace's slice in the manager of ``uid``."""
         return self._cgroup_path(f"{user_manager_cgroup(uid)}/{TOP_SLICE}/{namespace_slice(ns)}")
 
-    def scope_dir(self, uid: int, ns: str, task: str) -> str:
-        return os.path.join(self.slice_dir(uid, ns), task_scope(ns, task))
+    def scope_dir(self, uid: int, ns: str, task: str, run_id: str) -> str:
+        return os.path.join(self.slice_dir(uid, ns), task_scope(ns, task, run_id))
 
     def _direct_task_dir(self, ns: str, task: str) -> str:
         return super()._dir(self.tracker, ns, task)
@@ -196,11 +204,9 @@ class SystemdBackend(Backend):
         if os.path.isdir(direct):
             return direct
         for scope in self._existing_scopes(ns, task):
-            if os.path.isdir(os.path.join(scope, SCOPE_TASK)):
-                return os.path.join(scope, SCOPE_TASK)
-        if self._route(ns) == "scope":
-            return os.path.join(self.scope_dir(os.geteuid(), ns, task), SCOPE_TASK)
-        return direct
+            return os.path.join(scope, SCOPE_TASK)
+        pending = self._pending.get((ns, task))
+        return direct if pending is None else os.path.join(pending, SCOPE_TASK)
 
     def _user_allowed(self, uid: int) -> bool:
         """Whether tasks started by ``uid`` belong to the namespace: its owner, and with ``init -g`` its group."""
@@ -242,7 +248,20 @@ class SystemdBackend(Backend):
         return self._members[1]
 
     def _existing_scopes(self, ns: str, task: str) -> list[str]:
-        return [d for d in (self.scope_dir(u, ns, task) for u in self._candidate_users()) if os.path.isdir(d)]
+        """The scopes of the runs of ``task`` that hold a task (their ``task/`` is there), of any candidate user."""
+        prefix = _scope_prefix(ns, task)
+        found = []
+        for uid in self._candidate_users():
+            slice_dir = self.slice_dir(uid, ns)
+            try:
+                entries = os.listdir(slice_dir)
+            except OSError:
+                continue
+            for entry in entries:
+                if (entry.startswith(prefix) and scope_task_name(ns, entry) == task
+                        and os.path.isdir(f"{slice_dir}/{entry}/{SCOPE_TASK}")):
+                    found.append(f"{slice_dir}/{entry}")
+        return found
 
     def slice_dirs(self, ns: str) -> list[str]:
         """The namespace's slices in the user managers that hold its tasks."""
@@ -251,10 +270,8 @@ class SystemdBackend(Backend):
 
     def remove_namespace(self, ns: str) -> list[str]:
         """Also stop the namespace's (empty) slice units, which systemd would otherwise keep loaded for good."""
-        import subprocess
-
         from lanco import messages
-        from lanco.spawn import hook_runner
+        from lanco.cgroups.dbus import BusError
 
         removed = super().remove_namespace(ns)
         for uid in self._candidate_users():
@@ -262,26 +279,16 @@ class SystemdBackend(Backend):
             if not os.path.isdir(slice_dir) or os.geteuid() not in (0, uid):
                 continue
             try:
-                gid = pwd.getpwuid(uid).pw_gid
-            except KeyError:
-                gid = self.owner_gid
-            command = [*hook_runner(uid, gid), "env", f"XDG_RUNTIME_DIR={runtime_dir(uid)}",
-                       "systemctl", "--user", "stop", namespace_slice(ns)]
-            try:
-                result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-                complaint = result.stderr.strip() if result.returncode != 0 else ""
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                complaint = str(exc)
-            if complaint:
-                messages.debug("release", f"namespace {ns}: the empty unit {namespace_slice(ns)} of user {uid} "
-                                          f"stays loaded: {complaint}")
-            else:
+                with connect_manager(uid) as manager:
+                    stop_unit(manager, namespace_slice(ns))
                 removed.append(slice_dir)
+            except (BusError, CgroupError) as exc:
+                messages.debug("release", f"namespace {ns}: the empty unit {namespace_slice(ns)} of user {uid} "
+                                          f"stays loaded: {exc}")
         return removed
 
     def task_names(self, ns: str) -> list[str]:
         names = set(super().task_names(ns))
-        prefix = f"lanco-{escape_unit_part(ns)}-"
         for uid in self._candidate_users():
             slice_dir = self.slice_dir(uid, ns)
             try:
@@ -289,11 +296,9 @@ class SystemdBackend(Backend):
             except OSError:
                 continue
             for entry in entries:
-                middle = entry[len(prefix):-len(".scope")]
-                # An escaped task name has no "-": anything else in the slice is not a task's scope.
-                if (entry.startswith(prefix) and entry.endswith(".scope") and middle and "-" not in middle
-                        and os.path.isdir(os.path.join(slice_dir, entry, SCOPE_TASK))):
-                    names.add(unescape_unit_part(middle))
+                name = scope_task_name(ns, entry)
+                if name is not None and os.path.isdir(f"{slice_dir}/{entry}/{SCOPE_TASK}"):
+                    names.add(name)
         return sorted(names)
 
     # -- how this caller places tasks ----------------------------------------------------------------------
@@ -359,176 +364,154 @@ class SystemdBackend(Backend):
     # -- tasks ---------------------------------------------------------------------------------------------
 
     def create_task(self, ns: str, task: str, owner: tuple[int, int] | None = None,
-                    controllers: Iterable[str] = ()) -> None:
+                    controllers: Iterable[str] = (), run_id: str = "") -> None:
         if self._route(ns) != "scope":
             super().create_task(ns, task, owner, controllers)
             return
         problem = unit_name_problem(ns, task)
         if problem is not None:
             raise UsageError(problem)
-        if any(os.path.isdir(os.path.join(s, SCOPE_TASK)) for s in self._existing_scopes(ns, task)):
+        if self._existing_scopes(ns, task):
             raise FileExistsError(task)
-        scope = self.scope_dir(os.geteuid(), ns, task)
-        # The previous run's scope goes once its monitor has exited and systemd has collected it.
-        self._wait_scope_gone(scope, task)
+        # Nothing is made yet: the scope comes with the monitor it is made for (start_monitor).
+        self._pending[(ns, task)] = self.scope_dir(os.geteuid(), ns, task, run_id or os.urandom(8).hex())
+
+    def start_monitor(self, ns: str, task: str, argv: list[str], env: dict[str, str], fds: dict[int, int],
+                      cwd: str | None, prepare: Callable[[], None] = lambda: None) -> Callable[[], None]:
+        """On the scope route: start the monitor waiting (on descriptor 5), ask the user manager for a delegated
+        scope around it, split the scope into ``monitor/`` and ``task/`` with the controllers enabled, write the
+        limits (``prepare``), then let the monitor go on. Any failure on the way ends the waiting monitor, and
+        its scope with it: nothing is left half-made."""
+        scope = self._pending.get((ns, task))
+        if scope is None:
+            return super().start_monitor(ns, task, argv, env, fds, cwd, prepare)
+        from lanco.cgroups.dbus import BusError
+        from lanco.spawn import spawn_waiting
+
+        unit = os.path.basename(scope)
+        # The launcher moves the monitor into monitor/ itself, before the scope hands controllers down.
+        env = {**env, "LANCO_MON_MONITORS": "", "LANCO_MON_GO": str(_GO_FD)}
+        deadline = time.monotonic() + manager_timeout()
         try:
-            pending = self._start_scope(ns, task, scope)
-        except FileExistsError:
-            if os.path.isdir(os.path.join(scope, SCOPE_TASK)):
-                raise
-            self._wait_scope_gone(scope, task)
-            pending = self._start_scope(ns, task, scope)
-        try:
-            self._prepare_scope(pending, task, set(controllers))
-        except BaseException:
-            pending.sock.close()
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.join(scope, SCOPE_TASK))
-            raise
-        self._pending[(ns, task)] = pending
-
-    def _wait_scope_gone(self, scope: str, task: str) -> None:
-        deadline = time.monotonic() + _SCOPE_GONE_TIMEOUT
-        delay = 0.005
-        while os.path.isdir(scope):
-            if os.path.isdir(os.path.join(scope, SCOPE_TASK)):
-                raise FileExistsError(task)
-            if time.monotonic() >= deadline:
-                raise CgroupError(f"task {task}: the scope of its previous run ({os.path.basename(scope)}) is "
-                                  f"still there after {_SCOPE_GONE_TIMEOUT:g}s (its exit hook may still run)")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
-    def _start_scope(self, ns: str, task: str, scope: str) -> _PendingScope:
-        """Have the user manager create the task's scope around a holder process, and wait until it is there."""
-        import shutil
-        import socket
-
-        from lanco.spawn import package_file, read_line, start_detached
-
-        unit = task_scope(ns, task)
-        command = [shutil.which("systemd-run") or "/usr/bin/systemd-run", "--user", "--scope", "--quiet",
-                   "--collect", f"--unit={unit}", f"--slice={namespace_slice(ns)}",
-                   f"--description=lanco {ns} {task}", "-p", "Delegate=yes",
-                   "--", sys.executable, "-I", "-S", package_file(_HANDOFF_SCRIPT), "3"]
-        env = dict(os.environ)
-        if env.get("XDG_RUNTIME_DIR") != runtime_dir(os.geteuid()):
-            # Someone else's (or no) runtime directory: talk to our own user manager, not to theirs.
-            env["XDG_RUNTIME_DIR"] = runtime_dir(os.geteuid())
-            env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        err_r, err_w = os.pipe()
-        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        try:
+            manager = connect_manager(os.geteuid())
+        except CgroupError as exc:
+            raise CgroupError(f"cannot start task {task}: {exc}") from None
+        with manager:
+            monitor = spawn_waiting(argv, env, fds, cwd, _GO_FD)
             try:
-                start_detached(command, env, {0: devnull, 1: devnull, 2: err_w, 3: theirs.fileno()}, "/",
-                               subreaper=True)
+                try:
+                    job = manager.reply_to(start_scope(manager, unit, namespace_slice(ns), f"lanco {ns} {task}",
+                                                       monitor.pid), deadline).body[0]
+                    result = await_job(manager, str(job), deadline)
+                except BusError as exc:
+                    if exc.name == "org.freedesktop.systemd1.UnitExists":
+                        raise FileExistsError(task) from None
+                    raise CgroupError(f"cannot start task {task}: the systemd user manager of "
+                                      f"{user_name(os.geteuid())} did not create scope {unit}: {exc}") from None
+                if result != "done":
+                    raise CgroupError(f"cannot start task {task}: the systemd user manager's job for scope {unit} "
+                                      f"ended {result}")
+                self._split_scope(scope, unit, task, monitor.pid)
+                prepare()
+                monitor.go()
+            except BaseException:
+                monitor.abandon()
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(scope, SCOPE_TASK))
+                raise
             finally:
-                theirs.close()
-                os.close(err_w)
-                os.close(devnull)
-            line = read_line(ours.fileno(), _SCOPE_READY_TIMEOUT) or ""
-            if not line.startswith("ready "):
-                complaint = _drain(err_r).strip() or ("no answer within "
-                                                      f"{_SCOPE_READY_TIMEOUT:g}s" if line == "" else line)
-                if "already exists" in complaint:
-                    raise FileExistsError(task)
-                raise CgroupError(f"cannot start task {task}: systemd-run --user could not create scope {unit}: "
-                                  f"{complaint}")
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            os.close(err_r)
-        return _PendingScope(scope, unit, ours, int(line.split()[1]))
+                self._pending.pop((ns, task), None)
+        return _nothing_to_finish
 
-    def _prepare_scope(self, pending: _PendingScope, task: str, wanted: set[str]) -> None:
-        """Split the fresh scope into ``monitor/`` (its holder, later the monitor) and ``task/``, with the
-        controllers enabled for ``task/``. Refuses, by name, a limit's controller systemd did not delegate."""
-        scope = pending.scope
-        own_path = _v2_path_of(pending.pid)
+    def _split_scope(self, scope: str, unit: str, task: str, monitor_pid: int) -> None:
+        """Split the fresh scope into ``monitor/`` (the monitor) and ``task/``, with the controllers systemd
+        delegated enabled for ``task/``."""
+        own_path = own_v2_cgroup(monitor_pid)
         actual = self._cgroup_path(own_path) if own_path else "?"
         if os.path.normpath(actual) != os.path.normpath(scope):
             raise CgroupError(f"cannot start task {task}: systemd placed its scope at {actual}, not at {scope}")
         try:
             for name in (SCOPE_MONITOR, SCOPE_TASK):
-                os.mkdir(os.path.join(scope, name))
-            _write(os.path.join(scope, SCOPE_MONITOR, "cgroup.procs"), str(pending.pid))
-            available = self.v2_available_controllers(scope)
-            missing = sorted(wanted - available)
-            if missing:
-                raise LimitUnavailable(
-                    f"task {task} needs the {' and '.join(missing)} controller{'s' if len(missing) > 1 else ''}, "
-                    f"which systemd did not delegate to {pending.unit} (cgroup.controllers: "
-                    f"{' '.join(sorted(available)) or 'none'})")
-            enable = sorted(available & set(_WANTED_CONTROLLERS))
+                os.mkdir(f"{scope}/{name}")
+            _write(f"{scope}/{SCOPE_MONITOR}/cgroup.procs", str(monitor_pid))
+            enable = sorted(self.v2_available_controllers(scope) & set(_WANTED_CONTROLLERS))
             if enable:
-                _write(os.path.join(scope, "cgroup.subtree_control"), " ".join(f"+{c}" for c in enable))
+                _write(f"{scope}/cgroup.subtree_control", " ".join(f"+{c}" for c in enable))
         except OSError as exc:
-            raise CgroupError(f"cannot prepare scope {pending.unit} for task {task}: {_describe(exc)}") from exc
-
-    def start_monitor(self, ns: str, task: str, argv: list[str], env: dict[str, str], fds: dict[int, int],
-                      cwd: str | None) -> Callable[[], None]:
-        pending = self._pending.pop((ns, task), None)
-        if pending is None:
-            return super().start_monitor(ns, task, argv, env, fds, cwd)
-        import json
-        import socket
-        import struct
-
-        env = {**env, "LANCO_MON_MONITORS": os.path.join(pending.scope, SCOPE_MONITOR, "cgroup.procs")}
-        if env.get("LANCO_MON_HOOK"):
-            env["LANCO_MON_HOOK_AS"] = "\n".join(self._hook_runner(ns, task, env.get("LANCO_MON_RUN_ID", "")))
-        payload = json.dumps({"argv": argv, "env": env, "cwd": cwd, "targets": list(fds)}).encode()
-        try:
-            socket.send_fds(pending.sock, [struct.pack(_HANDOFF_HEADER_FORMAT, len(payload))], list(fds.values()))
-            pending.sock.sendall(payload)
-        except OSError as exc:
-            raise CgroupError(f"cannot start task {task}: the holder of scope {pending.unit} is gone "
-                              f"({_describe(exc)})") from exc
-        finally:
-            pending.sock.close()
-        # The holder, started detached when the scope was made, execs the monitor: nothing is left to collect.
-        return _nothing_to_finish
-
-    def _hook_runner(self, ns: str, task: str, run_id: str) -> list[str]:
-        """The argv prefix the monitor execs its exit hook with: a scope of its own, so that the task's scope ends
-        with the run and a hook may start the same name again."""
-        import shutil
-
-        unit = hook_scope(ns, task, run_id)
-        return ["env", f"XDG_RUNTIME_DIR={runtime_dir(os.geteuid())}",
-                shutil.which("systemd-run") or "/usr/bin/systemd-run", "--user", "--scope", "--quiet", "--collect",
-                f"--unit={unit}", f"--slice={namespace_slice(ns)}", f"--description=lanco {ns} {task} exit hook",
-                "--"]
+            raise CgroupError(f"cannot prepare scope {unit} for task {task}: {_describe(exc)}") from exc
 
     def remove_task(self, ns: str, task: str, attempts: int = 40) -> None:
-        pending = self._pending.pop((ns, task), None)
-        if pending is not None:
-            # The holder exits when its socket closes; systemd then collects the empty scope.
-            pending.sock.close()
+        self._pending.pop((ns, task), None)
         super().remove_task(ns, task, attempts)
 
 
-def _v2_path_of(pid: int) -> str | None:
-    return own_v2_cgroup(pid)
+def manager_timeout() -> float:
+    try:
+        return float(os.environ.get("LANCO_SYSTEMD_TIMEOUT") or _MANAGER_TIMEOUT)
+    except ValueError:
+        return _MANAGER_TIMEOUT
 
 
-def _drain(fd: int) -> str:
-    """What systemd-run said on stderr (it has exited, or is about to: its pipe end closes then)."""
-    import select
+def connect_manager(uid: int) -> Connection:
+    """A connection to the systemd manager of user ``uid``: its private socket, peer to peer, else the user bus
+    (where the manager sends its job signals only to subscribers)."""
+    from lanco.cgroups.dbus import MANAGER, MANAGER_PATH, SYSTEMD, BusError, Connection
 
-    chunks = []
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
+    base = runtime_dir(uid)
+    problems = []
+    for path, bus in ((f"{base}/systemd/private", False), (f"{base}/bus", True)):
+        if not os.path.exists(path):
+            problems.append(f"{path} is missing")
+            continue
+        try:
+            connection = Connection.open(path, bus=bus, timeout=manager_timeout())
+        except BusError as exc:
+            problems.append(str(exc))
+            continue
+        if bus:
+            connection.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch",
+                            "s", (f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}',member='JobRemoved'",))
+            connection.call(SYSTEMD, MANAGER_PATH, MANAGER, "Subscribe")
+        return connection
+    raise CgroupError(f"no systemd user manager answers for {user_name(uid)}: {'; '.join(problems)}")
+
+
+def start_scope(manager: Connection, unit: str, slice_unit: str, description: str, pid: int) -> int:
+    """Ask for a transient, delegated scope around process ``pid``; returns the call's serial (its reply is the
+    job's path)."""
+    from lanco.cgroups.dbus import MANAGER, MANAGER_PATH, SYSTEMD
+
+    properties = [("Slice", ("s", slice_unit)), ("Description", ("s", description)), ("Delegate", ("b", True)),
+                  ("CollectMode", ("s", "inactive-or-failed")), ("PIDs", ("au", [pid]))]
+    return manager.call(SYSTEMD, MANAGER_PATH, MANAGER, "StartTransientUnit", "ssa(sv)a(sa(sv))",
+                        (unit, "fail", properties, []))
+
+
+def await_job(manager: Connection, job: str, deadline: float) -> str:
+    """How job ``job`` ended (``done``, ``failed``, ``canceled``, ...): its JobRemoved signal says."""
+    from lanco.cgroups.dbus import SIGNAL
+
+    while True:
+        message = manager.next_message(deadline)
+        if message.kind == SIGNAL and message.member == "JobRemoved" and message.body[1] == job:
+            return str(message.body[3])
+
+
+def stop_unit(manager: Connection, unit: str) -> None:
+    """Stop ``unit`` and wait for its job; a unit that is not loaded is stopped already."""
+    from lanco.cgroups.dbus import MANAGER, MANAGER_PATH, SYSTEMD, BusError
+
+    deadline = time.monotonic() + manager_timeout()
+    try:
+        job = manager.reply_to(manager.call(SYSTEMD, MANAGER_PATH, MANAGER, "StopUnit", "ss", (unit, "replace")),
+                               deadline).body[0]
+    except BusError as exc:
+        if exc.name == "org.freedesktop.systemd1.NoSuchUnit":
+            return
+        raise
+    result = await_job(manager, str(job), deadline)
+    if result != "done":
+        raise CgroupError(f"stopping {unit} ended {result}")
 
 
 def open_systemd_backend(mode: str, base: str, *, owner_uid: int, owner_gid: int,
