@@ -74,7 +74,7 @@ GUEST_PACKAGES: Final = (
     "python3-venv",
     "python3-pytest",
     "python3-hypothesis",  # in the project's dev extras, so tests may use it
-    "python3-jeepney",  # lanco's D-Bus client on systemd hosts (its only runtime dependency)
+    "python3-jeepney",  # the reference D-Bus client: guest tests ask systemd what lanco's units look like
     "procps",
     "util-linux",
     "iproute2",
