@@ -5,6 +5,7 @@ and then stopping the service leaves every task running, still checked, stopped 
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def test_tasks_outlive_restart_and_stop_of_the_service_that_started_them(
         else:
             uid = uid_of(user)
             prefix = f"/user.slice/user-{uid}.slice/user@{uid}.service/lanco.slice/lanco-{ns}.slice/lanco-{ns}-"
-            assert where.startswith(prefix) and where.endswith("\\x2d1.scope/task"), where
+            # One scope per run: lanco-NS-TASK-RUN.scope, the task's name escaped (job-1 is job\x2d1).
+            assert where.startswith(prefix) and re.search(r"\\x2d1-[0-9a-f]{16}\.scope/task$", where), where
 
     systemctl("restart", unit)
     assert wait_until(lambda: (ready / "job-2").exists(), timeout=60), systemctl("status", unit, check=False)

@@ -9,8 +9,20 @@ import shlex
 
 import pytest
 
+from lanco.cgroups.systemd import task_scope
 from tests.conftest import Sandbox
-from tests.guest.conftest import cgroup_of, run_api, shared_dir, status, systemctl_user, uid_of, wait_until
+from tests.guest.conftest import (
+    as_user,
+    cgroup_of,
+    run,
+    run_api,
+    shared_dir,
+    status,
+    systemctl_user,
+    uid_of,
+    user_env,
+    wait_until,
+)
 
 MIB = 1 << 20
 
@@ -68,15 +80,21 @@ def test_quick_tour_as_a_lingering_user(sandbox: Sandbox, alice: str) -> None:
     ns = sandbox.ns_name("tour")
     sandbox.ok(ns, "init", "-u", alice, "-g", alice)
     sandbox.ok(ns, "run", "probe", "sleep", "300", user=alice)
-    (pid,) = [int(p["pid"]) for p in status(sandbox, ns, "probe", alice)["processes"]]  # type: ignore[attr-defined]
+    probe = status(sandbox, ns, "probe", alice)
+    (pid,) = [int(p["pid"]) for p in probe["processes"]]  # type: ignore[attr-defined]
     uid = uid_of(alice)
-    scope = f"lanco-{ns}-probe.scope"
+    scope = task_scope(ns, "probe", str(probe["run_id"]))
     manager = f"/user.slice/user-{uid}.slice/user@{uid}.service"
     assert cgroup_of(pid) == f"{manager}/lanco.slice/lanco-{ns}.slice/{scope}/task"
     assert os.stat(f"/proc/{pid}").st_uid == uid
-    # The scope is a unit of the user's manager, as systemd-run --user --scope -p Delegate=yes makes it.
+    # The scope is a unit of the user's manager, delegated, that systemd's own tools show with its task.
     assert systemctl_user(alice, "is-active", scope).stdout.strip() == "active"
     assert systemctl_user(alice, "show", "-p", "Delegate", "--value", scope).stdout.strip() == "yes"
+    assert systemctl_user(alice, "show", "-p", "Description", "--value", scope).stdout.strip() == f"lanco {ns} probe"
+    shown = systemctl_user(alice, "status", "--no-pager", f"lanco-{ns}-probe-*", check=False).stdout
+    assert scope in shown and f"lanco {ns} probe" in shown and "sleep 300" in shown, shown
+    tree = run(as_user(alice, ["systemd-cgls", "--user", "--no-pager"], user_env(alice))).stdout
+    assert scope in tree and "task" in tree and "sleep 300" in tree, tree
     sandbox.ok(ns, "stop", "probe", user=alice)
     assert wait_until(lambda: systemctl_user(alice, "is-active", scope, check=False).returncode != 0)
     quick_tour(sandbox, ns, alice)

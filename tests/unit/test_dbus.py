@@ -77,8 +77,9 @@ def test_any_value_encodes_as_jeepney_reads_it(rows: list[tuple[str, int, list[i
     body = (rows, table, ("g", "sa{sy}"))
     data = encode_message(dbus.SIGNAL, 1, {1: "/x", 2: "i.f", 3: "S"}, "a(suaxb)a{sy}v", body)
     parsed = parse_with_jeepney(data)
-    assert parsed.body == ([tuple(row) for row in rows], table, ("g", "sa{sy}"))
-    assert decode_message(data).body == (rows and [tuple(row) for row in rows], table, "sa{sy}")
+    expected_rows: list[tuple[object, ...]] = [tuple(row) for row in rows]
+    assert parsed.body == (expected_rows, table, ("g", "sa{sy}"))
+    assert decode_message(data).body == (expected_rows, table, "sa{sy}")
 
 
 # -- the connection against a server in this process ------------------------------------------------------------
