@@ -36,6 +36,14 @@ def task_pids(sandbox: Sandbox, ns: str, task: str, user: str | None) -> list[in
 
 
 @pytest.mark.parametrize("who", ["root", "user"])
+def written(path: Path) -> bool:
+    """The daemon's ready file exists with its pid in it (write_text creates it empty first)."""
+    try:
+        return path.read_text().strip().isdigit()
+    except OSError:
+        return False
+
+
 def test_tasks_outlive_restart_and_stop_of_the_service_that_started_them(
         sandbox: Sandbox, alice: str, user_units: list[tuple[str | None, Path]], who: str) -> None:
     user = None if who == "root" else alice
@@ -56,7 +64,7 @@ def test_tasks_outlive_restart_and_stop_of_the_service_that_started_them(
 
     systemctl("daemon-reload")
     systemctl("start", unit)
-    assert wait_until(lambda: (ready / "job-1").exists(), timeout=60), systemctl("status", unit, check=False)
+    assert wait_until(lambda: written(ready / "job-1"), timeout=60), systemctl("status", unit, check=False)
     service_cgroup = cgroup_of(int((ready / "job-1").read_text()))
     assert service_cgroup.endswith(f"/{unit}")
     first = task_pids(sandbox, ns, "job-1", user) + task_pids(sandbox, ns, "family-1", user)
@@ -75,7 +83,7 @@ def test_tasks_outlive_restart_and_stop_of_the_service_that_started_them(
             assert where.startswith(prefix) and re.search(r"\\x2d1-[0-9a-f]{16}\.scope/task$", where), where
 
     systemctl("restart", unit)
-    assert wait_until(lambda: (ready / "job-2").exists(), timeout=60), systemctl("status", unit, check=False)
+    assert wait_until(lambda: written(ready / "job-2"), timeout=60), systemctl("status", unit, check=False)
     systemctl("stop", unit)
     assert systemctl("is-active", unit, check=False) in ("inactive", "failed")
 
