@@ -26,7 +26,8 @@
 #
 # Files it writes in the record directory: monitor (its pid and start time), pid (the current run's first
 # process), timeout (a marker: "RUN_ID/RUN" of the run its timer stopped), restarting (RUN_ID while it waits to
-# restart), runs.jsonl (with --restart: one line per run, the last 100 to 200 kept), result (once, at the end).
+# restart), runs.jsonl (with --restart: one line per run, the last 100 to 200 kept), oom_base (the cgroup's OOM kill
+# counter at a run's start, once above 0), result (once, at the end).
 
 set -f
 NL='
