@@ -27,7 +27,8 @@
 #
 # Files it writes in the record directory: monitor (its pid and start time), pid (the current run's first
 # process), timeout (a marker: "RUN_ID/RUN" of the run its timer stopped), restarting (RUN_ID while it waits to
-# restart), runs.jsonl (with --restart: one line per run, the last 100 to 200 kept), result (once, at the end).
+# restart), runs.jsonl (with --restart: one line per run, the last 100 to 200 kept), oom_base (the cgroup's OOM kill
+# counter at a run's start, once above 0), result (once, at the end).
 
 set -f
 NL='
@@ -162,10 +163,12 @@ stat_value() {
 }
 
 oom_count() {
+    # The cgroup's OOM kill counter (v2 memory.events, v1 memory.oom_control), 0 where it has none; anything
+    # but digits reads as 0, so that the arithmetic on it can never stop the monitor.
     _oom=0
     [ -n "$oom_path" ] || return 0
     stat_value "$oom_path" "$oom_field"
-    [ -n "$_value" ] && _oom=$_value
+    case $_value in ''|*[!0-9]*) ;; *) _oom=$_value ;; esac
 }
 
 remove_cgroups() {
@@ -218,7 +221,7 @@ marked() {
 }
 
 restart_wanted() {
-    [ "$result" = stopped ] && return 1
+    [ $stopped = yes ] && return 1
     if [ -n "$LANCO_MON_RESTART_MAX" ] && [ $restarts -ge "$LANCO_MON_RESTART_MAX" ]; then return 1; fi
     case $LANCO_MON_RESTART in
         always) return 0 ;;
@@ -239,7 +242,7 @@ pause_before_restart() {
 record_run() {
     _now=$(date +%s)
     echo "{\"run\": $runs, \"result\": \"$result\", \"exit_code\": $exit_code, \"signal\": ${signal:-null}," \
-        "\"started_epoch_s\": $run_started, \"ended_epoch_s\": $_now}" >> "$state/runs.jsonl"
+        "\"oom_kills\": $run_oom, \"started_epoch_s\": $run_started, \"ended_epoch_s\": $_now}" >> "$state/runs.jsonl"
     # A task restarting forever keeps a bounded record: past 200 runs, the last 100.
     if [ $((runs % 100)) -eq 0 ] && [ $runs -gt 100 ]; then
         tail -n 100 "$state/runs.jsonl" > "$state/runs.jsonl.tmp" && mv -f "$state/runs.jsonl.tmp" "$state/runs.jsonl"
@@ -274,7 +277,10 @@ runs=0
 restarts=0
 while :; do
     runs=$((runs + 1))
+    # The counter lives as long as the cgroup, which a restart keeps: a run's OOM kills are counted from here.
+    # Views subtract this base too, read from oom_base (run clears it; a fresh cgroup starts at 0).
     oom_count; oom_before=$_oom
+    [ "$oom_before" -gt 0 ] && echo "$oom_before" > "$state/oom_base"
     # Runs are recorded one by one only where there can be several (date costs a fork).
     [ "$LANCO_MON_RESTART" = no ] || run_started=$(date +%s)
     [ $runs -gt 1 ] && : > "$state/pid"
@@ -321,9 +327,10 @@ while :; do
         fi
     fi
 
-    # An OOM kill ends the whole task, as memory.oom.group does in v2: v1 kills one process only.
+    # Without memory.oom.group (v1 and hybrid) the kernel kills one process per OOM, and nothing tells this
+    # shell before the first process ends: then what is left of a run that saw an OOM kill goes with it.
     oom_count
-    [ "$_oom" -gt "$oom_before" ] 2>/dev/null && task_populated && kill_all
+    [ "$_oom" -gt "$oom_before" ] && task_populated && kill_all
     wait_until_empty
     stop_timer
 
@@ -333,16 +340,21 @@ while :; do
         signal=$((exit_code - 128))
         result=killed
     fi
-    oom_count
-    [ "$_oom" -gt "$oom_before" ] 2>/dev/null && result=oom
     marked timeout "$LANCO_MON_RUN_ID/$runs" && result=timeout
-    marked stop && result=stopped
+    stopped=no
+    marked stop && { result=stopped; stopped=yes; }
+    # A run that saw an OOM kill ends oom whatever ended it afterwards (its own exit, a signal, the timeout, a
+    # stop): without memory.oom.group the task may run on for long after the kill, and its result must say so.
+    oom_count
+    run_oom=$((_oom - oom_before))
+    [ $run_oom -gt 0 ] && result=oom
     [ "$LANCO_MON_RESTART" = no ] || record_run
     # A run that could not even join its cgroups is not retried.
     [ -s "$state/pid" ] || break
     restart_wanted || break
     pause_before_restart
-    marked stop && { result=stopped; break; }
+    # A stop during the pause ends the task; the run before it keeps an oom result.
+    marked stop && { [ "$result" = oom ] || result=stopped; break; }
     restarts=$((restarts + 1))
 done
 
@@ -353,8 +365,9 @@ for _line in $LANCO_MON_STATS; do
     IFS=' '; split_stat_line $_line; IFS=$NL
     stat_value "$_path" "$_field"
     [ -n "$_value" ] || continue
+    # The OOM kills of the last run, which the result describes (a restart keeps the cgroup and its counter).
+    [ "$_key" = oom_kills ] && { _value=$run_oom; oom_kills=$run_oom; }
     stats="$stats$_key=$_value$NL"
-    [ "$_key" = oom_kills ] && oom_kills=$_value
 done
 IFS=$_ifs
 

@@ -3,7 +3,8 @@
 The record directory of a task holds ``spec.json`` (written by ``run`` before the monitor starts), ``monitor``
 (the monitor's pid and start time), ``pid`` (the first process), ``result`` (written once, atomically, by the
 monitor, or by whichever lanco command finds the run lost), the markers ``stop`` and ``timeout``, and for a task
-run with ``--restart`` the monitor's ``runs.jsonl`` (one line per run) and ``restarting`` (while it pauses).
+run with ``--restart`` the monitor's ``runs.jsonl`` (one line per run), ``restarting`` (while it pauses) and
+``oom_base`` (the cgroup's OOM kill counter at the current run's start, once it is above 0).
 """
 
 from __future__ import annotations
@@ -149,6 +150,16 @@ def read_int_file(path: str) -> list[int]:
         return [int(x) for x in read_bytes(path).decode("ascii").split()]
     except (OSError, ValueError):
         return []
+
+
+def run_oom_kills(count: int | None, state_dir: str) -> int | None:
+    """A live cgroup's OOM kill counter as this run's count: a restart keeps the cgroup and its counter, so the
+    monitor writes the counter it found at the run's start to ``oom_base`` (only when above 0: a fresh cgroup
+    starts at 0, and most counters stay there, which spares views the read)."""
+    if not count:
+        return count
+    base = read_int_file(os.path.join(state_dir, "oom_base"))
+    return max(0, count - base[0]) if base else count
 
 
 def _int(value: str | None) -> int | None:

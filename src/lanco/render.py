@@ -72,11 +72,15 @@ def _cmdline(pid: int, cmdlines: Mapping[int, str] | None) -> str:
 
 def tree(namespace: str, records: list[TaskRecord], *, long: bool = False,
          cmdlines: Mapping[int, str] | None = None) -> str:
-    """The original lanĉo's tree: the namespace, then ``├ task`` and ``│  → pid command`` per process."""
+    """The original lanĉo's tree: the namespace, then ``├ task`` and ``│  → pid command`` per process; ``long``
+    (``ls -l``) keeps command lines whole and adds a task's OOM kills to its name."""
     lines = [namespace]
     for record in records:
-        label = record.name if record.state in ("running", "starting") else \
-            f"{record.name} ({describe_result(record)})"
+        notes = [] if record.state in ("running", "starting") else [describe_result(record)]
+        if long and record.oom_kills:
+            # A v1 task may run on after the OOM killer took some of its processes: -l says how many.
+            notes.append(f"{record.oom_kills} OOM kill{'s' if record.oom_kills != 1 else ''}")
+        label = f"{record.name} ({', '.join(notes)})" if notes else record.name
         lines.append(f" ├ {label}")
         for pid in record.pids:
             lines.append(f" │  → {pid} {_cut(_cmdline(pid, cmdlines), long)}".rstrip())

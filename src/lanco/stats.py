@@ -11,6 +11,7 @@ import os
 import time
 
 from lanco import procfs
+from lanco.record import run_oom_kills
 from lanco.render import LiveDetail
 from lanco.top import Sample, TaskSample
 
@@ -82,6 +83,7 @@ def sample_namespace(namespace: Namespace, *, cmdline: Callable[[int], str] | No
             cpu_usage_usec=backend.cpu_usage_usec(ns, name),
             memory_current_bytes=backend.memory_current_bytes(ns, name),
             memory_max_bytes=backend.memory_limit_bytes(ns, name),
+            oom_kills=run_oom_kills(backend.oom_kills(ns, name), namespace.config.task_state_dir(name)),
             pressure=backend.pressure(ns, name),
         ))
     return Sample(namespace=ns, monotonic_s=time.monotonic(), epoch_s=time.time(),

@@ -34,6 +34,7 @@ from lanco.record import (
     read_int_file,
     read_result,
     read_spec,
+    run_oom_kills,
     write_result,
     write_spec,
 )
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 
 LOST_EXIT_CODE = 255
 """What ``wait`` and ``run -f`` return for a run whose end nobody saw (its monitor died)."""
-_RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "restarting", "runs.jsonl")
+_RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "restarting", "runs.jsonl", "oom_base")
 _START_REPORT_TIMEOUT = 30.0
 
 
@@ -135,7 +136,7 @@ class Task:
             record.cpu_usec = figures.cpu_usec
             record.memory_bytes = figures.memory_bytes
             record.memory_peak_bytes = figures.memory_peak_bytes
-            record.oom_kills = figures.oom_kills
+            record.oom_kills = run_oom_kills(figures.oom_kills, self.state_dir)
             main = read_int_file(os.path.join(self.state_dir, "pid"))
             record.main_pid = main[0] if main else None
             if figures.pids:

@@ -37,6 +37,8 @@ class TaskSample:
     memory_current_bytes: int | None = None
     memory_max_bytes: int | None = None
     pressure: Mapping[str, float | None] | None = None
+    oom_kills: int | None = None
+    """Processes of this run the kernel's OOM killer took (a v1 task may run on after many)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Row:
     memory_percent: float | None
     """Of memory_max_bytes when the task has a limit, else of the host's memory."""
     pressure: Mapping[str, float | None] | None
+    oom_kills: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ def build_frame(previous: Sample | None, current: Sample, *, sort: str = "cpu",
         if task.memory_current_bytes is not None and scale:
             memory_percent = task.memory_current_bytes * 100 / scale
         rows.append(Row(task.name, task.state, task.process_count, task.command, cpu, task.cpu_usage_usec,
-                        new_history[task.name], task.memory_current_bytes, limit, memory_percent, task.pressure))
+                        new_history[task.name], task.memory_current_bytes, limit, memory_percent, task.pressure,
+                        task.oom_kills))
     rows.sort(key=_sort_key(sort))
     return Frame(current.namespace, current.epoch_s, seconds, current.nbcpus, sort, tuple(rows), new_history)
 
@@ -186,6 +190,7 @@ _COLUMNS = {
     "memory": Column("MEMORY", 7, ">", 0),
     "memory_percent": Column("MEM%", 5, ">", 4),
     "memory_bar": Column("", 6, "<", 3),
+    "oom": Column("OOM", 4, ">", 2),
     "psi_cpu": Column("P.CPU", 5, ">", 1),
     "psi_memory": Column("P.MEM", 5, ">", 1),
     "psi_io": Column("P.IO", 5, ">", 1),
@@ -201,6 +206,7 @@ def _cells(row: Row) -> dict[str, str]:
         "memory": format_size(row.memory_current_bytes),
         "memory_bar": bar(row.memory_percent, _COLUMNS["memory_bar"].width),
         "memory_percent": _number(row.memory_percent),
+        "oom": "-" if row.oom_kills is None else str(row.oom_kills),
         "psi_cpu": _pressure(row, "cpu"),
         "psi_memory": _pressure(row, "memory"),
         "psi_io": _pressure(row, "io"),
@@ -305,6 +311,7 @@ def frame_data(frame: Frame) -> dict[str, Any]:
             "memory_current_bytes": r.memory_current_bytes,
             "memory_max_bytes": r.memory_max_bytes,
             "memory_percent": _round(r.memory_percent),
+            "oom_kills": r.oom_kills,
             "pressure": pressure_data(r.pressure),
         } for r in frame.rows],
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,107 @@ def test_memory_max_kills_the_task_whole_with_result_oom(sandbox: Sandbox, mode:
     assert sandbox.lanco(ns, "check", "bystander").returncode == 0
     assert handle(ns, "bystander").record().oom_kills == 0
     sandbox.ok(ns, "stop", "bystander")
+
+
+def memory_limited(mode: str) -> bool:
+    """Whether -m works in ``mode`` here: v1 memory in hybrid and v1, the unified tree's own only on a v2 host."""
+    return mode != "v2" or "memory" in unified_controllers()
+
+
+def oom_takes_the_whole_task(mode: str) -> bool:
+    """Where memory.oom.group exists (v2 memory): the kernel kills every process of the task at the first OOM."""
+    return mode == "v2" and "memory" in unified_controllers()
+
+
+STRESS_VM = ["stress-ng", "--vm", "1", "--vm-bytes", "300M"]
+"""One worker touching 300 MB: past a 128 MB limit the kernel OOM-kills the worker and stress-ng starts another,
+while its first process lives on (the issue's report: 223 OOM kills, and a stop labelled the run stopped)."""
+
+
+@pytest.mark.parametrize("ending", ["stop", "timeout", "exit"])
+def test_oom_kills_show_live_and_the_run_ends_oom_whatever_ends_it(sandbox: Sandbox, mode: str, ending: str,
+                                                                   api: None) -> None:
+    ns = make_namespace(sandbox, mode)
+    hook_out = sandbox.root / "hook.out"
+    argv = [ns, "run", "-m", "128M", "--timeout", "4s" if ending == "timeout" else "20s",
+            "-c", f"echo $LANCO_RESULT $LANCO_OOM_KILLS > {hook_out}",
+            "hog", *STRESS_VM, "--timeout", "4s" if ending == "exit" else "10s"]
+    if not memory_limited(mode):
+        before = snapshot(sandbox)
+        result = sandbox.lanco(*argv)
+        assert result.returncode == 1
+        assert one_warning(result.stderr, "run").startswith(
+            "-m/--memory-max needs the memory controller, which cgroup mode v2 does not provide")
+        assert snapshot(sandbox) == before
+        return
+    sandbox.ok(*argv)
+    if oom_takes_the_whole_task(mode):
+        record = handle(ns, "hog").wait(30)
+        assert record.state == "oom" and record.oom_kills is not None and record.oom_kills >= 1
+        assert status(sandbox, ns, "hog")["processes"] == []
+        return
+    # v1 memory: one process per OOM kill, and the task runs on; status says how many so far.
+    live: list[dict[str, object]] = []
+
+    def running_after_oom_kills() -> bool:
+        data = status(sandbox, ns, "hog")
+        kills = data["oom_kills"]
+        live.append(data)
+        return data["state"] == "running" and isinstance(kills, int) and kills >= 2
+
+    assert wait_until(running_after_oom_kills, timeout=slack(10)), live[-1]
+    seen = live[-1]["oom_kills"]
+    assert isinstance(seen, int) and live[-1]["processes"]
+    if ending == "stop":
+        # The task runs until stopped: every other view, while it runs.
+        text = sandbox.ok(ns, "status", "hog").stdout
+        assert "   state: running\n" in text and re.search(r"^   oom kills: [1-9]\d*$", text, re.M), text
+        assert re.search(r"^ ├ hog \([1-9]\d* OOM kills\)$", sandbox.ok(ns, "ls", "-l").stdout, re.M)
+        ls_task = json.loads(sandbox.ok(ns, "ls", "--json").stdout)["tasks"][0]
+        dump_task = json.loads(sandbox.ok(ns, "dump").stdout)["tasks"]["hog"]
+        top_task = json.loads(sandbox.ok(ns, "top", "--json", "-n", "1").stdout)["tasks"][0]
+        for document in (ls_task, dump_task, top_task):
+            assert document["oom_kills"] >= seen, document
+        sandbox.ok(ns, "stop", "hog")
+    record = handle(ns, "hog").wait(30)
+    # Not stopped, timeout or exited: the run saw OOM kills, and its result says so, with their count.
+    assert record.state == "oom", record
+    if ending != "exit":  # ended by lanco, not by stress-ng's own 10 s
+        assert record.started is not None and record.ended is not None and record.ended - record.started < 9
+    assert record.oom_kills is not None and record.oom_kills >= seen
+    assert record.exit_code is not None and status(sandbox, ns, "hog")["processes"] == []
+    assert "   state: oom" in sandbox.ok(ns, "status", "hog").stdout
+    assert wait_until(hook_out.exists)
+    assert wait_until(lambda: hook_out.read_text() == f"oom {record.oom_kills}\n")
+
+
+def test_a_restarted_run_counts_only_its_own_oom_kills(sandbox: Sandbox, mode: str, api: None) -> None:
+    if not memory_limited(mode):
+        pytest.skip(f"-m is refused in cgroup mode {mode} here (test_oom_kills_show_live_... checks the refusal)")
+    ns = make_namespace(sandbox, mode)
+    once = sandbox.root / "oom-killed-once"
+    hook_out = sandbox.root / "hook.out"
+    # The first run is OOM-killed (its first process itself); the second one allocates nothing and exits 3.
+    script = f"if [ -e {once} ]; then sleep 2; exit 3; fi; touch {once}; exec python3 -c \"{ALLOCATE}\""
+    sandbox.ok(ns, "run", "-m", "64M", "--timeout", "20s", "--restart", "on-failure", "--restart-max", "1",
+               "--restart-delay", "0", "-c", f"echo $LANCO_RESULT $LANCO_OOM_KILLS > {hook_out}", "twice",
+               "sh", "-c", script)
+    task = handle(ns, "twice")
+    assert wait_until(lambda: task.record().restarts == 1 and task.record().state == "running", timeout=slack(10))
+    # The cgroup, and the kernel's counter in it, is the first run's: the views count the second run's alone.
+    memory = Namespace(ns).backend.controller_dir("memory", ns, "twice")
+    counter = Path(memory or Namespace(ns).backend.task_dir(ns, "twice"),
+                   "memory.events" if mode == "v2" else "memory.oom_control")
+    assert int(re.findall(r"^oom_kill (\d+)$", counter.read_text(), re.M)[0]) >= 1
+    assert status(sandbox, ns, "twice")["oom_kills"] == 0
+    assert json.loads(sandbox.ok(ns, "top", "--json", "-n", "1").stdout)["tasks"][0]["oom_kills"] == 0
+    record = task.wait(30)
+    assert (record.state, record.exit_code, record.restarts, record.oom_kills) == ("exited", 3, 1, 0)
+    runs = [json.loads(line) for line in (sandbox.state_dir(ns) / "tasks" / "twice" / "runs.jsonl").read_text()
+            .splitlines()]
+    assert [(r["run"], r["result"]) for r in runs] == [(1, "oom"), (2, "exited")]
+    assert runs[0]["oom_kills"] >= 1 and runs[1]["oom_kills"] == 0
+    assert wait_until(lambda: hook_out.exists() and hook_out.read_text() == "exited 0\n")
 
 
 @pytest.mark.parametrize("mode", LIMITED_MODES)

@@ -36,9 +36,9 @@ def sample(at: float, *tasks: TaskSample) -> Sample:
 
 def task(name: str, cpu_usec: int | None, *, pids: int = 1, memory: int | None = 10 * MIB,
          limit: int | None = None, command: str = "sleep 100", state: str = "running",
-         pressure: Mapping[str, float | None] | None = None) -> TaskSample:
+         pressure: Mapping[str, float | None] | None = None, oom_kills: int | None = 0) -> TaskSample:
     return TaskSample(name=name, state=state, process_count=pids, command=command, cpu_usage_usec=cpu_usec,
-                      memory_current_bytes=memory, memory_max_bytes=limit, pressure=pressure)
+                      memory_current_bytes=memory, memory_max_bytes=limit, pressure=pressure, oom_kills=oom_kills)
 
 
 def two_frames(sort: str = "cpu") -> Frame:
@@ -48,8 +48,9 @@ def two_frames(sort: str = "cpu") -> Frame:
                     task("idle", 10, memory=None))
     after = sample(102.0,
                    task("busy", 2_990_000, command="sh -c while :; do :; done", pressure=PSI),
-                   task("web", 5_500_000, pids=7, memory=300 * MIB, limit=400 * MIB, command="httpd -X"),
-                   task("idle", 10, memory=None),
+                   task("web", 5_500_000, pids=7, memory=300 * MIB, limit=400 * MIB, command="httpd -X",
+                        oom_kills=3),
+                   task("idle", 10, memory=None, oom_kills=None),
                    task("newcomer", 50, state="frozen", command="make -j8"))
     return build_frame(before, after, sort=sort)
 
@@ -77,11 +78,12 @@ def test_memory_percent_is_of_the_limit_else_of_the_host() -> None:
 def test_frame_text_golden() -> None:
     assert frame_text(two_frames()) == (
         "testns  4 tasks  10 processes  cpu 124.5% of 200%  memory 320.0M  sort cpu  22:15:02\n"
-        "TASK     STATE    PIDS   CPU% CPU HISTORY   MEMORY  MEM%        P.CPU P.MEM  P.IO COMMAND\n"
-        "busy     running     1   99.5            █   10.0M   1.0 ▏        4.5   0.2  12.0 sh -c while :; do :; done\n"
-        "web      running     7   25.0            ▃  300.0M  75.0 ████▌      -     -     - httpd -X\n"
-        "idle     running     1    0.0            ▁       -     -            -     -     - sleep 100\n"
-        "newcomer frozen      1      -                10.0M   1.0 ▏          -     -     - make -j8\n"
+        "TASK     STATE    PIDS   CPU% CPU HISTORY   MEMORY  MEM%         OOM P.CPU P.MEM  P.IO COMMAND\n"
+        "busy     running     1   99.5            █   10.0M   1.0 ▏         0   4.5   0.2  12.0 "
+        "sh -c while :; do :; done\n"
+        "web      running     7   25.0            ▃  300.0M  75.0 ████▌     3     -     -     - httpd -X\n"
+        "idle     running     1    0.0            ▁       -     -           -     -     -     - sleep 100\n"
+        "newcomer frozen      1      -                10.0M   1.0 ▏         0     -     -     - make -j8\n"
     )
 
 
@@ -105,7 +107,7 @@ def test_first_frame_has_no_cpu_percent() -> None:
     assert frame.rows[0].cpu_percent is None and frame.interval_s is None and frame.cpu_percent is None
     assert frame.history == {"a": ()}
     assert frame_text(frame).splitlines()[2] == \
-        "a    running     1      -                10.0M   1.0 ▏          -     -     - sleep 100"
+        "a    running     1      -                10.0M   1.0 ▏         0     -     -     - sleep 100"
 
 
 def test_a_task_run_again_between_samples_has_no_cpu_percent() -> None:
@@ -168,12 +170,13 @@ def test_frame_json_golden() -> None:
     assert data["tasks"][0] == {
         "name": "busy", "state": "running", "process_count": 1, "command": "sh -c while :; do :; done",
         "cpu_percent": 99.5, "cpu_history_percent": [99.5], "cpu_usage_usec": 2_990_000,
-        "memory_current_bytes": 10 * MIB, "memory_max_bytes": None, "memory_percent": 0.98,
+        "memory_current_bytes": 10 * MIB, "memory_max_bytes": None, "memory_percent": 0.98, "oom_kills": 0,
         "pressure": {"cpu_some_avg10_percent": 4.5, "cpu_full_avg10_percent": 4.5,
                      "memory_some_avg10_percent": 0.25, "memory_full_avg10_percent": 0.0,
                      "io_some_avg10_percent": 12.0, "io_full_avg10_percent": 1.0},
     }
     assert data["tasks"][3]["cpu_percent"] is None and data["tasks"][3]["state"] == "frozen"
+    assert [t["oom_kills"] for t in data["tasks"]] == [0, 3, None, 0]
     assert_units_in_keys(data)
 
 
@@ -181,6 +184,6 @@ def test_empty_namespace_frame() -> None:
     frame = build_frame(sample(0.0), sample(1.0))
     assert frame_text(frame) == (
         "testns  0 tasks  0 processes  cpu -% of 200%  memory -  sort cpu  22:13:21\n"
-        "TASK STATE    PIDS   CPU% CPU HISTORY   MEMORY  MEM%        P.CPU P.MEM  P.IO COMMAND\n"
+        "TASK STATE    PIDS   CPU% CPU HISTORY   MEMORY  MEM%         OOM P.CPU P.MEM  P.IO COMMAND\n"
     )
     assert frame_data(frame)["tasks"] == [] and frame_data(frame)["cpu_percent"] is None

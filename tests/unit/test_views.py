@@ -117,6 +117,14 @@ class FakeNamespace:
                                 if task.memory_max else {}, "started": STARTED})
         write(state / "pid", f"{task.pids[0]}\n")
 
+    def set_oom_kills(self, task: str, count: int) -> None:
+        """The kernel's OOM kill counter of the task's memory cgroup, in the file the mode keeps it in."""
+        if self.mode == "v2":
+            write(self.task_dir(task) / "memory.events", f"low 0\nhigh 0\nmax 9\noom 9\noom_kill {count}\n")
+        else:
+            write(self.task_dir(task, "memory") / "memory.oom_control",
+                  f"oom_kill_disable 0\nunder_oom 1\noom_kill {count}\n")
+
     def add_finished(self, name: str, result: str, exit_code: str, signal: str = "") -> None:
         state = Path(self.config.task_state_dir(name))
         state.mkdir(parents=True)
@@ -265,6 +273,62 @@ def test_ls_json_is_the_tree_as_data(fake: FakeNamespace, capsys: pytest.Capture
         ("exited", 3, STARTED + 65, [])
 
 
+def oom_kills_shown(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    """web's OOM kills as every view of a running task shows them."""
+    status = run(capsys, NS, "status", "web")
+    long_tree = run(capsys, NS, "ls", "-l")
+    top = json.loads(run(capsys, NS, "top", "--json", "-n", "1"))
+    top_lines = run(capsys, NS, "top", "-n", "1").splitlines()
+    end = top_lines[1].index("OOM") + len("OOM")  # the column is right-aligned under its header
+    return {
+        "status": re.findall(r"^   oom kills: (.*)$", status, re.M),
+        "status_json": json.loads(run(capsys, NS, "status", "--json", "web"))["oom_kills"],
+        "ls -l": [line for line in long_tree.splitlines() if line.startswith(" ├ web")],
+        "ls_json": [t["oom_kills"] for t in json.loads(run(capsys, NS, "ls", "--json"))["tasks"]
+                    if t["name"] == "web"],
+        "dump": json.loads(run(capsys, NS, "dump"))["tasks"]["web"]["oom_kills"],
+        "top": [t["oom_kills"] for t in top["tasks"] if t["name"] == "web"],
+        "top_text": [line[end - 4:end].strip() for line in top_lines[2:] if line.startswith("web ")],
+    }
+
+
+def test_oom_kills_of_a_running_task_show_in_every_view(fake: FakeNamespace, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_sleep(fake, monkeypatch)
+    fake.set_oom_kills("web", 3)
+    assert oom_kills_shown(capsys) == {"status": ["3"], "status_json": 3, "ls -l": [" ├ web (3 OOM kills)"],
+                                       "ls_json": [3], "dump": 3, "top": [3], "top_text": ["3"]}
+    # The plain tree keeps the original's form; -l names one kill in the singular.
+    assert " ├ web\n" in run(capsys, NS, "ls")
+    fake.set_oom_kills("web", 1)
+    assert " ├ web (1 OOM kill)\n" in run(capsys, NS, "ls", "-l")
+
+
+def test_a_restarted_run_shows_its_own_oom_kills(fake: FakeNamespace, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cgroup (and its counter) outlives a run of run --restart: the monitor writes the counter it found at the
+    # start of the current run to oom_base, and every view counts from there.
+    scripted_sleep(fake, monkeypatch)
+    fake.set_oom_kills("web", 5)
+    write(Path(fake.config.task_state_dir("web")) / "oom_base", "5\n")
+    shown = oom_kills_shown(capsys)
+    assert shown == {"status": ["0"], "status_json": 0, "ls -l": [" ├ web"], "ls_json": [0], "dump": 0, "top": [0],
+                     "top_text": ["0"]}
+    fake.set_oom_kills("web", 7)
+    shown = oom_kills_shown(capsys)
+    assert (shown["status_json"], shown["ls -l"], shown["dump"], shown["top"], shown["top_text"]) == \
+        (2, [" ├ web (2 OOM kills)"], 2, [2], ["2"])
+
+
+def test_a_finished_tasks_oom_kills_are_its_results(fake: FakeNamespace, capsys: pytest.CaptureFixture[str]) -> None:
+    state = Path(fake.config.task_state_dir("oomed"))
+    (state / "result").write_text((state / "result").read_text().replace("oom_kills=0", "oom_kills=4"))
+    assert " ├ oomed (oom, signal 9, 4 OOM kills)\n" in run(capsys, NS, "ls", "--all", "-l")
+    assert " ├ oomed (oom, signal 9)\n" in run(capsys, NS, "ls", "--all")
+    assert json.loads(run(capsys, NS, "status", "--json", "oomed"))["oom_kills"] == 4
+    assert "   oom kills: 4\n" in run(capsys, NS, "status", "oomed")
+
+
 # -- status -----------------------------------------------------------------------------------------------------
 
 
@@ -384,16 +448,16 @@ def test_top_frames_as_text_golden(hybrid: FakeNamespace, capsys: pytest.Capture
     slept = scripted_sleep(hybrid, monkeypatch)
     assert run(capsys, NS, "top", "-n", "2", "-d", "2") == (
         "testns  3 tasks  5 processes  cpu 125.0% of 200%  memory 3.8M  sort cpu  23:15:25\n"
-        "TASK STATE    PIDS   CPU% CPU HISTORY   MEMORY  MEM%        P.CPU P.MEM  P.IO COMMAND\n"
-        "busy running     1  100.0            █  512.0K   0.0 ▏       12.5   0.0   1.2 sh -c while :; do :; done\n"
-        "web  running     3   25.0            ▃    3.0M   4.7 ▎       12.5   0.0   1.2 httpd -X\n"
-        "cold frozen      1    0.0            ▁  256.0K   0.0 ▏       12.5   0.0   1.2 sleep 1000\n"
+        "TASK STATE    PIDS   CPU% CPU HISTORY   MEMORY  MEM%         OOM P.CPU P.MEM  P.IO COMMAND\n"
+        "busy running     1  100.0            █  512.0K   0.0 ▏         0  12.5   0.0   1.2 sh -c while :; do :; done\n"
+        "web  running     3   25.0            ▃    3.0M   4.7 ▎         0  12.5   0.0   1.2 httpd -X\n"
+        "cold frozen      1    0.0            ▁  256.0K   0.0 ▏         0  12.5   0.0   1.2 sleep 1000\n"
         "\n"
         "testns  3 tasks  5 processes  cpu 125.0% of 200%  memory 3.8M  sort cpu  23:15:27\n"
-        "TASK STATE    PIDS   CPU% CPU HISTORY   MEMORY  MEM%        P.CPU P.MEM  P.IO COMMAND\n"
-        "busy running     1  100.0           ██  512.0K   0.0 ▏       12.5   0.0   1.2 sh -c while :; do :; done\n"
-        "web  running     3   25.0           ▃▃    3.0M   4.7 ▎       12.5   0.0   1.2 httpd -X\n"
-        "cold frozen      1    0.0           ▁▁  256.0K   0.0 ▏       12.5   0.0   1.2 sleep 1000\n"
+        "TASK STATE    PIDS   CPU% CPU HISTORY   MEMORY  MEM%         OOM P.CPU P.MEM  P.IO COMMAND\n"
+        "busy running     1  100.0           ██  512.0K   0.0 ▏         0  12.5   0.0   1.2 sh -c while :; do :; done\n"
+        "web  running     3   25.0           ▃▃    3.0M   4.7 ▎         0  12.5   0.0   1.2 httpd -X\n"
+        "cold frozen      1    0.0           ▁▁  256.0K   0.0 ▏         0  12.5   0.0   1.2 sleep 1000\n"
     )
     assert slept == [0.5, 2.0]  # a priming interval, then the delay between the two frames
 

@@ -809,6 +809,14 @@ class Backend:
             return None
         return _single(os.path.join(where[0], "memory.current" if where[1] else "memory.usage_in_bytes"))
 
+    def oom_kills(self, ns: str, task: str) -> int | None:
+        """Processes of the task the kernel's OOM killer took so far (``oom_kill`` of v2 ``memory.events``, of v1
+        ``memory.oom_control``); None where the mode has no memory controller for the task."""
+        where = self._view_dir("memory", ns, task)
+        if where is None:
+            return None
+        return _keyed(os.path.join(where[0], "memory.events" if where[1] else "memory.oom_control"), "oom_kill")
+
     def memory_limit_bytes(self, ns: str, task: str) -> int | None:
         """The hard memory limit of the task, or None when it has none (or the mode cannot tell)."""
         where = self._view_dir("memory", ns, task)
