@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -24,11 +25,12 @@ from lanco.errors import (
     UsageError,
 )
 from lanco.names import check_namespace_name
-from lanco.privileges import user_name
+from lanco.privileges import acting_as, user_name, with_owner_ids
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from contextlib import AbstractContextManager
     from typing import Unpack
 
     from lanco.errors import LancoError
@@ -102,6 +104,16 @@ class Namespace:
             return (self.config.owner_uid, self.config.owner_gid)
         return None
 
+    def owner_ids(self) -> AbstractContextManager[None]:
+        """The one way root touches the files of someone else's namespace (see lanco.privileges): the cgroup
+        backend is opened (and a named hierarchy mounted) while still root, then the effective uid, gid and
+        groups become the owner's until the block ends. Nothing changes for the owner, a member or root's own
+        namespaces."""
+        owner = self.acting_for_owner
+        if owner is not None:
+            _ = self.backend
+        return acting_as(owner)
+
     # -- creation and removal ------------------------------------------------------------------------------
 
     @classmethod
@@ -123,6 +135,12 @@ class Namespace:
             existing: NamespaceConfig | None = load_config(name)
         except NamespaceMissing:
             existing = None
+        if existing is not None and existing.state_dir != system_state_dir(name):
+            # A user's own namespace, found through a HOME or XDG_STATE_HOME root inherited (su, sudo -E): its
+            # configuration and paths are the user's to choose, and init would chown them as root.
+            raise NamespaceExists(f"namespace {name} is a user's own namespace (state in {existing.state_dir}): "
+                                  "init as root makes only namespaces with their state in "
+                                  f"{system_state_dir(name)}")
         if existing is not None:
             if (existing.owner_uid, existing.owner_gid) != (uid, gid):
                 raise NamespaceExists(f"namespace {name} is already initialised for user "
@@ -196,7 +214,37 @@ class Namespace:
         return self.config.owner_uid == os.geteuid() and self.config.state_dir != system_state_dir(self.name)
 
     def _remove_state(self) -> None:
-        """Records and configuration go; the logs stay, also where they live inside the state directory."""
+        """Records and configuration go; the logs stay, also where they live inside the state directory.
+        What a user's namespace holds is removed with the owner's ids; root removes only root's own
+        directory of a namespace it initialised (``/var/lib/lanco/NS``, with nothing of the owner's left
+        in it but what the owner could not remove, which rmtree removes without following a link)."""
+        import shutil
+
+        self._remove_records()
+        state, logs = self.config.state_dir, os.path.normpath(self.config.log_dir)
+        if state == system_state_dir(self.name) and os.path.dirname(logs) != os.path.normpath(state):
+            shutil.rmtree(state)
+            return
+        self._remove_own_state()
+
+    @with_owner_ids
+    def _remove_records(self) -> None:
+        import shutil
+
+        try:
+            entries = os.listdir(self.config.tasks_dir)
+        except OSError:
+            return
+        for entry in entries:
+            path = os.path.join(self.config.tasks_dir, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+    @with_owner_ids
+    def _remove_own_state(self) -> None:
         import shutil
 
         state, logs = self.config.state_dir, os.path.normpath(self.config.log_dir)
@@ -220,6 +268,7 @@ class Namespace:
         self.authorize()
         return Task(self, name)
 
+    @with_owner_ids
     def task_names(self) -> list[str]:
         """Every task with a cgroup or a record, running or finished."""
         names = set(self.backend.task_names(self.name))
@@ -250,23 +299,18 @@ class Namespace:
         backend = self.backend
         return [Task(self, n) for n in backend.task_names(self.name) if backend.populated(self.name, n)]
 
+    @with_owner_ids
     def stop_tasks(self, names: Sequence[str] | None = None, *, timeout: float | None = None,
                    stop_signal: int | None = None) -> dict[str, TaskRecord | LancoError]:
         """Stop the tasks ``names`` (None: every active task) together, as :meth:`lanco.task.Task.stop` stops one:
         all get their stop signal before any is awaited. Returns each name's final record, or the error it met
         (NotRunning for a task that was not running)."""
-        from lanco.privileges import acting_as
         from lanco.task import Task, stop_together
 
         self.authorize()
         targets = [Task(self, n) for n in names] if names is not None else \
             [t for t in self.tasks() if t.is_active()]
-        owner = self.acting_for_owner
-        if owner is None:
-            return stop_together(targets, timeout, stop_signal)
-        _ = self.backend  # opened, and a named hierarchy mounted, while still root
-        with acting_as(owner):
-            return stop_together(targets, timeout, stop_signal)
+        return stop_together(targets, timeout, stop_signal)
 
     def run(self, task: str, argv: Sequence[str], **options: Unpack[RunOptions]) -> Task:
         """Start ``argv`` as ``task``; the options (limits, timeout, restart, environment, ...) are those of

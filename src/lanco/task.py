@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import os
 import select
 import sys
@@ -25,7 +24,7 @@ from lanco.errors import (
     UsageError,
 )
 from lanco.names import check_task_name
-from lanco.privileges import acting_as
+from lanco.privileges import with_owner_ids
 from lanco.record import (
     FINISHED_STATES,
     TaskRecord,
@@ -50,8 +49,9 @@ from lanco.spawn import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
+    from collections.abc import Iterator
+    from contextlib import AbstractContextManager
+    from typing import Any, BinaryIO, Unpack
 
     from lanco.cgroups.backend import Backend
     from lanco.limits import LimitOptions, Limits
@@ -64,25 +64,9 @@ _RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "resta
 _START_REPORT_TIMEOUT = 30.0
 
 
-if TYPE_CHECKING:
-    _Params = ParamSpec("_Params")
-    _Result = TypeVar("_Result")
-
-
-def _as_owner(method: Callable[Concatenate[Task, _Params], _Result]) -> Callable[Concatenate[Task, _Params], _Result]:
-    """Run ``method`` with the namespace owner's effective ids when root works in someone else's namespace
-    (see lanco.privileges): the owner's files are then handled with no more than the owner's rights."""
-
-    @functools.wraps(method)
-    def acting(self: Task, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
-        owner = self.namespace.acting_for_owner
-        if owner is None:
-            return method(self, *args, **kwargs)
-        _ = self._backend  # opened, and the named hierarchy mounted, while still root
-        with acting_as(owner):
-            return method(self, *args, **kwargs)
-
-    return acting
+_as_owner = with_owner_ids
+"""Methods of a task that open its files run with the namespace owner's ids when root works in someone else's
+namespace (see lanco.privileges): the owner's files are then handled with no more than the owner's rights."""
 
 
 class Task:
@@ -107,6 +91,9 @@ class Task:
     def state_dir(self) -> str:
         return self.namespace.config.task_state_dir(self.name)
 
+    def owner_ids(self) -> AbstractContextManager[None]:
+        return self.namespace.owner_ids()
+
     # -- queries -------------------------------------------------------------------------------------------
 
     def is_running(self) -> bool:
@@ -114,6 +101,7 @@ class Task:
         backend = self._backend
         return backend.task_exists(self._ns, self.name) and backend.populated(self._ns, self.name)
 
+    @_as_owner
     def is_active(self) -> bool:
         """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one)."""
         return self.is_running() or self._restart_pending(read_spec(self.state_dir))
@@ -163,6 +151,32 @@ class Task:
                 return record
             self._settle_locked()
         return self.record() if read_result(self.state_dir) is not None else record
+
+    # -- log -----------------------------------------------------------------------------------------------
+
+    def _log_path(self) -> str:
+        log = (read_spec(self.state_dir) or {}).get("log")
+        return str(log) if log else self.namespace.config.default_log(self.name)
+
+    @_as_owner
+    def show_log(self, out: BinaryIO, *, lines: int | None = None, follow: bool = False) -> None:
+        """Copy the task's log (its last ``lines`` lines) to ``out``; with ``follow``, go on as ``tail -F``
+        across rotations and new runs until interrupted. The log is the one the record names, opened with the
+        owner's ids when root reads a user's namespace."""
+        path = self._log_path()
+        f = logfile.open_read(path)
+        if f is None and not follow:
+            if self.record().state == "unknown":
+                raise LancoError(f"task {self.name} is not known")
+            raise LancoError(f"task {self.name} has no log: {path} does not exist")
+        if f is not None:
+            if lines is not None:
+                f.seek(logfile.tail_start(f, lines))
+            logfile.copy(f, out)
+            if not follow:
+                f.close()
+                return
+        logfile.follow(path, f, out, os.path.join(self.state_dir, "spec.json"), self._log_path)
 
     # -- start ---------------------------------------------------------------------------------------------
 
