@@ -61,13 +61,19 @@ class Namespace:
     >>> ns.run("first-task", ["openssl", "speed", "aes"])
     """
 
-    def __init__(self, name: str, *, cgroup_mode: str | None = None) -> None:
+    def __init__(self, name: str, *, cgroup_mode: str | None = None, cgroup_base: str | None = None) -> None:
         self.name = check_namespace_name(name)
         self.config = load_config(name)
+        # A mode or base given (option, argument or environment) must be the recorded one: a caller who means
+        # another base is told so rather than shown, or given, the tasks of the recorded one.
         forced = _env_mode(cgroup_mode)
         if forced is not None and forced != self.config.mode:
             raise UsageError(f"namespace {name} was initialised in cgroup mode {self.config.mode}, "
                              f"not {forced}")
+        given_base = cgroup_base or os.environ.get("LANCO_CGROUP_BASE") or None
+        if given_base is not None and _env_base(given_base) != self.config.cgroup_base:
+            raise UsageError(f"namespace {name} was initialised with cgroup base {self.config.cgroup_base}, "
+                             f"not {_env_base(given_base)}")
         self._backend: Backend | None = None
 
     @property
