@@ -148,9 +148,10 @@ class Namespace:
                                   "init as root makes only namespaces with their state in "
                                   f"{system_state_dir(name)}")
         if existing is not None:
-            if (existing.owner_uid, existing.owner_gid) != (uid, gid):
+            if existing.owner_uid != uid:
                 raise NamespaceExists(f"namespace {name} is already initialised for user "
                                       f"{user_name(existing.owner_uid)}")
+            uid, gid, group_access = _same_group(existing, group, gid, group_access)
             if existing.mode != mode or existing.cgroup_base != base:
                 raise NamespaceExists(f"namespace {name} is already initialised in cgroup mode "
                                       f"{existing.mode} with base {existing.cgroup_base}")
@@ -327,6 +328,33 @@ class Namespace:
         handle = Task(self, task)
         handle.start(list(argv), **options)
         return handle
+
+
+def _same_group(existing: NamespaceConfig, group: str | None, gid: int,
+                group_access: bool) -> tuple[int, int, bool]:
+    """The owner ids and group access of an ``init`` again: those recorded at the first init. Without ``-g`` the
+    recorded group access is kept, said in a warning line where there is one (a second init, as after a reboot,
+    must not lock a group's members out); a ``-g`` that differs is refused, like a differing owner."""
+    from lanco import messages
+
+    if group is None:
+        if existing.group_access:
+            messages.warn("init", f"namespace {existing.name} keeps its group access for group "
+                                  f"{_group_name(existing.owner_gid)}: init without -g changes nothing (release the "
+                                  "namespace and init it again to drop it)")
+        return existing.owner_uid, existing.owner_gid, existing.group_access
+    if (gid, group_access) != (existing.owner_gid, existing.group_access):
+        held = f"for group {_group_name(existing.owner_gid)}" if existing.group_access else "without group access"
+        raise NamespaceExists(f"namespace {existing.name} is already initialised {held}, not for group "
+                              f"{_group_name(gid)} (release it and init it again to change that)")
+    return existing.owner_uid, gid, group_access
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def _resolve_owner(user: str | None, group: str | None) -> tuple[int, int, bool]:

@@ -1,0 +1,57 @@
+"""Refusals that name the right cause and leave nothing behind (issue 12, point 9): one line on stderr in the
+original's form, a documented exit code, no half-made record, cgroup or process."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+
+from tests.conftest import Sandbox
+from tests.integration.conftest import make_namespace
+from tests.integration.test_lifecycle import one_warning
+
+
+def test_init_again_without_group_keeps_it_and_says_so(sandbox: Sandbox, test_user: str, other_user: str,
+                                                       mode: str) -> None:
+    group = grp.getgrgid(pwd.getpwnam(test_user).pw_gid).gr_name
+    ns = make_namespace(sandbox, mode, user=test_user, group=group)
+    tasks = sandbox.state_dir(ns) / "tasks"
+    again = sandbox.lanco("--cgroup-mode", mode, ns, "init", "-u", test_user)
+    assert again.returncode == 0
+    assert one_warning(again.stderr, "init") == (f"namespace {ns} keeps its group access for group {group}: init "
+                                                 "without -g changes nothing (release the namespace and init it "
+                                                 "again to drop it)")
+    assert stat.S_IMODE(os.stat(tasks).st_mode) == 0o2770
+    assert stat.S_IMODE(os.stat(sandbox.log_dir(ns)).st_mode) == 0o2770
+    assert sandbox.ok("--cgroup-mode", mode, ns, "init", "-u", test_user, "-g", group).stderr == ""
+    other_group = grp.getgrgid(pwd.getpwnam(other_user).pw_gid).gr_name
+    refused = sandbox.lanco("--cgroup-mode", mode, ns, "init", "-u", test_user, "-g", other_group)
+    assert refused.returncode == 1
+    assert one_warning(refused.stderr, "init") == (f"namespace {ns} is already initialised for group {group}, not "
+                                                   f"for group {other_group} (release it and init it again to "
+                                                   "change that)")
+    # Without group access at the first init: init again says nothing, and -g is refused.
+    plain = make_namespace(sandbox, mode, user=test_user)
+    assert sandbox.ok("--cgroup-mode", mode, plain, "init", "-u", test_user).stderr == ""
+    assert stat.S_IMODE(os.stat(sandbox.state_dir(plain) / "tasks").st_mode) == 0o700
+    refused = sandbox.lanco("--cgroup-mode", mode, plain, "init", "-u", test_user, "-g", group)
+    assert refused.returncode == 1
+    assert one_warning(refused.stderr, "init") == (f"namespace {plain} is already initialised without group "
+                                                   f"access, not for group {group} (release it and init it again "
+                                                   "to change that)")
+
+
+def test_another_cgroup_base_is_refused(sandbox: Sandbox, ns: str) -> None:
+    sandbox.ok(ns, "run", "t", "sleep", "30")
+    elsewhere = {"LANCO_CGROUP_BASE": "/lanco-elsewhere"}
+    for command, args, extra in (("check", ["--cgroup-base", "/lanco-elsewhere", ns, "check", "t"], None),
+                                 ("stop", [ns, "stop", "t"], elsewhere), ("run", [ns, "run", "u", "true"], elsewhere)):
+        result = sandbox.lanco(*args, extra_env=extra)
+        assert result.returncode == 2, args
+        assert one_warning(result.stderr, command) == \
+            f"namespace {ns} was initialised with cgroup base {sandbox.base}, not /lanco-elsewhere"
+    assert sandbox.lanco(ns, "check", "t").returncode == 0
+    assert sandbox.lanco(ns, "check", "u").returncode == 1
+    sandbox.ok("--cgroup-base", sandbox.base + "/", ns, "stop", "t")
