@@ -277,12 +277,16 @@ class Namespace:
 
     @with_owner_ids
     def task_names(self) -> list[str]:
-        """Every task with a cgroup or a record, running or finished."""
+        """Every task with a cgroup or a record, running or finished. A record directory holding no record (only
+        a lock, as a launcher killed before it wrote the spec leaves) is no task."""
         names = set(self.backend.task_names(self.name))
         try:
-            names.update(e for e in os.listdir(self.config.tasks_dir) if not e.startswith("."))
+            entries = os.listdir(self.config.tasks_dir)
         except OSError:
-            pass
+            entries = []
+        tasks_dir = self.config.tasks_dir
+        names.update(e for e in entries if not e.startswith(".") and e not in names and any(
+            os.path.lexists(os.path.join(tasks_dir, e, f)) for f in ("spec.json", "result")))
         return sorted(names)
 
     def tasks(self) -> list[Task]:

@@ -216,9 +216,12 @@ class Task:
         if problem is not None:
             raise PermissionDenied(problem)
         owner = self.namespace.acting_for_owner
-        self._ensure_state_dir(owner)
-        with self._lock():
-            self._claim_name(owner, backend.controllers_for(key for key, _ in limits.items()))
+        with self._lock(make_dir=True):
+            try:
+                self._claim_name(owner, backend.controllers_for(key for key, _ in limits.items()))
+            except BaseException:
+                self._drop_unrecorded_dir()  # a refused or failed run leaves no record directory
+                raise
             messages.debug("run", f"task {self.name}: cgroups created: "
                                   f"{' '.join(backend.task_dirs(self._ns, self.name))}")
             log_fd = -1
@@ -334,6 +337,23 @@ class Task:
                 backend.wait_empty(self._ns, self.name, 5.0)
                 backend.remove_task(self._ns, self.name)
         self._clear_run_files()
+        self._drop_unrecorded_dir()
+
+    def _drop_unrecorded_dir(self) -> None:
+        """Remove the record directory when it holds no record, only locks: views list no such directory, and a
+        failed or refused run must leave nothing. Called with the start lock held; a launcher waiting for that
+        lock finds its file unlinked and starts over (see :meth:`_lock`)."""
+        try:
+            entries = os.listdir(self.state_dir)
+        except OSError:
+            return
+        if any(entry not in ("lock", "stop.lock") for entry in entries):
+            return
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.state_dir, entry))
+        with contextlib.suppress(OSError):
+            os.rmdir(self.state_dir)
 
     # -- stop, wait ----------------------------------------------------------------------------------------
 
@@ -677,11 +697,29 @@ class Task:
         os.replace(tmp, path)
 
     @contextlib.contextmanager
-    def _lock(self, name: str = "lock") -> Iterator[None]:
-        """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name."""
-        fd = self._open_lock(name)
+    def _lock(self, name: str = "lock", *, make_dir: bool = False) -> Iterator[None]:
+        """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name; ``make_dir`` creates the
+        record directory first (a start). A lock file unlinked while we waited for it (a failed start removed
+        its empty record directory) is no lock any more: it is opened again, from the directory on."""
+        while True:
+            if make_dir:
+                self._ensure_state_dir(self.namespace.acting_for_owner)
+            fd = self._open_lock(name)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                current = os.stat(os.path.join(self.state_dir, name), follow_symlinks=False)
+                held = os.fstat(fd)
+                if (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
+                    break
+            except FileNotFoundError:
+                if not make_dir:
+                    os.close(fd)
+                    raise
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)

@@ -55,3 +55,36 @@ def test_another_cgroup_base_is_refused(sandbox: Sandbox, ns: str) -> None:
     assert sandbox.lanco(ns, "check", "t").returncode == 0
     assert sandbox.lanco(ns, "check", "u").returncode == 1
     sandbox.ok("--cgroup-base", sandbox.base + "/", ns, "stop", "t")
+
+
+def test_a_failed_run_leaves_no_record_directory(sandbox: Sandbox, ns: str) -> None:
+    tasks = sandbox.state_dir(ns) / "tasks"
+    result = sandbox.lanco(ns, "run", "-l", "/nonexistent-dir/t.log", "t", "true")
+    assert result.returncode == 1
+    assert one_warning(result.stderr, "run") == "cannot open log /nonexistent-dir/t.log: No such file or directory"
+    assert os.listdir(tasks) == []
+    assert sandbox.ok(ns, "ls", "-q", "--all").stdout == ""
+    # A finished task's next run that fails takes the old record with it (the run cleared it) and leaves nothing.
+    sandbox.ok(ns, "run", "-f", "done", "true")
+    assert os.listdir(tasks) == ["done"]
+    result = sandbox.lanco(ns, "run", "-l", "/nonexistent-dir/d.log", "done", "true")
+    assert result.returncode == 1
+    assert os.listdir(tasks) == []
+    assert sandbox.lanco(ns, "check", "done").returncode == 1
+    sandbox.ok(ns, "run", "done", "true")  # the name is free
+
+
+def test_views_list_no_directory_without_a_record(sandbox: Sandbox, ns: str) -> None:
+    # What a launcher killed before it wrote the spec leaves: a record directory holding only its lock.
+    (sandbox.state_dir(ns) / "tasks" / "half").mkdir()
+    (sandbox.state_dir(ns) / "tasks" / "half" / "lock").touch()
+    sandbox.ok(ns, "run", "-f", "whole", "true")
+    assert sandbox.ok(ns, "ls", "-q", "--all").stdout == "whole\n"
+    import json
+
+    assert [t["name"] for t in json.loads(sandbox.ok(ns, "ls", "--all", "--json").stdout)["tasks"]] == ["whole"]
+    assert "half" not in sandbox.ok(ns, "ls", "--all").stdout
+    result = sandbox.lanco(ns, "status", "half")
+    assert result.returncode == 1 and one_warning(result.stderr, "status") == "task half is not known"
+    sandbox.ok(ns, "run", "-f", "half", "true")  # the name is usable
+    assert sandbox.ok(ns, "ls", "-q", "--all").stdout == "half\nwhole\n"
