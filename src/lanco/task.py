@@ -204,6 +204,9 @@ class Task:
         cwd = process.cwd
         log, keep_log, exit_command, foreground = plan.log, plan.keep_log, plan.exit_command, plan.foreground
         _resolve_command(argv[0], environment.get("PATH", os.defpath), cwd)
+        from lanco.runopts import check_exec_size
+
+        check_exec_size(argv, environment)
         backend = self._backend
         limits.check(backend, self._ns)
         if process.account is not None and os.getuid() == 0 and os.geteuid() not in (0, process.account.uid):

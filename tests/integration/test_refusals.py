@@ -88,3 +88,30 @@ def test_views_list_no_directory_without_a_record(sandbox: Sandbox, ns: str) -> 
     assert result.returncode == 1 and one_warning(result.stderr, "status") == "task half is not known"
     sandbox.ok(ns, "run", "-f", "half", "true")  # the name is usable
     assert sandbox.ok(ns, "ls", "-q", "--all").stdout == "half\nwhole\n"
+
+
+MAX_ARG_STRLEN = 131072
+
+
+def test_an_environment_execve_would_refuse_is_refused_before_anything(sandbox: Sandbox, ns: str) -> None:
+    tasks = sandbox.state_dir(ns) / "tasks"
+    env_file = sandbox.root / "big.env"
+    env_file.write_text("BIG=" + "x" * (1 << 20) + "\n")
+    result = sandbox.lanco(ns, "run", "--env-file", str(env_file), "t", "true")
+    assert result.returncode == 2
+    assert one_warning(result.stderr, "run") == (
+        f"environment variable BIG is {(1 << 20) + 5} bytes with its name, over the kernel's limit of "
+        f"{MAX_ARG_STRLEN} for one string (MAX_ARG_STRLEN): execve would fail with E2BIG")
+    assert os.listdir(tasks) == [] and sandbox.lanco(ns, "check", "t").returncode == 1
+    # The boundary is the kernel's: NAME=value with its NUL at exactly the limit runs, one byte more does not.
+    value = "v" * (MAX_ARG_STRLEN - len("V=") - 1)
+    sandbox.ok(ns, "run", "-f", "-e", f"V={value}", "edge", "sh", "-c", f'test "${{#V}}" -eq {len(value)}')
+    env_file.write_text(f"V={value}v\n")  # no command line can carry it: -e V=... would be the over-long string
+    result = sandbox.lanco(ns, "run", "--env-file", str(env_file), "over", "true")
+    assert result.returncode == 2 and "E2BIG" in one_warning(result.stderr, "run")
+    # Many strings, each within the limit, over the total.
+    env_file.write_text("".join(f"V{i}={'w' * 120_000}\n" for i in range(60)))
+    result = sandbox.lanco(ns, "run", "--env-file", str(env_file), "many", "true")
+    assert result.returncode == 2
+    assert "(ARG_MAX: a quarter of the stack limit" in one_warning(result.stderr, "run")
+    assert sorted(os.listdir(tasks)) == ["edge"]

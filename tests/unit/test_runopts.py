@@ -205,3 +205,44 @@ class TestRunPlan:
         assert set(limits.SPECS) == limits.LimitOptions.__optional_keys__
         assert runopts.RunOptions.__optional_keys__ == runopts.RUN_OPTION_KEYS
         assert runopts.RunOptions.__required_keys__ == frozenset()
+
+
+# -- what execve takes ------------------------------------------------------------------------------------------
+
+
+def test_exec_size_per_string_is_the_kernels() -> None:
+    from lanco.runopts import MAX_ARG_STRLEN, check_exec_size
+
+    value = "x" * (MAX_ARG_STRLEN - len("BIG=") - 1)  # NAME=value and its NUL: exactly the limit
+    check_exec_size(["true"], {"BIG": value})
+    with pytest.raises(UsageError, match=r"^environment variable BIG is 131073 bytes with its name, over the "
+                                         r"kernel's limit of 131072 for one string \(MAX_ARG_STRLEN\): execve "
+                                         r"would fail with E2BIG$"):
+        check_exec_size(["true"], {"BIG": value + "x"})
+    check_exec_size(["echo", "y" * (MAX_ARG_STRLEN - 1)], {})
+    with pytest.raises(UsageError, match=r"^argument 1 of the command is 131073 bytes, over .*E2BIG$"):
+        check_exec_size(["echo", "y" * MAX_ARG_STRLEN], {})
+    with pytest.raises(UsageError, match=r"^the command is 1048578 bytes"):
+        check_exec_size(["/" + "z" * (1 << 20)], {})
+
+
+def test_exec_size_in_total_follows_the_stack_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from lanco import runopts
+
+    def stack(limit: int) -> None:
+        monkeypatch.setattr(resource, "getrlimit", lambda which: (limit, resource.RLIM_INFINITY))
+
+    stack(8 << 20)
+    assert runopts.exec_limit() == 2 << 20
+    stack(resource.RLIM_INFINITY)
+    assert runopts.exec_limit() == 6 << 20
+    stack(64 << 10)
+    assert runopts.exec_limit() == 128 << 10
+    stack(8 << 20)
+    env = {f"V{i}": "v" * 100_000 for i in range(21)}
+    with pytest.raises(UsageError, match=r"^the command and its environment take 21\d{5} bytes, over the kernel's "
+                                         r"limit of 2097152 for all of them \(ARG_MAX: .*E2BIG$"):
+        runopts.check_exec_size(["true"], env)
+    runopts.check_exec_size(["true"], dict(list(env.items())[:20]))
