@@ -833,11 +833,37 @@ def _resolve_command(command: str, path: str, cwd: str | None) -> str:
             raise CommandNotFound(f"command {command} not found")
         if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
             raise CommandNotExecutable(f"command {command} is not executable")
-        return candidate
-    found = which(command, path=path)
-    if found is None:
-        raise CommandNotFound(f"command {command} not found")
-    return found
+    else:
+        found = which(command, path=path)
+        if found is None:
+            raise CommandNotFound(f"command {command} not found")
+        candidate = found
+    _check_interpreter(command, candidate, cwd)
+    return candidate
+
+
+def _check_interpreter(command: str, found: str, cwd: str | None) -> None:
+    """A script whose ``#!`` interpreter is missing fails in execve with ENOENT, which a shell reports as the
+    script itself not found: name the script and its interpreter instead (127, or 126 when the interpreter
+    cannot be executed), as the kernel reads the line (its first 255 bytes, the first word after ``#!``)."""
+    try:
+        with open(found, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return  # unreadable here: the task's execve says what it finds
+    if not head.startswith(b"#!"):
+        return
+    words = head[2:].split(b"\n", 1)[0].split()
+    if not words:
+        return
+    interpreter = os.fsdecode(words[0])
+    target = os.path.join(cwd or os.getcwd(), interpreter)
+    if not os.path.exists(target):
+        raise CommandNotFound(f"command {command} cannot run: its interpreter {interpreter} (its #! line) is "
+                              "not found")
+    if os.path.isdir(target) or not os.access(target, os.X_OK):
+        raise CommandNotExecutable(f"command {command} cannot run: its interpreter {interpreter} (its #! line) is "
+                                   "not executable")
 
 
 def _chown_record(directory: str, owner: tuple[int, int]) -> None:

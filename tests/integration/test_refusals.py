@@ -115,3 +115,31 @@ def test_an_environment_execve_would_refuse_is_refused_before_anything(sandbox: 
     assert result.returncode == 2
     assert "(ARG_MAX: a quarter of the stack limit" in one_warning(result.stderr, "run")
     assert sorted(os.listdir(tasks)) == ["edge"]
+
+
+def test_a_script_whose_interpreter_is_missing_is_refused_naming_both(sandbox: Sandbox, ns: str) -> None:
+    bin_dir = sandbox.root / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "job.sh"
+    script.write_text("#!/nonexistent/interp -x\necho never\n")
+    script.chmod(0o755)
+    tasks = sandbox.state_dir(ns) / "tasks"
+    result = sandbox.lanco(ns, "run", "t", str(script))
+    assert result.returncode == 127
+    assert one_warning(result.stderr, "run") == (f"command {script} cannot run: its interpreter /nonexistent/interp "
+                                                 "(its #! line) is not found")
+    result = sandbox.lanco(ns, "run", "-e", f"PATH={bin_dir}:/usr/bin:/bin", "t", "job.sh")
+    assert result.returncode == 127
+    assert one_warning(result.stderr, "run") == ("command job.sh cannot run: its interpreter /nonexistent/interp "
+                                                 "(its #! line) is not found")
+    plain = bin_dir / "plain-file"
+    plain.write_text("not a program\n")
+    plain.chmod(0o644)
+    script.write_text(f"#!{plain}\n")
+    result = sandbox.lanco(ns, "run", "t", str(script))
+    assert result.returncode == 126
+    assert one_warning(result.stderr, "run") == (f"command {script} cannot run: its interpreter {plain} "
+                                                 "(its #! line) is not executable")
+    assert os.listdir(tasks) == [] and sandbox.lanco(ns, "check", "t").returncode == 1
+    script.write_text("#!/bin/sh\necho ran\n")
+    sandbox.ok(ns, "run", "-f", "t", str(script))
