@@ -60,7 +60,7 @@ Options = dict[str, str | None]
 def namespace_for(name: str, options: Options) -> Namespace:
     from lanco.namespace import Namespace
 
-    return Namespace(name, cgroup_mode=options.get("mode"))
+    return Namespace(name, cgroup_mode=options.get("mode"), cgroup_base=options.get("base"))
 
 
 def task_for(ns: str, task: str, options: Options) -> Task:

@@ -101,6 +101,7 @@ def load_config(ns: str) -> NamespaceConfig:
         try:
             with open(path, encoding="utf-8") as f:
                 data = jsonread.loads(f.read())
+                file_owner = os.fstat(f.fileno()).st_uid
         except FileNotFoundError:
             continue
         except PermissionError as exc:
@@ -109,9 +110,14 @@ def load_config(ns: str) -> NamespaceConfig:
         except (OSError, ValueError) as exc:
             raise StateError(f"the configuration of namespace {ns} is damaged: {path}: {exc}") from exc
         try:
-            return NamespaceConfig(**data)
+            config = NamespaceConfig(**data)
         except TypeError as exc:
             raise StateError(f"the configuration of namespace {ns} is damaged: {path}: {exc}") from exc
+        if file_owner not in (0, config.owner_uid):
+            # Whoever wrote the configuration chose its owner and its paths: only root or that owner may have.
+            raise StateError(f"the configuration of namespace {ns} is not to be trusted: {path} belongs to uid "
+                             f"{file_owner}, neither root nor the owner it names (uid {config.owner_uid})")
+        return config
     raise NamespaceMissing(f"namespace {ns} should be created with init command")
 
 

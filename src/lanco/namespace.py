@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -24,11 +25,12 @@ from lanco.errors import (
     UsageError,
 )
 from lanco.names import check_namespace_name
-from lanco.privileges import user_name
+from lanco.privileges import acting_as, user_name, with_owner_ids
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from contextlib import AbstractContextManager
     from typing import Unpack
 
     from lanco.errors import LancoError
@@ -59,13 +61,19 @@ class Namespace:
     >>> ns.run("first-task", ["openssl", "speed", "aes"])
     """
 
-    def __init__(self, name: str, *, cgroup_mode: str | None = None) -> None:
+    def __init__(self, name: str, *, cgroup_mode: str | None = None, cgroup_base: str | None = None) -> None:
         self.name = check_namespace_name(name)
         self.config = load_config(name)
+        # A mode or base given (option, argument or environment) must be the recorded one: a caller who means
+        # another base is told so rather than shown, or given, the tasks of the recorded one.
         forced = _env_mode(cgroup_mode)
         if forced is not None and forced != self.config.mode:
             raise UsageError(f"namespace {name} was initialised in cgroup mode {self.config.mode}, "
                              f"not {forced}")
+        given_base = cgroup_base or os.environ.get("LANCO_CGROUP_BASE") or None
+        if given_base is not None and _env_base(given_base) != self.config.cgroup_base:
+            raise UsageError(f"namespace {name} was initialised with cgroup base {self.config.cgroup_base}, "
+                             f"not {_env_base(given_base)}")
         self._backend: Backend | None = None
 
     @property
@@ -102,6 +110,16 @@ class Namespace:
             return (self.config.owner_uid, self.config.owner_gid)
         return None
 
+    def owner_ids(self) -> AbstractContextManager[None]:
+        """The one way root touches the files of someone else's namespace (see lanco.privileges): the cgroup
+        backend is opened (and a named hierarchy mounted) while still root, then the effective uid, gid and
+        groups become the owner's until the block ends. Nothing changes for the owner, a member or root's own
+        namespaces."""
+        owner = self.acting_for_owner
+        if owner is not None:
+            _ = self.backend
+        return acting_as(owner)
+
     # -- creation and removal ------------------------------------------------------------------------------
 
     @classmethod
@@ -123,10 +141,17 @@ class Namespace:
             existing: NamespaceConfig | None = load_config(name)
         except NamespaceMissing:
             existing = None
+        if existing is not None and existing.state_dir != system_state_dir(name):
+            # A user's own namespace, found through a HOME or XDG_STATE_HOME root inherited (su, sudo -E): its
+            # configuration and paths are the user's to choose, and init would chown them as root.
+            raise NamespaceExists(f"namespace {name} is a user's own namespace (state in {existing.state_dir}): "
+                                  "init as root makes only namespaces with their state in "
+                                  f"{system_state_dir(name)}")
         if existing is not None:
-            if (existing.owner_uid, existing.owner_gid) != (uid, gid):
+            if existing.owner_uid != uid:
                 raise NamespaceExists(f"namespace {name} is already initialised for user "
                                       f"{user_name(existing.owner_uid)}")
+            uid, gid, group_access = _same_group(existing, group, gid, group_access)
             if existing.mode != mode or existing.cgroup_base != base:
                 raise NamespaceExists(f"namespace {name} is already initialised in cgroup mode "
                                       f"{existing.mode} with base {existing.cgroup_base}")
@@ -196,7 +221,37 @@ class Namespace:
         return self.config.owner_uid == os.geteuid() and self.config.state_dir != system_state_dir(self.name)
 
     def _remove_state(self) -> None:
-        """Records and configuration go; the logs stay, also where they live inside the state directory."""
+        """Records and configuration go; the logs stay, also where they live inside the state directory.
+        What a user's namespace holds is removed with the owner's ids; root removes only root's own
+        directory of a namespace it initialised (``/var/lib/lanco/NS``, with nothing of the owner's left
+        in it but what the owner could not remove, which rmtree removes without following a link)."""
+        import shutil
+
+        self._remove_records()
+        state, logs = self.config.state_dir, os.path.normpath(self.config.log_dir)
+        if state == system_state_dir(self.name) and os.path.dirname(logs) != os.path.normpath(state):
+            shutil.rmtree(state)
+            return
+        self._remove_own_state()
+
+    @with_owner_ids
+    def _remove_records(self) -> None:
+        import shutil
+
+        try:
+            entries = os.listdir(self.config.tasks_dir)
+        except OSError:
+            return
+        for entry in entries:
+            path = os.path.join(self.config.tasks_dir, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+    @with_owner_ids
+    def _remove_own_state(self) -> None:
         import shutil
 
         state, logs = self.config.state_dir, os.path.normpath(self.config.log_dir)
@@ -220,13 +275,18 @@ class Namespace:
         self.authorize()
         return Task(self, name)
 
+    @with_owner_ids
     def task_names(self) -> list[str]:
-        """Every task with a cgroup or a record, running or finished."""
+        """Every task with a cgroup or a record, running or finished. A record directory holding no record (only
+        a lock, as a launcher killed before it wrote the spec leaves) is no task."""
         names = set(self.backend.task_names(self.name))
         try:
-            names.update(e for e in os.listdir(self.config.tasks_dir) if not e.startswith("."))
+            entries = os.listdir(self.config.tasks_dir)
         except OSError:
-            pass
+            entries = []
+        tasks_dir = self.config.tasks_dir
+        names.update(e for e in entries if not e.startswith(".") and e not in names and any(
+            os.path.lexists(os.path.join(tasks_dir, e, f)) for f in ("spec.json", "result")))
         return sorted(names)
 
     def tasks(self) -> list[Task]:
@@ -250,23 +310,18 @@ class Namespace:
         backend = self.backend
         return [Task(self, n) for n in backend.task_names(self.name) if backend.populated(self.name, n)]
 
+    @with_owner_ids
     def stop_tasks(self, names: Sequence[str] | None = None, *, timeout: float | None = None,
                    stop_signal: int | None = None) -> dict[str, TaskRecord | LancoError]:
         """Stop the tasks ``names`` (None: every active task) together, as :meth:`lanco.task.Task.stop` stops one:
         all get their stop signal before any is awaited. Returns each name's final record, or the error it met
         (NotRunning for a task that was not running)."""
-        from lanco.privileges import acting_as
         from lanco.task import Task, stop_together
 
         self.authorize()
         targets = [Task(self, n) for n in names] if names is not None else \
             [t for t in self.tasks() if t.is_active()]
-        owner = self.acting_for_owner
-        if owner is None:
-            return stop_together(targets, timeout, stop_signal)
-        _ = self.backend  # opened, and a named hierarchy mounted, while still root
-        with acting_as(owner):
-            return stop_together(targets, timeout, stop_signal)
+        return stop_together(targets, timeout, stop_signal)
 
     def run(self, task: str, argv: Sequence[str], **options: Unpack[RunOptions]) -> Task:
         """Start ``argv`` as ``task``; the options (limits, timeout, restart, environment, ...) are those of
@@ -277,6 +332,33 @@ class Namespace:
         handle = Task(self, task)
         handle.start(list(argv), **options)
         return handle
+
+
+def _same_group(existing: NamespaceConfig, group: str | None, gid: int,
+                group_access: bool) -> tuple[int, int, bool]:
+    """The owner ids and group access of an ``init`` again: those recorded at the first init. Without ``-g`` the
+    recorded group access is kept, said in a warning line where there is one (a second init, as after a reboot,
+    must not lock a group's members out); a ``-g`` that differs is refused, like a differing owner."""
+    from lanco import messages
+
+    if group is None:
+        if existing.group_access:
+            messages.warn("init", f"namespace {existing.name} keeps its group access for group "
+                                  f"{_group_name(existing.owner_gid)}: init without -g changes nothing (release the "
+                                  "namespace and init it again to drop it)")
+        return existing.owner_uid, existing.owner_gid, existing.group_access
+    if (gid, group_access) != (existing.owner_gid, existing.group_access):
+        held = f"for group {_group_name(existing.owner_gid)}" if existing.group_access else "without group access"
+        raise NamespaceExists(f"namespace {existing.name} is already initialised {held}, not for group "
+                              f"{_group_name(gid)} (release it and init it again to change that)")
+    return existing.owner_uid, gid, group_access
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def _resolve_owner(user: str | None, group: str | None) -> tuple[int, int, bool]:

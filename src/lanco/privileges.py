@@ -2,20 +2,39 @@
 
 A user's namespace keeps its records and logs in directories that user owns, and that user may replace any
 file there with a symbolic link at any moment. Rather than guard every open, root does the work of such a
-namespace with the owner's effective ids: whatever a planted link points to, root can then write no more than
-the owner could. The effective ids are per process (glibc switches every thread), so a root daemon using the
-API should not work in two users' namespaces from two threads at once.
+namespace with the owner's effective ids: whatever a planted link points to, root can then read and write no
+more than the owner could. The effective ids are per process (glibc switches every thread), so a root daemon
+using the API should not work in two users' namespaces from two threads at once.
+
+There is one way in: :func:`with_owner_ids`, the decorator of every method of a namespace or a task that opens a
+file of the namespace (records, specs, results, markers, locks, logs, hooks), entering the object's
+``owner_ids()`` (``lanco.namespace.Namespace.owner_ids``: the cgroup backend opened while still root, then
+:func:`acting_as`). A method that reads only the kernel's cgroup files is left as root (cgroupfs holds no link
+and no file a user can plant); ``tests/unit/test_privileges.py`` keeps the list of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
+    from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
+    class OwnerScoped(Protocol):
+        def owner_ids(self) -> AbstractContextManager[None]: ...
+
+    _Self = TypeVar("_Self", bound=OwnerScoped)
+    _Params = ParamSpec("_Params")
+    _Result = TypeVar("_Result")
+
+OWNER_IDS_MARK = "__lanco_owner_ids__"
+"""Set on every method :func:`with_owner_ids` wraps, so that a test can tell which ones do."""
 
 
 def user_name(uid: int) -> str:
@@ -26,7 +45,9 @@ def user_name(uid: int) -> str:
         return str(uid)
 
 
+@functools.lru_cache(maxsize=16)
 def owner_groups(uid: int, gid: int) -> list[int]:
+    # Cached: ls of a user's namespace by root switches ids once per task, and each lookup reads /etc/group.
     try:
         return os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
     except KeyError:
@@ -51,6 +72,21 @@ def acting_as(owner: tuple[int, int] | None) -> Iterator[None]:
         os.seteuid(0)
         os.setegid(saved_gid)
         os.setgroups(saved_groups)
+
+
+def with_owner_ids(method: Callable[Concatenate[_Self, _Params], _Result]
+                   ) -> Callable[Concatenate[_Self, _Params], _Result]:
+    """Run ``method`` inside ``self.owner_ids()``: with the namespace owner's effective ids when root works in
+    someone else's namespace, unchanged otherwise. Nested calls switch once (the inner ones find the ids
+    switched already)."""
+
+    @functools.wraps(method)
+    def acting(self: _Self, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
+        with self.owner_ids():
+            return method(self, *args, **kwargs)
+
+    setattr(acting, OWNER_IDS_MARK, True)
+    return acting
 
 
 def become_owner_for_good(owner: tuple[int, int]) -> None:

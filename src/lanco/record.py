@@ -91,6 +91,10 @@ def read_spec(state_dir: str) -> dict[str, Any] | None:
         data = jsonread.loads(read_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         return None
+    except PermissionError as exc:
+        # A link planted towards a file the reader may not read (root reads a user's records as the user).
+        raise StateError(f"cannot read the record of task {os.path.basename(state_dir)}: {path}: permission "
+                         "denied") from exc
     except (OSError, ValueError) as exc:
         raise StateError(f"the record of task {os.path.basename(state_dir)} is damaged: {path}: {exc}") from exc
     if not isinstance(data, dict):
@@ -116,6 +120,9 @@ def read_result(state_dir: str) -> tuple[dict[str, str], float] | None:
             ended = os.fstat(f.fileno()).st_mtime
     except FileNotFoundError:
         return None
+    except PermissionError as exc:
+        raise StateError(f"cannot read the result of task {os.path.basename(state_dir)}: {path}: permission "
+                         "denied") from exc
     except OSError as exc:
         raise StateError(f"cannot read the result of task {os.path.basename(state_dir)}: {path}: {exc}") \
             from exc

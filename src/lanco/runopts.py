@@ -292,6 +292,50 @@ class ProcessSettings(FrozenValue):
                 "gid": None if account is None else account.gid}
 
 
+MAX_ARG_STRLEN = 131072
+"""The kernel's limit for one argument or one ``NAME=value`` string of an execve, its NUL included (32 pages)."""
+ARG_MAX_FLOOR = 131072
+ARG_MAX_CEILING = 6 << 20
+"""The kernel lets the strings of an execve, with their pointers, take a quarter of the stack limit, at least
+ARG_MAX_FLOOR and at most ARG_MAX_CEILING (three quarters of _STK_LIM)."""
+MONITOR_RESERVE = 16384
+"""Room kept for what lanco adds to the monitor's execve: its shell and script, its LANCO_MON_* variables."""
+
+
+def exec_limit() -> int:
+    """The total size the kernel allows an execve of this process's children (ARG_MAX as the kernel counts)."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    quarter = ARG_MAX_CEILING if soft == resource.RLIM_INFINITY else min(ARG_MAX_CEILING, soft // 4)
+    return max(ARG_MAX_FLOOR, quarter)
+
+
+def check_exec_size(argv: list[str], env: Mapping[str, str]) -> None:
+    """Refuse, before anything is created, a command or environment the kernel would refuse to execve (E2BIG):
+    the monitor could only say that it exited early."""
+    total = 0
+    for index, arg in enumerate(argv):
+        size = len(os.fsencode(arg)) + 1
+        if size > MAX_ARG_STRLEN:
+            what = "the command" if index == 0 else f"argument {index} of the command"
+            raise UsageError(f"{what} is {size} bytes, over the kernel's limit of {MAX_ARG_STRLEN} for one string "
+                             "(MAX_ARG_STRLEN): execve would fail with E2BIG")
+        total += size
+    for key, value in env.items():
+        size = len(os.fsencode(key)) + len(os.fsencode(value)) + 2
+        if size > MAX_ARG_STRLEN:
+            raise UsageError(f"environment variable {key} is {size} bytes with its name, over the kernel's limit of "
+                             f"{MAX_ARG_STRLEN} for one string (MAX_ARG_STRLEN): execve would fail with E2BIG")
+        total += size
+    total += 8 * (len(argv) + len(env) + 2)
+    limit = exec_limit()
+    if total + MONITOR_RESERVE > limit:
+        raise UsageError(f"the command and its environment take {total} bytes, over the kernel's limit of {limit} "
+                         f"for all of them (ARG_MAX: a quarter of the stack limit, at most {ARG_MAX_CEILING}) less "
+                         f"the {MONITOR_RESERVE} the monitor needs: execve would fail with E2BIG")
+
+
 def read_env_file(path: str) -> dict[str, str]:
     """``K=V`` lines; blank lines and lines starting with ``#`` are skipped, values are taken as they are (no
     quotes removed, nothing expanded)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import os
 import select
 import sys
@@ -25,7 +24,7 @@ from lanco.errors import (
     UsageError,
 )
 from lanco.names import check_task_name
-from lanco.privileges import acting_as
+from lanco.privileges import with_owner_ids
 from lanco.record import (
     FINISHED_STATES,
     TaskRecord,
@@ -52,7 +51,8 @@ from lanco.spawn import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
+    from contextlib import AbstractContextManager
+    from typing import Any, BinaryIO, Unpack
 
     from lanco.cgroups.backend import Backend
     from lanco.limits import LimitOptions, Limits
@@ -65,25 +65,9 @@ _RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "resta
 _START_REPORT_TIMEOUT = 30.0
 
 
-if TYPE_CHECKING:
-    _Params = ParamSpec("_Params")
-    _Result = TypeVar("_Result")
-
-
-def _as_owner(method: Callable[Concatenate[Task, _Params], _Result]) -> Callable[Concatenate[Task, _Params], _Result]:
-    """Run ``method`` with the namespace owner's effective ids when root works in someone else's namespace
-    (see lanco.privileges): the owner's files are then handled with no more than the owner's rights."""
-
-    @functools.wraps(method)
-    def acting(self: Task, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
-        owner = self.namespace.acting_for_owner
-        if owner is None:
-            return method(self, *args, **kwargs)
-        _ = self._backend  # opened, and the named hierarchy mounted, while still root
-        with acting_as(owner):
-            return method(self, *args, **kwargs)
-
-    return acting
+_as_owner = with_owner_ids
+"""Methods of a task that open its files run with the namespace owner's ids when root works in someone else's
+namespace (see lanco.privileges): the owner's files are then handled with no more than the owner's rights."""
 
 
 class Task:
@@ -108,6 +92,9 @@ class Task:
     def state_dir(self) -> str:
         return self.namespace.config.task_state_dir(self.name)
 
+    def owner_ids(self) -> AbstractContextManager[None]:
+        return self.namespace.owner_ids()
+
     # -- queries -------------------------------------------------------------------------------------------
 
     def is_running(self) -> bool:
@@ -115,6 +102,7 @@ class Task:
         backend = self._backend
         return backend.task_exists(self._ns, self.name) and backend.populated(self._ns, self.name)
 
+    @_as_owner
     def is_active(self) -> bool:
         """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one)."""
         return self.is_running() or self._restart_pending(read_spec(self.state_dir))
@@ -165,6 +153,32 @@ class Task:
             self._settle_locked()
         return self.record() if read_result(self.state_dir) is not None else record
 
+    # -- log -----------------------------------------------------------------------------------------------
+
+    def _log_path(self) -> str:
+        log = (read_spec(self.state_dir) or {}).get("log")
+        return str(log) if log else self.namespace.config.default_log(self.name)
+
+    @_as_owner
+    def show_log(self, out: BinaryIO, *, lines: int | None = None, follow: bool = False) -> None:
+        """Copy the task's log (its last ``lines`` lines) to ``out``; with ``follow``, go on as ``tail -F``
+        across rotations and new runs until interrupted. The log is the one the record names, opened with the
+        owner's ids when root reads a user's namespace."""
+        path = self._log_path()
+        f = logfile.open_read(path)
+        if f is None and not follow:
+            if self.record().state == "unknown":
+                raise LancoError(f"task {self.name} is not known")
+            raise LancoError(f"task {self.name} has no log: {path} does not exist")
+        if f is not None:
+            if lines is not None:
+                f.seek(logfile.tail_start(f, lines))
+            logfile.copy(f, out)
+            if not follow:
+                f.close()
+                return
+        logfile.follow(path, f, out, os.path.join(self.state_dir, "spec.json"), self._log_path)
+
     # -- start ---------------------------------------------------------------------------------------------
 
     def start(self, argv: list[str], **options: Unpack[RunOptions]) -> None:
@@ -191,6 +205,9 @@ class Task:
         cwd = process.cwd
         log, keep_log, exit_command, foreground = plan.log, plan.keep_log, plan.exit_command, plan.foreground
         _resolve_command(argv[0], environment.get("PATH", os.defpath), cwd)
+        from lanco.runopts import check_exec_size
+
+        check_exec_size(argv, environment)
         backend = self._backend
         limits.check(backend, self._ns)
         if process.account is not None and os.getuid() == 0 and os.geteuid() not in (0, process.account.uid):
@@ -203,10 +220,13 @@ class Task:
         if problem is not None:
             raise PermissionDenied(problem)
         owner = self.namespace.acting_for_owner
-        self._ensure_state_dir(owner)
         run_id = os.urandom(8).hex()
-        with self._lock():
-            self._claim_name(owner, backend.controllers_for(key for key, _ in limits.items()), run_id)
+        with self._lock(make_dir=True):
+            try:
+                self._claim_name(owner, backend.controllers_for(key for key, _ in limits.items()), run_id)
+            except BaseException:
+                self._drop_unrecorded_dir()  # a refused or failed run leaves no record directory
+                raise
             messages.debug("run", f"task {self.name}: cgroups created: "
                                   f"{' '.join(backend.task_dirs(self._ns, self.name))}")
             log_fd = -1
@@ -322,6 +342,23 @@ class Task:
                 backend.wait_empty(self._ns, self.name, 5.0)
                 backend.remove_task(self._ns, self.name)
         self._clear_run_files()
+        self._drop_unrecorded_dir()
+
+    def _drop_unrecorded_dir(self) -> None:
+        """Remove the record directory when it holds no record, only locks: views list no such directory, and a
+        failed or refused run must leave nothing. Called with the start lock held; a launcher waiting for that
+        lock finds its file unlinked and starts over (see :meth:`_lock`)."""
+        try:
+            entries = os.listdir(self.state_dir)
+        except OSError:
+            return
+        if any(entry not in ("lock", "stop.lock") for entry in entries):
+            return
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.state_dir, entry))
+        with contextlib.suppress(OSError):
+            os.rmdir(self.state_dir)
 
     # -- stop, wait ----------------------------------------------------------------------------------------
 
@@ -665,11 +702,29 @@ class Task:
         os.replace(tmp, path)
 
     @contextlib.contextmanager
-    def _lock(self, name: str = "lock") -> Iterator[None]:
-        """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name."""
-        fd = self._open_lock(name)
+    def _lock(self, name: str = "lock", *, make_dir: bool = False) -> Iterator[None]:
+        """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name; ``make_dir`` creates the
+        record directory first (a start). A lock file unlinked while we waited for it (a failed start removed
+        its empty record directory) is no lock any more: it is opened again, from the directory on."""
+        while True:
+            if make_dir:
+                self._ensure_state_dir(self.namespace.acting_for_owner)
+            fd = self._open_lock(name)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                current = os.stat(os.path.join(self.state_dir, name), follow_symlinks=False)
+                held = os.fstat(fd)
+                if (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
+                    break
+            except FileNotFoundError:
+                if not make_dir:
+                    os.close(fd)
+                    raise
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)
@@ -780,11 +835,37 @@ def _resolve_command(command: str, path: str, cwd: str | None) -> str:
             raise CommandNotFound(f"command {command} not found")
         if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
             raise CommandNotExecutable(f"command {command} is not executable")
-        return candidate
-    found = which(command, path=path)
-    if found is None:
-        raise CommandNotFound(f"command {command} not found")
-    return found
+    else:
+        found = which(command, path=path)
+        if found is None:
+            raise CommandNotFound(f"command {command} not found")
+        candidate = found
+    _check_interpreter(command, candidate, cwd)
+    return candidate
+
+
+def _check_interpreter(command: str, found: str, cwd: str | None) -> None:
+    """A script whose ``#!`` interpreter is missing fails in execve with ENOENT, which a shell reports as the
+    script itself not found: name the script and its interpreter instead (127, or 126 when the interpreter
+    cannot be executed), as the kernel reads the line (its first 255 bytes, the first word after ``#!``)."""
+    try:
+        with open(found, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return  # unreadable here: the task's execve says what it finds
+    if not head.startswith(b"#!"):
+        return
+    words = head[2:].split(b"\n", 1)[0].split()
+    if not words:
+        return
+    interpreter = os.fsdecode(words[0])
+    target = os.path.join(cwd or os.getcwd(), interpreter)
+    if not os.path.exists(target):
+        raise CommandNotFound(f"command {command} cannot run: its interpreter {interpreter} (its #! line) is "
+                              "not found")
+    if os.path.isdir(target) or not os.access(target, os.X_OK):
+        raise CommandNotExecutable(f"command {command} cannot run: its interpreter {interpreter} (its #! line) is "
+                                   "not executable")
 
 
 def _chown_record(directory: str, owner: tuple[int, int]) -> None:

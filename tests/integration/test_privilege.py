@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import re
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,118 @@ def test_root_cannot_run_a_users_namespace_task_as_a_third_account(sandbox: Sand
     assert result.returncode == 1
     assert "runs as" in one_warning(result.stderr, "run")
     assert sandbox.lanco(ns, "check", "t").returncode == 1
+
+
+# -- root never reads or writes a path a user's state files choose ---------------------------------------------
+
+SECRET = "root-only-secret-4b7e1d"
+
+
+def _plant(path: Path, text: str, uid: int) -> None:
+    """What the owner can do in their own record directories: write any file there."""
+    path.parent.mkdir(exist_ok=True)
+    os.chown(path.parent, uid, uid)
+    path.write_text(text)
+    os.chown(path, uid, uid)
+
+
+def _plant_link(path: Path, target: Path, uid: int) -> None:
+    path.parent.mkdir(exist_ok=True)
+    os.chown(path.parent, uid, uid)
+    os.symlink(target, path)
+    os.lchown(path, uid, uid)
+
+
+def _root_owned_anywhere(*tops: Path) -> list[str]:
+    found = []
+    for top in tops:
+        for dirpath, dirs, files in os.walk(top):
+            for name in [*dirs, *files]:
+                if os.lstat(os.path.join(dirpath, name)).st_uid == 0:
+                    found.append(os.path.join(dirpath, name))
+    return found
+
+
+def test_root_reads_no_path_a_users_records_choose(sandbox: Sandbox, test_user: str, mode: str) -> None:
+    ns = make_namespace(sandbox, mode, user=test_user)
+    uid = pwd.getpwnam(test_user).pw_uid
+    private = sandbox.root / "root-only"
+    private.mkdir(mode=0o700)
+    secret_log = private / "secret.log"
+    secret_log.write_text(f"{SECRET} in a log\n")
+    secret_spec = private / "spec.json"
+    secret_spec.write_text(json.dumps({"run_id": "s", "argv": [SECRET], "log": str(secret_log)}))
+    secret_result = private / "result"
+    secret_result.write_text(f"run_id=s\nresult={SECRET}\nexit_code=3\nsignal=\n")
+    for path in (secret_log, secret_spec, secret_result):
+        path.chmod(0o600)
+    with open("/etc/shadow") as f:
+        shadow_line = f.readline().strip()
+    assert shadow_line
+    # Root-owned and world-readable in a directory only root may write: the owner cannot append to it.
+    victim_dir = sandbox.root / "root-owned"
+    victim_dir.mkdir(mode=0o755)
+    victim = victim_dir / "victim.log"
+    victim.write_text("untouched\n")
+    victim.chmod(0o644)
+    hook_dir = sandbox.root / "hook-out"
+    hook_dir.mkdir()
+    os.chown(hook_dir, uid, uid)
+    hook_out = hook_dir / "out"
+    tasks = sandbox.state_dir(ns) / "tasks"
+    finished = "run_id=r1\nresult=exited\nexit_code=0\nsignal=\n"
+    # The issue's case: a finished record whose log is /etc/shadow; then a log only root may read.
+    _plant(tasks / "shadow" / "spec.json", json.dumps({"run_id": "r1", "argv": ["true"], "log": "/etc/shadow"}),
+           uid)
+    _plant(tasks / "shadow" / "result", finished, uid)
+    _plant(tasks / "secret" / "spec.json", json.dumps({"run_id": "r1", "argv": ["true"], "log": str(secret_log)}),
+           uid)
+    _plant(tasks / "secret" / "result", finished, uid)
+    # Record files that are links to root-only files.
+    _plant_link(tasks / "linked" / "spec.json", secret_spec, uid)
+    _plant_link(tasks / "linked" / "result", secret_result, uid)
+    _plant(tasks / "resultlink" / "spec.json", json.dumps({"run_id": "s", "argv": ["true"]}), uid)
+    _plant_link(tasks / "resultlink" / "result", secret_result, uid)
+    # A run that started (pid) and whose monitor is gone: the next command records it lost and runs its hook,
+    # whose output the record sends to a root-owned file.
+    _plant(tasks / "hooked" / "spec.json", json.dumps({
+        "run_id": "r2", "argv": ["true"], "log": str(victim),
+        "exit_command": f"id -u > {hook_out}; cat {secret_log} /etc/shadow >> {hook_out} 2>/dev/null; echo x"}), uid)
+    _plant(tasks / "hooked" / "pid", "1\n", uid)
+
+    outputs = []
+    for args in (["logs", "shadow"], ["logs", "-n", "1", "shadow"], ["logs", "-f", "shadow"], ["logs", "secret"],
+                 ["logs", "linked"], ["logs", "resultlink"], ["status", "shadow"], ["status", "--json", "secret"],
+                 ["status", "linked"], ["status", "resultlink"], ["status", "hooked"], ["wait", "hooked"],
+                 ["wait", "shadow"], ["wait", "linked"], ["stop", "shadow"], ["stop", "linked"],
+                 ["stop", "shadow", "linked"], ["stop", "--all"], ["kill", "shadow"], ["ls"], ["ls", "--all"],
+                 ["ls", "-l", "--all"], ["ls", "--all", "--json"], ["ls", "-q", "--all"], ["dump"],
+                 ["top", "-n", "1", "-d", "0.1"], ["top", "-n", "1", "-d", "0.1", "--json"],
+                 ["release", "-n", "linked"], ["release", "-n"]):
+        result = sandbox.lanco(ns, *args, timeout=20)
+        outputs.append((args, result))
+        for text in (result.stdout, result.stderr):
+            assert SECRET not in text and shadow_line not in text, (args, text)
+    refusals = {tuple(args): result for args, result in outputs if args[0] == "logs"}
+    for refused in (("logs", "shadow"), ("logs", "-n", "1", "shadow"), ("logs", "-f", "shadow")):
+        assert refusals[refused].returncode == 1, refused
+        assert one_warning(refusals[refused].stderr, "logs") == "cannot read log /etc/shadow: permission denied"
+    assert one_warning(refusals[("logs", "secret")].stderr, "logs") == \
+        f"cannot read log {secret_log}: permission denied"
+    statuses = {tuple(args): result for args, result in outputs if args[0] == "status"}
+    assert statuses[("status", "shadow")].returncode == 0
+    assert statuses[("status", "linked")].returncode == 1
+    assert one_warning(statuses[("status", "linked")].stderr, "status") == \
+        f"cannot read the record of task linked: {tasks / 'linked' / 'spec.json'}: permission denied"
+    assert statuses[("status", "resultlink")].returncode == 1
+    assert wait_until(lambda: hook_out.exists() and hook_out.read_text() != "")
+    assert wait_until(lambda: hook_out.read_text().startswith(f"{uid}\n"))
+    assert victim.read_text() == "untouched\n" and victim.stat().st_uid == 0
+    assert _root_owned_anywhere(tasks, sandbox.log_dir(ns)) == []
+    sandbox.ok(ns, "release", "shadow")
+    sandbox.ok(ns, "release", "secret")
+    for linked in ("linked", "resultlink"):
+        (tasks / linked / "result").unlink()
+        (tasks / linked / "spec.json").unlink()
+        sandbox.ok(ns, "release", linked)
+    assert secret_spec.exists() and secret_result.exists() and secret_log.read_text() == f"{SECRET} in a log\n"

@@ -142,6 +142,28 @@ def test_cgroup_mode_must_match_the_namespace(capsys: pytest.CaptureFixture[str]
     assert one_line(capsys) == ("check", "namespace testns was initialised in cgroup mode v2, not hybrid")
 
 
+@pytest.mark.parametrize("given", [["--cgroup-base", "/elsewhere"], ["--cgroup-base=/elsewhere/"], []])
+def test_cgroup_base_must_match_the_namespace(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                              given: list[str]) -> None:
+    existing_namespace()
+    if not given:
+        monkeypatch.setenv("LANCO_CGROUP_BASE", "/elsewhere")
+    for command in (["check", "t"], ["ls"], ["status", "t"], ["run", "t", "true"], ["stop", "t"]):
+        assert main([*given, "testns", *command]) == 2
+        assert one_line(capsys) == (command[0], "namespace testns was initialised with cgroup base "
+                                                "/lanco-unit-test-never-used, not /elsewhere")
+
+
+def test_the_recorded_cgroup_base_given_again_is_accepted(capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    existing_namespace()
+    monkeypatch.setenv("LANCO_CGROUP_BASE", "/lanco-unit-test-never-used/")
+    from lanco.namespace import Namespace
+
+    assert Namespace("testns").config.cgroup_base == "/lanco-unit-test-never-used"
+    assert Namespace("testns", cgroup_base="/lanco-unit-test-never-used").name == "testns"
+
+
 def test_cgroup_mode_from_the_environment(capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     existing_namespace()

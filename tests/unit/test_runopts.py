@@ -205,3 +205,67 @@ class TestRunPlan:
         assert set(limits.SPECS) == limits.LimitOptions.__optional_keys__
         assert runopts.RunOptions.__optional_keys__ == runopts.RUN_OPTION_KEYS
         assert runopts.RunOptions.__required_keys__ == frozenset()
+
+
+# -- what execve takes ------------------------------------------------------------------------------------------
+
+
+def test_exec_size_per_string_is_the_kernels() -> None:
+    from lanco.runopts import MAX_ARG_STRLEN, check_exec_size
+
+    value = "x" * (MAX_ARG_STRLEN - len("BIG=") - 1)  # NAME=value and its NUL: exactly the limit
+    check_exec_size(["true"], {"BIG": value})
+    with pytest.raises(UsageError, match=r"^environment variable BIG is 131073 bytes with its name, over the "
+                                         r"kernel's limit of 131072 for one string \(MAX_ARG_STRLEN\): execve "
+                                         r"would fail with E2BIG$"):
+        check_exec_size(["true"], {"BIG": value + "x"})
+    check_exec_size(["echo", "y" * (MAX_ARG_STRLEN - 1)], {})
+    with pytest.raises(UsageError, match=r"^argument 1 of the command is 131073 bytes, over .*E2BIG$"):
+        check_exec_size(["echo", "y" * MAX_ARG_STRLEN], {})
+    with pytest.raises(UsageError, match=r"^the command is 1048578 bytes"):
+        check_exec_size(["/" + "z" * (1 << 20)], {})
+
+
+def test_exec_size_in_total_follows_the_stack_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from lanco import runopts
+
+    def stack(limit: int) -> None:
+        monkeypatch.setattr(resource, "getrlimit", lambda which: (limit, resource.RLIM_INFINITY))
+
+    stack(8 << 20)
+    assert runopts.exec_limit() == 2 << 20
+    stack(resource.RLIM_INFINITY)
+    assert runopts.exec_limit() == 6 << 20
+    stack(64 << 10)
+    assert runopts.exec_limit() == 128 << 10
+    stack(8 << 20)
+    env = {f"V{i}": "v" * 100_000 for i in range(21)}
+    with pytest.raises(UsageError, match=r"^the command and its environment take 21\d{5} bytes, over the kernel's "
+                                         r"limit of 2097152 for all of them \(ARG_MAX: .*E2BIG$"):
+        runopts.check_exec_size(["true"], env)
+    runopts.check_exec_size(["true"], dict(list(env.items())[:20]))
+
+
+def test_interpreter_of_a_script_is_read_as_the_kernel_reads_it(tmp_path: Path) -> None:
+    from lanco.errors import CommandNotExecutable, CommandNotFound
+    from lanco.task import _resolve_command
+
+    script = tmp_path / "s"
+    script.write_text("#!\tinterp\t-x\n")
+    script.chmod(0o755)
+    with pytest.raises(CommandNotFound, match=r"^command \./s cannot run: its interpreter interp \(its #! line\) "
+                                              r"is not found$") as caught:
+        _resolve_command("./s", "", str(tmp_path))  # relative: to the task's working directory, as execve
+    assert caught.value.exit_code == 127
+    (tmp_path / "interp").write_text("")
+    (tmp_path / "interp").chmod(0o644)
+    with pytest.raises(CommandNotExecutable) as refused:
+        _resolve_command("./s", "", str(tmp_path))
+    assert refused.value.exit_code == 126
+    (tmp_path / "interp").chmod(0o755)
+    assert _resolve_command("./s", "", str(tmp_path)) == os.path.join(tmp_path, "./s")
+    for harmless in ("#!\n", "no shebang\n", ""):
+        script.write_text(harmless)
+        assert _resolve_command("./s", "", str(tmp_path)) == os.path.join(tmp_path, "./s")

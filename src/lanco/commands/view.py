@@ -6,18 +6,19 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
+from lanco import logfile
 from lanco.cli import Options, namespace_for, parser_for, task_for
-from lanco.errors import LancoError, PermissionDenied, UsageError
+from lanco.errors import LancoError, UsageError
 
 if TYPE_CHECKING:
     from lanco import top
     from lanco.record import TaskRecord
     from lanco.task import Task
 
-LOG_POLL_S = 0.2
-"""How often ``logs -f`` looks for new output, a rotation or a new run once the log is idle."""
+LOG_POLL_S = logfile.POLL_S
+_tail_start = logfile.tail_start
 
 
 def cmd_namespaces(args: list[str], options: Options) -> int:
@@ -188,50 +189,6 @@ def _top_stream(take: Callable[[], top.Sample], delay: float, sort: str, iterati
 # -- logs ------------------------------------------------------------------------------------------------------
 
 
-def _log_path(task: Task) -> str:
-    from lanco.record import read_spec
-
-    spec = read_spec(task.state_dir) or {}
-    log = spec.get("log")
-    return str(log) if log else task.namespace.config.default_log(task.name)
-
-
-def _open_log(path: str) -> BinaryIO | None:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        return None
-    except PermissionError:
-        raise PermissionDenied(f"cannot read log {path}: permission denied") from None
-
-
-def _tail_start(f: BinaryIO, lines: int) -> int:
-    """The offset of the last ``lines`` lines, found by reading backwards a block at a time."""
-    end = f.seek(0, os.SEEK_END)
-    if lines <= 0:
-        return end
-    position, found, block = end, 0, 65536
-    # A final newline ends the last line rather than starting an empty one.
-    f.seek(max(0, end - 1))
-    skip_last = f.read(1) == b"\n"
-    while position > 0:
-        step = min(block, position)
-        position -= step
-        f.seek(position)
-        chunk = f.read(step)
-        if skip_last and position + step == end:
-            chunk = chunk[:-1]
-        index = len(chunk)
-        while True:
-            index = chunk.rfind(b"\n", 0, index)
-            if index < 0:
-                break
-            found += 1
-            if found == lines:
-                return position + index + 1
-    return 0
-
-
 def cmd_logs(ns: str, args: list[str], options: Options) -> int:
     parser = parser_for("logs")
     parser.add_argument("-f", "--follow", action="store_true",
@@ -244,77 +201,8 @@ def cmd_logs(ns: str, args: list[str], options: Options) -> int:
         if not opts.lines.isdigit():
             raise UsageError(f"invalid number of lines {opts.lines!r}: a whole number")
         lines = int(opts.lines)
-    task = task_for(ns, opts.task, options)
-    path = _log_path(task)
-    out = sys.stdout.buffer
-    f = _open_log(path)
-    if f is None and not opts.follow:
-        if task.record().state == "unknown":
-            raise LancoError(f"task {opts.task} is not known")
-        raise LancoError(f"task {opts.task} has no log: {path} does not exist")
-    if f is not None:
-        if lines is not None:
-            f.seek(_tail_start(f, lines))
-        _copy(f, out)
-    if not opts.follow:
-        if f is not None:
-            f.close()
-        return 0
-    _follow(task, path, f, out)
-    return 0  # not reached: following ends with an interrupt
-
-
-def _copy(f: BinaryIO, out: BinaryIO) -> bool:
-    copied = False
-    while chunk := f.read(65536):
-        out.write(chunk)
-        copied = True
-    if copied:
-        out.flush()
-    return copied
-
-
-def _follow(task: Task, path: str, f: BinaryIO | None, out: BinaryIO) -> None:
-    """``tail -F`` for a task: reopen by path when the file is replaced (the next run rotates the log to
-    ``.1`` and starts a new one) or when a new run logs elsewhere; start over when it is truncated."""
-    spec_path = os.path.join(task.state_dir, "spec.json")
-    spec_stamp = _stamp(spec_path)
-    while True:
-        if f is not None and _copy(f, out):
-            continue
-        time.sleep(LOG_POLL_S)
-        stamp = _stamp(spec_path)
-        if stamp != spec_stamp:
-            spec_stamp = stamp
-            new_path = _log_path(task)
-            if new_path != path:
-                if f is not None:
-                    _copy(f, out)
-                    f.close()
-                path, f = new_path, _open_log(new_path)
-                continue
-        try:
-            on_disk = os.stat(path)
-        except FileNotFoundError:
-            continue  # rotated away, the new one not created yet
-        if f is None:
-            f = _open_log(path)
-            continue
-        mine = os.fstat(f.fileno())
-        if (on_disk.st_ino, on_disk.st_dev) != (mine.st_ino, mine.st_dev):
-            _copy(f, out)  # what the old run wrote after our last read
-            f.close()
-            f = _open_log(path)
-        elif on_disk.st_size < f.tell():
-            f.seek(0)
-
-
-def _stamp(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns)
+    task_for(ns, opts.task, options).show_log(sys.stdout.buffer, lines=lines, follow=opts.follow)
+    return 0
 
 
 def readable_records(tasks: list[Task], token: str) -> list[TaskRecord]:
