@@ -57,9 +57,14 @@ class BusTimeout(BusError):
 
 
 class Message:
-    __slots__ = ("body", "error_name", "interface", "kind", "member", "path", "reply_serial", "serial")
+    """A message as read: its header now, its body when first asked for. A manager's private socket carries every
+    signal it sends (units and their properties, as they change) to every client, and a run reads past many of
+    them while it waits for its own reply and job: decoding those would cost it more than the conversation."""
 
-    def __init__(self, kind: int, serial: int, fields: dict[int, Any], body: tuple[Any, ...]) -> None:
+    __slots__ = ("_body", "_raw", "error_name", "interface", "kind", "member", "path", "reply_serial", "serial")
+
+    def __init__(self, kind: int, serial: int, fields: dict[int, Any], body: tuple[Any, ...] | None = None,
+                 raw: tuple[bytes, int, bool] | None = None) -> None:
         self.kind = kind
         self.serial = serial
         self.path = fields.get(_PATH)
@@ -67,7 +72,21 @@ class Message:
         self.member = fields.get(_MEMBER)
         self.error_name = fields.get(_ERROR_NAME)
         self.reply_serial = fields.get(_REPLY_SERIAL)
-        self.body = body
+        self._body = body
+        self._raw = (raw, str(fields.get(_SIGNATURE, "")))
+
+    @property
+    def body(self) -> tuple[Any, ...]:
+        if self._body is None:
+            raw, signature = self._raw
+            values: list[Any] = []
+            if raw is not None:
+                data, position, little = raw
+                for member in split_signature(signature):
+                    value, position = unmarshal(data, position, member, little)
+                    values.append(value)
+            self._body = tuple(values)
+        return self._body
 
 
 # -- marshalling ---------------------------------------------------------------------------------------------
@@ -197,18 +216,14 @@ def message_length(data: bytes) -> int | None:
 
 
 def decode_message(data: bytes) -> Message:
+    """The message in ``data``: its header decoded, its body on demand."""
     little = data[:1] == b"l"
     order = "<" if little else ">"
     kind = data[1]
     (serial,) = struct.unpack_from(order + "I", data, 8)
     raw_fields, position = unmarshal(data, 12, "a(yv)", little)
     position += -position % 8
-    fields = dict(raw_fields)
-    body: list[Any] = []
-    for member in split_signature(fields.get(_SIGNATURE, "")):
-        value, position = unmarshal(data, position, member, little)
-        body.append(value)
-    return Message(kind, serial, fields, tuple(body))
+    return Message(kind, serial, dict(raw_fields), raw=(data, position, little))
 
 
 # -- the connection --------------------------------------------------------------------------------------------
