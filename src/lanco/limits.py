@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import stat
 from collections.abc import Iterable, Mapping
 
@@ -299,6 +298,7 @@ def _cpu_quota(raw: float | str, what: str) -> float:
 
 
 def _integer(raw: int | str, what: str, low: int, high: int | None, *, allow_max: bool) -> int:
+    import re  # parsing only: a run without options loads no re
     if isinstance(raw, bool):
         raise UsageError(f"invalid {what} {raw!r}: expected a whole number")
     if isinstance(raw, str):
@@ -331,6 +331,7 @@ _CPU_LIST = r"[0-9]+(?:-[0-9]+)?(?:,[0-9]+(?:-[0-9]+)?)*"
 
 
 def _cpuset(raw: str, what: str) -> str:
+    import re  # parsing only: a run without options loads no re
     text = str(raw).strip()
     if not re.fullmatch(_CPU_LIST, text, re.ASCII):
         raise UsageError(f"invalid {what} {raw!r}: expected a list of CPUs such as 0-3,6")
@@ -397,6 +398,7 @@ def _device_rates(raw: DeviceRates, what: str) -> tuple[DeviceRate, ...]:
 def block_device(text: str, what: str = "device") -> str:
     """``MAJ:MIN`` of a block device given as a path (its own numbers: a partition stays a partition) or as
     ``MAJ:MIN``; refused when there is no such block device."""
+    import re  # parsing only: a run without options loads no re
     if re.fullmatch(r"[0-9]+:[0-9]+", text, re.ASCII):
         if os.path.isdir(SYS_DEV_BLOCK) and not os.path.exists(os.path.join(SYS_DEV_BLOCK, text)):
             raise UsageError(f"invalid {what}: no block device {text}")

@@ -103,12 +103,24 @@ def read_spec(state_dir: str) -> dict[str, Any] | None:
 
 
 def write_spec(state_dir: str, spec: dict[str, Any]) -> None:
-    import json  # only run writes; everything else reads with jsonread
-
     tmp = os.path.join(state_dir, f"spec.json.{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(spec, f, sort_keys=True)
+        f.write(compact_json(spec))
     os.replace(tmp, os.path.join(state_dir, "spec.json"))
+
+
+def compact_json(value: Any) -> str:
+    """``json.dumps(value, sort_keys=True)``, by the C encoder under it without the json package, which loads re
+    and enum: every run writes a spec, and in an emulated guest that import costs it some 100 ms."""
+    import _json
+
+    encode = _json.make_encoder(None, _unencodable, _json.encode_basestring_ascii, None,
+                                ": ", ", ", True, False, True)
+    return "".join(encode(value, 0))
+
+
+def _unencodable(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def read_result(state_dir: str) -> tuple[dict[str, str], float] | None:

@@ -81,8 +81,6 @@ def begin_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cw
     to :func:`reap_intermediate`. A caller that waits for word from the grandchild anyway (``run`` waits for the
     monitor's report) reaps after that word, so that the two waits overlap instead of adding up."""
     prctl = _prctl() if subreaper else None
-    import signal  # noqa: F401 - loaded here, before the fork, for the child to find in sys.modules
-
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 127
@@ -157,8 +155,6 @@ def spawn_waiting(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd
     go_r, go_w = os.pipe()
     pid_r, pid_w = os.pipe()
     try:
-        import signal  # noqa: F401 - loaded here, before the fork, for the child to find in sys.modules
-
         intermediate = os.fork()
         if intermediate == 0:  # pragma: no cover - runs in the child
             code = 127
@@ -234,7 +230,9 @@ def _settle_as_owner(root_joins: list[str] | None) -> None:  # pragma: no cover 
 
 def _exec_with_fds(argv: list[str], env: dict[str, str], fds: dict[int, int],
                    cwd: str | None) -> None:  # pragma: no cover - runs in the child
-    import signal  # loaded already by start_detached
+    # _signal, the C module under signal: the same calls without signal's enums, which cost a run 1 ms natively
+    # and 25 ms in an emulated guest. It is built in, so the forked child imports it without reading a file.
+    import _signal  # type: ignore[import-not-found]  # typeshed has no stub for it
 
     try:
         # Park every source above the targets first, so that mapping one cannot clobber another.
@@ -247,10 +245,10 @@ def _exec_with_fds(argv: list[str], env: dict[str, str], fds: dict[int, int],
         # An ignored signal stays ignored across execve. CPython ignores SIGPIPE and SIGXFSZ at start-up, a launcher
         # started as a shell's `&` job ignores SIGINT and SIGQUIT, one under nohup SIGHUP: the task gets the
         # defaults a service manager would give it, whatever the launcher ignored.
-        for signum in signal.valid_signals():
-            if signal.getsignal(signum) == signal.SIG_IGN:
-                signal.signal(signum, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        for signum in _signal.valid_signals():
+            if _signal.getsignal(signum) == _signal.SIG_IGN:
+                _signal.signal(signum, _signal.SIG_DFL)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
         os.execve(argv[0], argv, env)
     finally:
         os._exit(127)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 
 from lanco.errors import UsageError
 
@@ -20,6 +19,7 @@ MAX_DURATION = 10 * 365 * 86400.0
 
 def parse_size(text: str, *, what: str = "size", allow_zero: bool = False) -> int:
     """Bytes for ``text``; ``MAX`` for ``max``. Zero is refused unless ``allow_zero`` (a swap limit of 0 means none)."""
+    import re  # parsing only: a run without options loads no re
     if text.strip().lower() in ("max", "infinity"):
         return MAX
     match = re.fullmatch(_SIZE, text.strip(), re.IGNORECASE | re.ASCII)
@@ -35,6 +35,7 @@ def parse_size(text: str, *, what: str = "size", allow_zero: bool = False) -> in
 
 def parse_duration(text: str, *, what: str = "duration", allow_zero: bool = False) -> float:
     """Seconds for ``text`` (a bare number is seconds); must be positive, or zero with ``allow_zero``."""
+    import re  # parsing only: a run without options loads no re
     match = re.fullmatch(_DURATION, text.strip(), re.ASCII)
     if not match:
         raise UsageError(f"invalid {what} {text!r}: expected a number with ms, s, m, h or d")

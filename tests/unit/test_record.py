@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lanco.errors import StateError
 from lanco.record import (
@@ -161,3 +163,16 @@ def test_read_int_file(tmp_path: Path) -> None:
     assert read_int_file(str(path)) == [1234, 5678]
     path.write_text("12 x\n")
     assert read_int_file(str(path)) == []
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20)
+
+
+@given(_JSON_VALUES)
+def test_specs_are_written_as_json_dumps_writes_them(value: object) -> None:
+    from lanco.record import compact_json
+
+    assert compact_json(value) == json.dumps(value, sort_keys=True)
