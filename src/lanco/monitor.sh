@@ -250,14 +250,8 @@ record_run() {
 }
 
 state=$LANCO_MON_STATE
-if [ -n "$LANCO_MON_GO" ]; then
-    # Placed through systemd: the launcher makes a scope around this very process and splits it, then says go.
-    # Its pipe's end without a word (the launcher failed, or died) means this run never happens.
-    read -r _go <&5 || _go=
-    exec 5<&-
-    [ "$_go" = go ] || exit 125
-fi
-join_cgroups "$LANCO_MON_MONITORS" || exit 125
+# Placed through systemd (LANCO_MON_GO), the launcher moves this very process: it joins nothing itself.
+[ -n "$LANCO_MON_GO" ] || join_cgroups "$LANCO_MON_MONITORS" || exit 125
 read_starttime
 # Written in place rather than through a temp file and mv, which would cost an exec on every start: run removed
 # the old file, and a reader that finds none or an empty one takes it alike as "no monitor yet".
@@ -272,6 +266,15 @@ for _line in $LANCO_MON_STATS; do
     [ "$_key" = oom_kills ] && { oom_path=$_path; oom_field=$_field; }
 done
 IFS=$_ifs
+
+if [ -n "$LANCO_MON_GO" ]; then
+    # The launcher makes a systemd scope around this process and splits it meanwhile (what comes before this
+    # needs no cgroup, and overlaps that), then says go. Its pipe's end without a word (the launcher failed, or
+    # died) means this run never happens: nothing ran, and the launcher, or whoever finds its spec, clears it.
+    read -r _go <&5 || _go=
+    exec 5<&-
+    [ "$_go" = go ] || exit 125
+fi
 
 runs=0
 restarts=0

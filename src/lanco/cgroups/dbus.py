@@ -238,31 +238,40 @@ class Connection:
         self._serial = 0
         self._buffer = b""
         self._pending: list[Message] = []
+        self._path: str | None = None
+        """The socket's path while the server's answer to the authentication is still unread."""
+        self._timeout = 10.0
 
     @classmethod
     def open(cls, path: str, *, bus: bool, timeout: float = 10.0) -> Connection:
-        """Connect to the unix socket ``path`` and authenticate as this process's effective user."""
+        """Connect to the unix socket ``path`` and start authenticating as this process's effective user. The
+        server's answer is read at the first call (or :meth:`reply_to`), so that its round trip overlaps whatever
+        the caller does in between; a refusal is a BusError there."""
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         connection = cls(sock, bus)
         try:
             sock.settimeout(timeout)
             sock.connect(path)
             sock.sendall(b"\0AUTH EXTERNAL " + str(os.geteuid()).encode().hex().encode() + b"\r\n")
-            line = connection._auth_line(time.monotonic() + timeout)
-            if not line.startswith(b"OK "):
-                raise BusError("org.freedesktop.DBus.Error.AuthFailed",
-                               f"{path} refused the authentication: {line.decode(errors='replace')}")
-            sock.sendall(b"BEGIN\r\n")
-            if bus:
-                connection.call(_BUS_NAME, _BUS_PATH, _BUS_NAME, "Hello")
         except OSError as exc:
             connection.close()
             raise BusError("org.freedesktop.DBus.Error.NoServer",
                            f"cannot talk to {path}: {exc.strerror or exc}") from None
-        except BaseException:
-            connection.close()
-            raise
+        connection._path = path
+        connection._timeout = timeout
         return connection
+
+    def _authenticated(self) -> None:
+        if self._path is None:
+            return
+        path, self._path = self._path, None
+        line = self._auth_line(time.monotonic() + self._timeout)
+        if not line.startswith(b"OK "):
+            raise BusError("org.freedesktop.DBus.Error.AuthFailed",
+                           f"{path} refused the authentication: {line.decode(errors='replace')}")
+        self._send(b"BEGIN\r\n")
+        if self.bus:
+            self.call(_BUS_NAME, _BUS_PATH, _BUS_NAME, "Hello")
 
     def close(self) -> None:
         self._sock.close()
@@ -283,20 +292,25 @@ class Connection:
              body: tuple[Any, ...] = ()) -> int:
         """Send a method call; returns its serial, for :meth:`reply_to`. Calls may be sent back to back before
         any reply is read (they are answered in order)."""
+        self._authenticated()
         self._serial += 1
         fields: dict[int, Any] = {_PATH: path, _INTERFACE: interface, _MEMBER: member}
         if self.bus:
             fields[_DESTINATION] = destination
+        self._send(encode_message(METHOD_CALL, self._serial, fields, signature, body))
+        return self._serial
+
+    def _send(self, data: bytes) -> None:
         try:
-            self._sock.sendall(encode_message(METHOD_CALL, self._serial, fields, signature, body))
+            self._sock.sendall(data)
         except OSError as exc:
             raise BusError("org.freedesktop.DBus.Error.Disconnected",
                            f"the connection broke: {exc.strerror or exc}") from None
-        return self._serial
 
     def reply_to(self, serial: int, deadline: float) -> Message:
         """The reply to call ``serial`` (signals and other replies that come first are kept for
         :meth:`next_message`); raises BusError for an error reply, BusTimeout past ``deadline``."""
+        self._authenticated()
         for index, message in enumerate(self._pending):
             if message.reply_serial == serial and message.kind in (METHOD_RETURN, ERROR):
                 del self._pending[index]
@@ -309,6 +323,7 @@ class Connection:
 
     def next_message(self, deadline: float) -> Message:
         """The next message not yet taken: kept ones first, then what arrives (BusTimeout past ``deadline``)."""
+        self._authenticated()
         if self._pending:
             return self._pending.pop(0)
         return self._read(deadline)
