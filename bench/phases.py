@@ -463,6 +463,12 @@ def bulk(settings: Settings, sandbox: Sandbox) -> list[Figure]:
     return [total, launch, stop]
 
 
+def beside_systemd(settings: Settings, sandbox: Sandbox) -> list[Figure]:
+    from bench.beside_systemd import phase
+
+    return phase(settings, sandbox)
+
+
 PHASES: dict[str, Callable[[Settings, Sandbox], list[Figure]]] = {
     "floor": floors,
     "api": api_latency,
@@ -470,4 +476,5 @@ PHASES: dict[str, Callable[[Settings, Sandbox], list[Figure]]] = {
     "scale": scaling,
     "bomb": fork_bomb,
     "bulk": bulk,
+    "systemd": beside_systemd,
 }

@@ -36,7 +36,9 @@ MAIN_LANE = ["tests/integration", "--ignore=tests/integration/test_resources.py"
 LAST = ["tests/guest/test_bench.py"]
 PREPARE = [
     # Compiled once as root: the test users cannot write /src and would compile lanco at every command.
-    "python3 -m compileall -q src tests >/dev/null",
+    "python3 -m compileall -q src tests bench >/dev/null",
+    # Importable under -I too, as if installed (PYTHONPATH serves the rest): python -m bench runs the CLI that way.
+    "ln -sfn /src/src/lanco /usr/lib/python3/dist-packages/lanco",
     "python3 -c 'from tests.conftest import prepare_test_users; prepare_test_users()'",
 ]
 
