@@ -21,6 +21,7 @@ from lanco.errors import (
     LimitUnavailable,
     NotRunning,
     PermissionDenied,
+    StateError,
     StillRunning,
     UsageError,
 )
@@ -638,6 +639,9 @@ class Task:
             os.mkdir(self.state_dir, mode)
         except FileExistsError:
             return
+        except FileNotFoundError:
+            raise StateError(f"the state directory of namespace {self._ns} is damaged: "
+                             f"{self.namespace.config.tasks_dir} is gone (run init again to recreate it)") from None
         os.chmod(self.state_dir, mode)  # the umask took the group's write bit
         if owner is not None:
             os.chown(self.state_dir, *owner)
@@ -665,9 +669,9 @@ class Task:
     @contextlib.contextmanager
     def _lock(self, name: str = "lock") -> Iterator[None]:
         """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name."""
-        fd = self._open_lock(name)
+        fd = self._acquire(name, blocking=True)
+        assert fd is not None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)
@@ -675,26 +679,62 @@ class Task:
     @contextlib.contextmanager
     def _try_lock(self) -> Iterator[bool]:
         try:
-            fd = self._open_lock()
-        except OSError:
+            fd = self._acquire("lock", blocking=False)
+        except (OSError, LancoError):
+            yield False
+            return
+        if fd is None:
             yield False
             return
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
             yield True
         finally:
+            os.close(fd)
+
+    def _acquire(self, name: str, *, blocking: bool) -> int | None:
+        """A descriptor holding the exclusive flock of the record directory's ``name``; None when not ``blocking``
+        and another holds it.
+
+        release removes the record directory, its lock files with it, while it holds ``lock``: a caller that had
+        opened the file and waited then holds a lock on an unlinked file, while the next caller creates a new
+        file at the path and locks that. A lock on an unlinked file protects nothing (two runs of one name both
+        started their command), so a lock counts only while the path still names the very file locked.
+        """
+        path = os.path.join(self.state_dir, name)
+        while True:
+            fd = self._open_lock(name)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                held = os.fstat(fd)
+                try:
+                    named = os.stat(path, follow_symlinks=False)
+                except FileNotFoundError:
+                    named = None
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except BaseException:
+                os.close(fd)
+                raise
+            if named is not None and held.st_nlink > 0 and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+            messages.debug("lock", f"task {self.name}: {name} was removed while waiting for it, locking anew")
             os.close(fd)
 
     def _open_lock(self, name: str = "lock") -> int:
         path = os.path.join(self.state_dir, name)
         # Read-only is enough for flock; readable by all, so that whoever of the owner and the group
         # members created it, the others can lock it too.
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        if (owner := self.namespace.acting_for_owner) is not None:
+        flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        owner = self.namespace.acting_for_owner
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            # The record directory is gone (removed by release meanwhile, or by hand while the task runs): the
+            # cgroup is the truth, and the locks need a directory again.
+            self._ensure_state_dir(owner)
+            fd = os.open(path, flags, 0o644)
+        if owner is not None:
             with contextlib.suppress(OSError):
                 os.fchown(fd, *owner)
         return fd
