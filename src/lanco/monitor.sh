@@ -211,9 +211,11 @@ split_stat_line() { _key=$1; _path=$2; _field=$3; }
 
 marked() {
     # A marker names the run it is meant for ($2, default this run's id), so that a late one cannot mislabel
-    # the next run.
+    # the next run. A stop marker "*" is for whichever run: stop writes it when the task's record is lost (run
+    # removes a marker before it starts a monitor, so that one never outlives the run it was written for).
     _marker=
-    [ -f "$state/$1" ] && read -r _marker < "$state/$1" && [ "$_marker" = "${2:-$LANCO_MON_RUN_ID}" ]
+    [ -f "$state/$1" ] && read -r _marker < "$state/$1" && { [ "$_marker" = "${2:-$LANCO_MON_RUN_ID}" ] ||
+        { [ "$1" = stop ] && [ "$_marker" = "*" ]; }; }
 }
 
 restart_wanted() {

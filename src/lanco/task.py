@@ -61,6 +61,9 @@ if TYPE_CHECKING:
 
 LOST_EXIT_CODE = 255
 """What ``wait`` and ``run -f`` return for a run whose end nobody saw (its monitor died)."""
+_REPORTED_LOSSES: set[tuple[str, str, int]] = set()
+"""Runs (namespace, task, cgroup inode) whose lost record this process has warned of (a command reads a record more
+than once)."""
 _RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "restarting", "runs.jsonl")
 _START_REPORT_TIMEOUT = 30.0
 
@@ -117,7 +120,61 @@ class Task:
 
     def is_active(self) -> bool:
         """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one)."""
-        return self.is_running() or self._restart_pending(read_spec(self.state_dir))
+        if self.is_running():
+            return True
+        try:
+            spec = read_spec(self.state_dir)
+        except StateError:
+            return False  # a damaged spec tells of no restart: what runs is known from the cgroup
+        return self._restart_pending(spec)
+
+    def record_gone(self) -> bool:
+        """True when the record of this run (its spec) is missing: a running task is then known from its cgroup
+        only. Only a look for the file, as root too (it reads nothing), so that check stays cheap."""
+        return not os.path.exists(os.path.join(self.state_dir, "spec.json"))
+
+    def _live_spec(self) -> dict[str, Any] | None:
+        """The spec of a task whose cgroup holds processes. Where it is gone or damaged, None, after one warning
+        that says what was lost (the kernel's cgroup tree is the truth: the task is still checked, stopped and
+        killed from it), and the record directory is made again, so that the locks and the monitor's result have
+        a place."""
+        try:
+            spec = read_spec(self.state_dir)
+        except StateError as exc:
+            self._known_from_cgroup_only(f"{exc.message}; the task is known from its cgroup only")
+            return None
+        if spec is None:
+            self._known_from_cgroup_only(f"task {self.name}: its record is gone; known from its cgroup only")
+        return spec
+
+    def _known_from_cgroup_only(self, text: str) -> None:
+        try:
+            # Once per run: a new run of the name has a new cgroup.
+            key = (self._ns, self.name, os.stat(self._backend.task_dir(self._ns, self.name)).st_ino)
+        except OSError:
+            key = (self._ns, self.name, 0)
+        if key not in _REPORTED_LOSSES:
+            _REPORTED_LOSSES.add(key)
+            messages.warn(messages.command(), text)
+        with contextlib.suppress(OSError, LancoError):
+            self._ensure_state_dir(self.namespace.acting_for_owner)
+            if not self._monitor_alive(None):
+                self._recover_monitor()
+
+    def _recover_monitor(self) -> None:
+        """Write the ``monitor`` and ``pid`` files again from what the kernel shows: the monitor is the parent of
+        the task's first process (a shell running lanco's monitor script). Without them, a command finding the run
+        ended before its monitor wrote the result would take the run for lost and clear its stop marker."""
+        script = package_file(MONITOR_SCRIPT)
+        for pid in self.pids():
+            monitor = procfs.parent(pid)
+            if monitor is None or procfs.argv(monitor)[1:2] != [script]:
+                continue
+            started = procfs.start_time(monitor)
+            if started is not None:
+                self._write_marker("pid", str(pid))
+                self._write_marker("monitor", f"{monitor} {started}")
+            return
 
     def pids(self) -> list[int]:
         return self._backend.pids(self._ns, self.name)
@@ -125,11 +182,17 @@ class Task:
     @_as_owner
     def record(self) -> TaskRecord:
         record = TaskRecord(self._ns, self.name, "unknown")
-        spec = read_spec(self.state_dir)
-        if spec is not None:
-            apply_spec(record, spec)
         backend = self._backend
         exists = backend.task_exists(self._ns, self.name)
+        damage: StateError | None = None
+        try:
+            spec = read_spec(self.state_dir)
+        except StateError as exc:
+            if not exists:
+                raise
+            spec, damage = None, exc  # the cgroup may still tell what runs
+        if spec is not None:
+            apply_spec(record, spec)
         if exists:
             figures = backend.figures(self._ns, self.name)
             record.pids = figures.pids
@@ -140,10 +203,14 @@ class Task:
             main = read_int_file(os.path.join(self.state_dir, "pid"))
             record.main_pid = main[0] if main else None
             if figures.pids:
+                if spec is None:
+                    self._live_spec()
                 record.state = "frozen" if backend.frozen(self._ns, self.name) else "running"
                 # Only a monitor told to restart keeps runs.jsonl: ls and dump spare the others a failed open.
                 record.restarts = self._completed_runs() if _may_restart(spec) else 0
                 return record
+        if damage is not None:
+            raise damage
         result = read_result(self.state_dir)
         if result is not None and (spec is None or result[0].get("run_id") == record.run_id):
             apply_result(record, *result)
@@ -354,11 +421,12 @@ class Task:
         """The first half of a stop: marker, stop signal, thaw. Returns the monotonic time after which the task
         gets killed and its restart delay (how long a monitor pausing before a restart may take to end)."""
         backend = self._backend
-        spec = read_spec(self.state_dir) or {}
+        spec = self._live_spec() or {}
         lifetime = _lifetime(spec)
         timeout = lifetime.stop_timeout if timeout is None else timeout
         stop_signal = lifetime.stop_signal if stop_signal is None else stop_signal
-        self._write_marker("stop", str(spec.get("run_id", "")))
+        # The marker names the run it stops; "*" any run of the monitor, where the record of which is lost.
+        self._write_marker("stop", str(spec.get("run_id", "")) or "*")
         if self._restart_pending(spec):
             self._wake_monitor()
         try:
@@ -461,8 +529,10 @@ class Task:
                                        f"{backend.mode} can only give a task when it starts")
         with self._lock():
             self._require_running()
-            spec = read_spec(self.state_dir) or {}
             wanted.apply(backend, self._ns, self.name)
+            spec = self._live_spec()
+            if spec is None:
+                return self.record()  # no record to keep the limits in: the cgroup holds them
             spec["limits"] = Limits.from_record(spec.get("limits", {})).merged(wanted).as_record()
             write_spec(self.state_dir, spec)
             if (owner := self.namespace.acting_for_owner) is not None:
@@ -472,6 +542,7 @@ class Task:
     def _require_running(self) -> None:
         if not self.is_running():
             raise NotRunning(f"task {self.name} is not running")
+        self._live_spec()
 
     @_as_owner
     def signal(self, signum: int, *, resume: bool = False) -> int:
@@ -483,6 +554,8 @@ class Task:
         import signal
 
         backend, seen = self._backend, set[int]()
+        if self.is_running():
+            self._live_spec()
         for _ in range(50):
             fresh = [p for p in backend.pids(self._ns, self.name) if p not in seen]
             if not fresh:
@@ -513,7 +586,14 @@ class Task:
             if remaining is not None and remaining <= 0:
                 return record
             self._wait_for_monitor(remaining)
-            record = self.record()
+            ended = self.record()
+            if ended.state == "unknown":
+                # The run ended, and neither its monitor nor anyone else could record how (its record directory
+                # was removed again): waiting longer would be forever.
+                messages.warn(messages.command(), f"task {self.name}: ended with no record of its result")
+                record.state, record.pids = "lost", []
+                return record
+            record = ended
         return record
 
     def _wait_for_monitor(self, timeout: float | None) -> None:
@@ -540,11 +620,23 @@ class Task:
 
     def _await_end(self, timeout: float) -> TaskRecord:
         deadline = time.monotonic() + timeout
-        record = self.record()
+        record = self._ended_record()
         while record.state not in FINISHED_STATES and time.monotonic() < deadline:
             time.sleep(0.002)
-            record = self.record()
+            record = self._ended_record()
         return record
+
+    def _ended_record(self) -> TaskRecord:
+        """:meth:`record`, or where the spec is damaged (named in a warning already), what the result says: a stop
+        of a task known from its cgroup only does not fail once the task has ended."""
+        try:
+            return self.record()
+        except StateError:
+            record = TaskRecord(self._ns, self.name, "unknown")
+            with contextlib.suppress(StateError):
+                if (result := read_result(self.state_dir)) is not None:
+                    apply_result(record, *result)
+            return record
 
     # -- release and recovery ------------------------------------------------------------------------------
 
@@ -595,7 +687,10 @@ class Task:
             # The launcher died before the task started: nothing of this run ever ran, so nothing stays.
             if exists:
                 backend.remove_task(self._ns, self.name)
-            self._clear_run_files()
+            if spec is not None:
+                # Without a spec there is nothing of a run to clear: a record removed by hand leaves only what
+                # the lanco commands since made again, and a monitor no one knows may still write its result.
+                self._clear_run_files()
             return
         if spec is not None and (result is None or result[0].get("run_id") != run_id):
             with contextlib.suppress(FileNotFoundError):
