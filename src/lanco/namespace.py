@@ -258,8 +258,7 @@ class Namespace:
         from lanco.task import Task
 
         self.authorize()
-        backend = self.backend
-        return [Task(self, n) for n in backend.task_names(self.name) if backend.populated(self.name, n)]
+        return [t for t in (Task(self, n) for n in self.backend.task_names(self.name)) if t.is_running()]
 
     def stop_tasks(self, names: Sequence[str] | None = None, *, timeout: float | None = None,
                    stop_signal: int | None = None) -> dict[str, TaskRecord | LancoError]:

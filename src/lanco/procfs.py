@@ -40,10 +40,10 @@ def start_time(pid: int) -> int | None:
 
 
 def parent(pid: int) -> int | None:
-    """Field 4 of /proc/PID/stat, the parent's pid; None when the process is gone."""
+    """Field 4 of /proc/PID/stat, the parent's pid; None when the process is gone or a zombie."""
     try:
-        text = read_bytes(f"/proc/{pid}/stat").decode("ascii", errors="replace")
-        return int(text.rpartition(")")[2].split()[1])
+        fields = read_bytes(f"/proc/{pid}/stat").decode("ascii", errors="replace").rpartition(")")[2].split()
+        return None if fields[0] in ("Z", "X") else int(fields[1])
     except (OSError, IndexError, ValueError):
         return None
 

@@ -114,9 +114,12 @@ class Task:
     # -- queries -------------------------------------------------------------------------------------------
 
     def is_running(self) -> bool:
-        """True while the task's cgroup holds at least one process."""
+        """True while the task's cgroup (in any hierarchy) holds at least one process, or its first process lives
+        on outside it (see :meth:`_stray_first_process`)."""
         backend = self._backend
-        return backend.task_exists(self._ns, self.name) and backend.populated(self._ns, self.name)
+        if not backend.task_exists(self._ns, self.name):
+            return False
+        return backend.populated(self._ns, self.name) or self._stray_first_process([]) is not None
 
     def is_active(self) -> bool:
         """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one)."""
@@ -177,7 +180,23 @@ class Task:
             return
 
     def pids(self) -> list[int]:
-        return self._backend.pids(self._ns, self.name)
+        found = self._backend.pids(self._ns, self.name)
+        stray = self._stray_first_process(found)
+        return found if stray is None else [*found, stray]
+
+    def _stray_first_process(self, known: list[int], main: int | None = None) -> int | None:
+        """The task's first process (``main``, else the one the record names) where it moved itself out of every
+        cgroup of the task, into ``.monitors`` or another task's (an owner may write those in v1): its monitor
+        waits for it all the same, so it stays this task's, shown and stopped as such, until it ends."""
+        if main is None:
+            recorded = read_int_file(os.path.join(self.state_dir, "pid"))
+            main = recorded[0] if recorded else None
+        if main is None or main in known:
+            return None
+        monitor = read_int_file(os.path.join(self.state_dir, "monitor"))
+        if len(monitor) != 2 or procfs.parent(main) != monitor[0] or not procfs.is_same_process(*monitor):
+            return None
+        return main
 
     @_as_owner
     def record(self) -> TaskRecord:
@@ -202,7 +221,10 @@ class Task:
             record.oom_kills = figures.oom_kills
             main = read_int_file(os.path.join(self.state_dir, "pid"))
             record.main_pid = main[0] if main else None
-            if figures.pids:
+            stray = self._stray_first_process(figures.pids, record.main_pid)
+            if stray is not None:
+                record.pids = [*figures.pids, stray]
+            if record.pids:
                 if spec is None:
                     self._live_spec()
                 record.state = "frozen" if backend.frozen(self._ns, self.name) else "running"
@@ -363,7 +385,7 @@ class Task:
                 return
             except FileExistsError:
                 pass
-            if backend.populated(self._ns, self.name):
+            if self.is_running():
                 break
             spec = read_spec(self.state_dir)
             if self._monitor_alive(spec) and self._restart_pending(spec):
@@ -372,7 +394,7 @@ class Task:
                 # The run ended and its monitor is removing the cgroups: that takes milliseconds.
                 deadline = time.monotonic() + 3.0
                 while backend.task_exists(self._ns, self.name) and time.monotonic() < deadline:
-                    if backend.populated(self._ns, self.name):
+                    if self.is_running():
                         raise AlreadyRunning(f"task {self.name} is already running")
                     time.sleep(0.005)
             else:
@@ -447,17 +469,44 @@ class Task:
     def _finish_stop(self, deadline: float, restart_delay: float) -> TaskRecord:
         """The second half: wait for the task to end until ``deadline``, kill what is left, await its result."""
         backend = self._backend
-        if not backend.wait_empty(self._ns, self.name, max(0.0, deadline - time.monotonic())):
+        if not self._wait_gone(deadline):
             messages.debug("stop", f"task {self.name}: still running after its stop timeout, killing it")
             for _ in range(10):
                 backend.kill(self._ns, self.name)
-                if backend.wait_empty(self._ns, self.name, 1.0):
+                self._kill_stray()
+                if self._wait_gone(time.monotonic() + 1.0):
                     break
             else:
                 raise CgroupError(f"task {self.name} still has processes after SIGKILL: "
                                   f"{' '.join(map(str, self.pids()))}")
         # A monitor pausing before a restart that could not be woken ends when its pause does.
         return self._await_end(5.0 + restart_delay)
+
+    def _wait_gone(self, deadline: float) -> bool:
+        """Wait until the task's cgroups are empty and no first process of it lives outside them."""
+        if not self._backend.wait_empty(self._ns, self.name, max(0.0, deadline - time.monotonic())):
+            return False
+        delay = 0.005
+        while self._stray_first_process([]) is not None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        return True
+
+    def _kill_stray(self) -> None:
+        import signal
+
+        stray = self._stray_first_process([])
+        if stray is None:
+            return
+        try:
+            os.kill(stray, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            raise PermissionDenied(f"cannot kill process {stray} of task {self.name}: it runs as another user") \
+                from None
 
     def _wake_monitor(self) -> None:
         """Cut short a monitor's pause before a restart (it checks the stop marker when woken)."""
@@ -553,11 +602,11 @@ class Task:
         """
         import signal
 
-        backend, seen = self._backend, set[int]()
+        seen = set[int]()
         if self.is_running():
             self._live_spec()
         for _ in range(50):
-            fresh = [p for p in backend.pids(self._ns, self.name) if p not in seen]
+            fresh = [p for p in self.pids() if p not in seen]
             if not fresh:
                 break
             for pid in fresh:
