@@ -95,6 +95,7 @@ class Task:
     def __init__(self, namespace: Namespace, name: str) -> None:
         self.namespace = namespace
         self.name = check_task_name(name)
+        self._stopped_cgroup: int | None = None
 
     def __repr__(self) -> str:
         return f"Task({self.namespace.name!r}, {self.name!r})"
@@ -443,6 +444,7 @@ class Task:
         """The first half of a stop: marker, stop signal, thaw. Returns the monotonic time after which the task
         gets killed and its restart delay (how long a monitor pausing before a restart may take to end)."""
         backend = self._backend
+        self._stopped_cgroup = self._cgroup_id()
         spec = self._live_spec() or {}
         lifetime = _lifetime(spec)
         timeout = lifetime.stop_timeout if timeout is None else timeout
@@ -470,6 +472,10 @@ class Task:
         """The second half: wait for the task to end until ``deadline``, kill what is left, await its result."""
         backend = self._backend
         if not self._wait_gone(deadline):
+            if self._cgroup_id() != self._stopped_cgroup:
+                # The run stopped ended, and a new run of the name (run does not wait for stops) has a new cgroup:
+                # it is not this stop's to kill.
+                return self._ended_record()
             messages.debug("stop", f"task {self.name}: still running after its stop timeout, killing it")
             for _ in range(10):
                 backend.kill(self._ns, self.name)
@@ -481,6 +487,13 @@ class Task:
                                   f"{' '.join(map(str, self.pids()))}")
         # A monitor pausing before a restart that could not be woken ends when its pause does.
         return self._await_end(5.0 + restart_delay)
+
+    def _cgroup_id(self) -> int | None:
+        """The tracker cgroup's inode: each run has a cgroup of its own (restarts of one run keep theirs)."""
+        try:
+            return os.stat(self._backend.task_dir(self._ns, self.name)).st_ino
+        except OSError:
+            return None
 
     def _wait_gone(self, deadline: float) -> bool:
         """Wait until the task's cgroups are empty and no first process of it lives outside them."""
