@@ -179,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command not in COMMANDS:
             raise UsageError(f"unknown command {command!r} (see lanco --help)")
         token = command
+        messages.set_command(command)
         from lanco.names import check_namespace_name
 
         check_namespace_name(ns)

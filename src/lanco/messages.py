@@ -7,6 +7,17 @@ import time
 
 _debug_level = 0
 _debug_tokens: set[str] = set()
+_command = "lanco"
+
+
+def set_command(token: str) -> None:
+    """The command running (``stop``, ``ls``): what warnings from deep inside it are tagged with."""
+    global _command
+    _command = token
+
+
+def command() -> str:
+    return _command
 
 
 def configure(debug_level: int, tokens: list[str]) -> None:

@@ -51,12 +51,21 @@ has_processes() {
 task_populated() {
     # The task still has a process, its sub-cgroups included where v2 says so.
     if [ -n "$LANCO_MON_EVENTS" ]; then
+        _populated=0
         while read -r _k _v; do
-            [ "$_k" = populated ] && { [ "$_v" = 1 ]; return; }
+            [ "$_k" = populated ] && _populated=$_v
         done < "$LANCO_MON_EVENTS" 2>/dev/null
-        return 1
+        [ "$_populated" = 1 ] && return 0
+    else
+        has_processes "$LANCO_MON_TRACKER" && return 0
     fi
-    has_processes "$LANCO_MON_TRACKER"
+    # A process that moved itself out of the tracker's cgroup is still the task's in the task's other cgroups.
+    _ifs=$IFS; IFS=$NL
+    for _d in $LANCO_MON_DIRS; do
+        [ "$_d" != "$LANCO_MON_TRACKER" ] && has_processes "$_d" && { IFS=$_ifs; return 0; }
+    done
+    IFS=$_ifs
+    return 1
 }
 
 wait_until_empty() {
@@ -65,11 +74,11 @@ wait_until_empty() {
     if [ -n "$LANCO_MON_EVENTS" ] && [ -n "$LANCO_MON_WAITER" ]; then
         # Rare case (the first process left children behind): poll() cgroup.events from a short helper.
         _ifs=$IFS; IFS=$NL; set -- $LANCO_MON_WAITER; IFS=$_ifs
-        "$@" "$LANCO_MON_EVENTS" && return 0
+        "$@" "$LANCO_MON_EVENTS" && ! task_populated && return 0
     fi
     # No notification without privilege in v1: back off up to 2 s between looks.
     _delay=0.05
-    while has_processes "$LANCO_MON_TRACKER"; do
+    while task_populated; do
         sleep "$_delay"
         case $_delay in 0.05) _delay=0.1 ;; 0.1) _delay=0.2 ;; 0.2) _delay=0.5 ;; 0.5) _delay=1 ;; *) _delay=2 ;; esac
     done
@@ -78,11 +87,19 @@ wait_until_empty() {
 signal_all() {
     # Sends signal number $1 to every process of the task (and SIGCONT after it when $2 is "cont", so that a
     # stopped process acts on it). Sub-cgroups one level down are covered: a v1 task may make some.
-    _sig=$1; _cont=$2
+    # The task's cgroups in the other hierarchies too, once each process: one that left the tracker's is there.
+    _sig=$1; _cont=$2; _sent=' '
     set +f; set -- "$LANCO_MON_TRACKER/cgroup.procs" "$LANCO_MON_TRACKER"/*/cgroup.procs; set -f
+    _ifs=$IFS; IFS=$NL
+    for _d in $LANCO_MON_DIRS; do
+        [ "$_d" = "$LANCO_MON_TRACKER" ] || set -- "$@" "$_d/cgroup.procs"
+    done
+    IFS=$_ifs
     for _procs do
         [ -r "$_procs" ] || continue
         while read -r _p; do
+            case $_sent in *" $_p "*) continue ;; esac
+            _sent="$_sent$_p "
             kill -"$_sig" "$_p" 2>/dev/null
             [ "$_cont" = cont ] && kill -CONT "$_p" 2>/dev/null
         done < "$_procs"
@@ -99,7 +116,8 @@ thaw() {
 kill_all() {
     if [ -n "$LANCO_MON_KILL" ] && echo 1 2>/dev/null > "$LANCO_MON_KILL"; then
         thaw
-        return 0
+        # Only a task with cgroups in other hierarchies too (hybrid) can have a process outside the tracker's.
+        case $LANCO_MON_DIRS in *"$NL"*) ;; *) return 0 ;; esac
     fi
     # Without cgroup.kill: passes of SIGKILL until nobody is left (a process may fork while being killed).
     _pass=0
@@ -215,9 +233,11 @@ split_stat_line() { _key=$1; _path=$2; _field=$3; }
 
 marked() {
     # A marker names the run it is meant for ($2, default this run's id), so that a late one cannot mislabel
-    # the next run.
+    # the next run. A stop marker "*" is for whichever run: stop writes it when the task's record is lost (run
+    # removes a marker before it starts a monitor, so that one never outlives the run it was written for).
     _marker=
-    [ -f "$state/$1" ] && read -r _marker < "$state/$1" && [ "$_marker" = "${2:-$LANCO_MON_RUN_ID}" ]
+    [ -f "$state/$1" ] && read -r _marker < "$state/$1" && { [ "$_marker" = "${2:-$LANCO_MON_RUN_ID}" ] ||
+        { [ "$1" = stop ] && [ "$_marker" = "*" ]; }; }
 }
 
 restart_wanted() {

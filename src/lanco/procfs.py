@@ -39,6 +39,24 @@ def start_time(pid: int) -> int | None:
         return None
 
 
+def parent(pid: int) -> int | None:
+    """Field 4 of /proc/PID/stat, the parent's pid; None when the process is gone or a zombie."""
+    try:
+        fields = read_bytes(f"/proc/{pid}/stat").decode("ascii", errors="replace").rpartition(")")[2].split()
+        return None if fields[0] in ("Z", "X") else int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def argv(pid: int) -> list[str]:
+    """The process's arguments as it was started with them; empty when it is gone (or a kernel thread)."""
+    try:
+        raw = read_bytes(f"/proc/{pid}/cmdline")
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")[:-1]
+
+
 def is_same_process(pid: int, started: int) -> bool:
     return start_time(pid) == started
 

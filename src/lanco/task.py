@@ -20,6 +20,7 @@ from lanco.errors import (
     LimitUnavailable,
     NotRunning,
     PermissionDenied,
+    StateError,
     StillRunning,
     UsageError,
 )
@@ -61,6 +62,9 @@ if TYPE_CHECKING:
 
 LOST_EXIT_CODE = 255
 """What ``wait`` and ``run -f`` return for a run whose end nobody saw (its monitor died)."""
+_REPORTED_LOSSES: set[tuple[str, str, int]] = set()
+"""Runs (namespace, task, cgroup inode) whose lost record this process has warned of (a command reads a record more
+than once)."""
 _RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "restarting", "runs.jsonl", "oom_base")
 _START_REPORT_TIMEOUT = 30.0
 
@@ -76,6 +80,7 @@ class Task:
     def __init__(self, namespace: Namespace, name: str) -> None:
         self.namespace = namespace
         self.name = check_task_name(name)
+        self._stopped_cgroup: int | None = None
 
     def __repr__(self) -> str:
         return f"Task({self.namespace.name!r}, {self.name!r})"
@@ -98,26 +103,105 @@ class Task:
     # -- queries -------------------------------------------------------------------------------------------
 
     def is_running(self) -> bool:
-        """True while the task's cgroup holds at least one process."""
+        """True while the task's cgroup (in any hierarchy) holds at least one process, or its first process lives
+        on outside it (see :meth:`_stray_first_process`)."""
         backend = self._backend
-        return backend.task_exists(self._ns, self.name) and backend.populated(self._ns, self.name)
+        if not backend.task_exists(self._ns, self.name):
+            return False
+        return backend.populated(self._ns, self.name) or self._stray_first_process([]) is not None
 
     @_as_owner
     def is_active(self) -> bool:
         """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one)."""
-        return self.is_running() or self._restart_pending(read_spec(self.state_dir))
+        if self.is_running():
+            return True
+        try:
+            spec = read_spec(self.state_dir)
+        except StateError:
+            return False  # a damaged spec tells of no restart: what runs is known from the cgroup
+        return self._restart_pending(spec)
+
+    def record_gone(self) -> bool:
+        """True when the record of this run (its spec) is missing: a running task is then known from its cgroup
+        only. Only a look for the file, as root too (it reads nothing), so that check stays cheap."""
+        return not os.path.exists(os.path.join(self.state_dir, "spec.json"))
+
+    def _live_spec(self) -> dict[str, Any] | None:
+        """The spec of a task whose cgroup holds processes. Where it is gone or damaged, None, after one warning
+        that says what was lost (the kernel's cgroup tree is the truth: the task is still checked, stopped and
+        killed from it), and the record directory is made again, so that the locks and the monitor's result have
+        a place."""
+        try:
+            spec = read_spec(self.state_dir)
+        except StateError as exc:
+            self._known_from_cgroup_only(f"{exc.message}; the task is known from its cgroup only")
+            return None
+        if spec is None:
+            self._known_from_cgroup_only(f"task {self.name}: its record is gone; known from its cgroup only")
+        return spec
+
+    def _known_from_cgroup_only(self, text: str) -> None:
+        try:
+            # Once per run: a new run of the name has a new cgroup.
+            key = (self._ns, self.name, os.stat(self._backend.task_dir(self._ns, self.name)).st_ino)
+        except OSError:
+            key = (self._ns, self.name, 0)
+        if key not in _REPORTED_LOSSES:
+            _REPORTED_LOSSES.add(key)
+            messages.warn(messages.command(), text)
+        with contextlib.suppress(OSError, LancoError):
+            self._ensure_state_dir(self.namespace.acting_for_owner)
+            if not self._monitor_alive(None):
+                self._recover_monitor()
+
+    def _recover_monitor(self) -> None:
+        """Write the ``monitor`` and ``pid`` files again from what the kernel shows: the monitor is the parent of
+        the task's first process (a shell running lanco's monitor script). Without them, a command finding the run
+        ended before its monitor wrote the result would take the run for lost and clear its stop marker."""
+        script = package_file(MONITOR_SCRIPT)
+        for pid in self.pids():
+            monitor = procfs.parent(pid)
+            if monitor is None or procfs.argv(monitor)[1:2] != [script]:
+                continue
+            started = procfs.start_time(monitor)
+            if started is not None:
+                self._write_marker("pid", str(pid))
+                self._write_marker("monitor", f"{monitor} {started}")
+            return
 
     def pids(self) -> list[int]:
-        return self._backend.pids(self._ns, self.name)
+        found = self._backend.pids(self._ns, self.name)
+        stray = self._stray_first_process(found)
+        return found if stray is None else [*found, stray]
+
+    def _stray_first_process(self, known: list[int], main: int | None = None) -> int | None:
+        """The task's first process (``main``, else the one the record names) where it moved itself out of every
+        cgroup of the task, into ``.monitors`` or another task's (an owner may write those in v1): its monitor
+        waits for it all the same, so it stays this task's, shown and stopped as such, until it ends."""
+        if main is None:
+            recorded = read_int_file(os.path.join(self.state_dir, "pid"))
+            main = recorded[0] if recorded else None
+        if main is None or main in known:
+            return None
+        monitor = read_int_file(os.path.join(self.state_dir, "monitor"))
+        if len(monitor) != 2 or procfs.parent(main) != monitor[0] or not procfs.is_same_process(*monitor):
+            return None
+        return main
 
     @_as_owner
     def record(self) -> TaskRecord:
         record = TaskRecord(self._ns, self.name, "unknown")
-        spec = read_spec(self.state_dir)
-        if spec is not None:
-            apply_spec(record, spec)
         backend = self._backend
         exists = backend.task_exists(self._ns, self.name)
+        damage: StateError | None = None
+        try:
+            spec = read_spec(self.state_dir)
+        except StateError as exc:
+            if not exists:
+                raise
+            spec, damage = None, exc  # the cgroup may still tell what runs
+        if spec is not None:
+            apply_spec(record, spec)
         if exists:
             figures = backend.figures(self._ns, self.name)
             record.pids = figures.pids
@@ -127,11 +211,18 @@ class Task:
             record.oom_kills = run_oom_kills(figures.oom_kills, self.state_dir)
             main = read_int_file(os.path.join(self.state_dir, "pid"))
             record.main_pid = main[0] if main else None
-            if figures.pids:
+            stray = self._stray_first_process(figures.pids, record.main_pid)
+            if stray is not None:
+                record.pids = [*figures.pids, stray]
+            if record.pids:
+                if spec is None:
+                    self._live_spec()
                 record.state = "frozen" if backend.frozen(self._ns, self.name) else "running"
                 # Only a monitor told to restart keeps runs.jsonl: ls and dump spare the others a failed open.
                 record.restarts = self._completed_runs() if _may_restart(spec) else 0
                 return record
+        if damage is not None:
+            raise damage
         result = read_result(self.state_dir)
         if result is not None and (spec is None or result[0].get("run_id") == record.run_id):
             apply_result(record, *result)
@@ -221,7 +312,7 @@ class Task:
             raise PermissionDenied(problem)
         owner = self.namespace.acting_for_owner
         run_id = os.urandom(8).hex()
-        with self._lock(make_dir=True):
+        with self._lock():  # the record directory is made with its lock file
             try:
                 self._claim_name(owner, backend.controllers_for(key for key, _ in limits.items()), run_id)
             except BaseException:
@@ -317,7 +408,7 @@ class Task:
                 return
             except FileExistsError:
                 pass
-            if backend.populated(self._ns, self.name):
+            if self.is_running():
                 break
             spec = read_spec(self.state_dir)
             if self._monitor_alive(spec) and self._restart_pending(spec):
@@ -326,7 +417,7 @@ class Task:
                 # The run ended and its monitor is removing the cgroups: that takes milliseconds.
                 deadline = time.monotonic() + 3.0
                 while backend.task_exists(self._ns, self.name) and time.monotonic() < deadline:
-                    if backend.populated(self._ns, self.name):
+                    if self.is_running():
                         raise AlreadyRunning(f"task {self.name} is already running")
                     time.sleep(0.005)
             else:
@@ -347,7 +438,7 @@ class Task:
     def _drop_unrecorded_dir(self) -> None:
         """Remove the record directory when it holds no record, only locks: views list no such directory, and a
         failed or refused run must leave nothing. Called with the start lock held; a launcher waiting for that
-        lock finds its file unlinked and starts over (see :meth:`_lock`)."""
+        lock finds its file unlinked and starts over (see :meth:`_acquire`)."""
         try:
             entries = os.listdir(self.state_dir)
         except OSError:
@@ -392,11 +483,13 @@ class Task:
         """The first half of a stop: marker, stop signal, thaw. Returns the monotonic time after which the task
         gets killed and its restart delay (how long a monitor pausing before a restart may take to end)."""
         backend = self._backend
-        spec = read_spec(self.state_dir) or {}
+        self._stopped_cgroup = self._cgroup_id()
+        spec = self._live_spec() or {}
         lifetime = _lifetime(spec)
         timeout = lifetime.stop_timeout if timeout is None else timeout
         stop_signal = lifetime.stop_signal if stop_signal is None else stop_signal
-        self._write_marker("stop", str(spec.get("run_id", "")))
+        # The marker names the run it stops; "*" any run of the monitor, where the record of which is lost.
+        self._write_marker("stop", str(spec.get("run_id", "")) or "*")
         if self._restart_pending(spec):
             self._wake_monitor()
         try:
@@ -417,17 +510,55 @@ class Task:
     def _finish_stop(self, deadline: float, restart_delay: float) -> TaskRecord:
         """The second half: wait for the task to end until ``deadline``, kill what is left, await its result."""
         backend = self._backend
-        if not backend.wait_empty(self._ns, self.name, max(0.0, deadline - time.monotonic())):
+        if not self._wait_gone(deadline):
+            if self._cgroup_id() != self._stopped_cgroup:
+                # The run stopped ended, and a new run of the name (run does not wait for stops) has a new cgroup:
+                # it is not this stop's to kill.
+                return self._ended_record()
             messages.debug("stop", f"task {self.name}: still running after its stop timeout, killing it")
             for _ in range(10):
                 backend.kill(self._ns, self.name)
-                if backend.wait_empty(self._ns, self.name, 1.0):
+                self._kill_stray()
+                if self._wait_gone(time.monotonic() + 1.0):
                     break
             else:
                 raise CgroupError(f"task {self.name} still has processes after SIGKILL: "
                                   f"{' '.join(map(str, self.pids()))}")
         # A monitor pausing before a restart that could not be woken ends when its pause does.
         return self._await_end(5.0 + restart_delay)
+
+    def _cgroup_id(self) -> int | None:
+        """The tracker cgroup's inode: each run has a cgroup of its own (restarts of one run keep theirs)."""
+        try:
+            return os.stat(self._backend.task_dir(self._ns, self.name)).st_ino
+        except OSError:
+            return None
+
+    def _wait_gone(self, deadline: float) -> bool:
+        """Wait until the task's cgroups are empty and no first process of it lives outside them."""
+        if not self._backend.wait_empty(self._ns, self.name, max(0.0, deadline - time.monotonic())):
+            return False
+        delay = 0.005
+        while self._stray_first_process([]) is not None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        return True
+
+    def _kill_stray(self) -> None:
+        import signal
+
+        stray = self._stray_first_process([])
+        if stray is None:
+            return
+        try:
+            os.kill(stray, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            raise PermissionDenied(f"cannot kill process {stray} of task {self.name}: it runs as another user") \
+                from None
 
     def _wake_monitor(self) -> None:
         """Cut short a monitor's pause before a restart (it checks the stop marker when woken)."""
@@ -499,8 +630,10 @@ class Task:
                                        f"{backend.mode} can only give a task when it starts")
         with self._lock():
             self._require_running()
-            spec = read_spec(self.state_dir) or {}
             wanted.apply(backend, self._ns, self.name)
+            spec = self._live_spec()
+            if spec is None:
+                return self.record()  # no record to keep the limits in: the cgroup holds them
             spec["limits"] = Limits.from_record(spec.get("limits", {})).merged(wanted).as_record()
             write_spec(self.state_dir, spec)
             if (owner := self.namespace.acting_for_owner) is not None:
@@ -510,6 +643,7 @@ class Task:
     def _require_running(self) -> None:
         if not self.is_running():
             raise NotRunning(f"task {self.name} is not running")
+        self._live_spec()
 
     @_as_owner
     def signal(self, signum: int, *, resume: bool = False) -> int:
@@ -520,9 +654,11 @@ class Task:
         """
         import signal
 
-        backend, seen = self._backend, set[int]()
+        seen = set[int]()
+        if self.is_running():
+            self._live_spec()
         for _ in range(50):
-            fresh = [p for p in backend.pids(self._ns, self.name) if p not in seen]
+            fresh = [p for p in self.pids() if p not in seen]
             if not fresh:
                 break
             for pid in fresh:
@@ -551,7 +687,14 @@ class Task:
             if remaining is not None and remaining <= 0:
                 return record
             self._wait_for_monitor(remaining)
-            record = self.record()
+            ended = self.record()
+            if ended.state == "unknown":
+                # The run ended, and neither its monitor nor anyone else could record how (its record directory
+                # was removed again): waiting longer would be forever.
+                messages.warn(messages.command(), f"task {self.name}: ended with no record of its result")
+                record.state, record.pids = "lost", []
+                return record
+            record = ended
         return record
 
     def _wait_for_monitor(self, timeout: float | None) -> None:
@@ -578,11 +721,23 @@ class Task:
 
     def _await_end(self, timeout: float) -> TaskRecord:
         deadline = time.monotonic() + timeout
-        record = self.record()
+        record = self._ended_record()
         while record.state not in FINISHED_STATES and time.monotonic() < deadline:
             time.sleep(0.002)
-            record = self.record()
+            record = self._ended_record()
         return record
+
+    def _ended_record(self) -> TaskRecord:
+        """:meth:`record`, or where the spec is damaged (named in a warning already), what the result says: a stop
+        of a task known from its cgroup only does not fail once the task has ended."""
+        try:
+            return self.record()
+        except StateError:
+            record = TaskRecord(self._ns, self.name, "unknown")
+            with contextlib.suppress(StateError):
+                if (result := read_result(self.state_dir)) is not None:
+                    apply_result(record, *result)
+            return record
 
     # -- release and recovery ------------------------------------------------------------------------------
 
@@ -633,7 +788,10 @@ class Task:
             # The launcher died before the task started: nothing of this run ever ran, so nothing stays.
             if exists:
                 backend.remove_task(self._ns, self.name)
-            self._clear_run_files()
+            if spec is not None:
+                # Without a spec there is nothing of a run to clear: a record removed by hand leaves only what
+                # the lanco commands since made again, and a monitor no one knows may still write its result.
+                self._clear_run_files()
             return
         if spec is not None and (result is None or result[0].get("run_id") != run_id):
             with contextlib.suppress(FileNotFoundError):
@@ -677,6 +835,9 @@ class Task:
             os.mkdir(self.state_dir, mode)
         except FileExistsError:
             return
+        except FileNotFoundError:
+            raise StateError(f"the state directory of namespace {self._ns} is damaged: "
+                             f"{self.namespace.config.tasks_dir} is gone (run init again to recreate it)") from None
         os.chmod(self.state_dir, mode)  # the umask took the group's write bit
         if owner is not None:
             os.chown(self.state_dir, *owner)
@@ -702,28 +863,10 @@ class Task:
         os.replace(tmp, path)
 
     @contextlib.contextmanager
-    def _lock(self, name: str = "lock", *, make_dir: bool = False) -> Iterator[None]:
-        """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name; ``make_dir`` creates the
-        record directory first (a start). A lock file unlinked while we waited for it (a failed start removed
-        its empty record directory) is no lock any more: it is opened again, from the directory on."""
-        while True:
-            if make_dir:
-                self._ensure_state_dir(self.namespace.acting_for_owner)
-            fd = self._open_lock(name)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                current = os.stat(os.path.join(self.state_dir, name), follow_symlinks=False)
-                held = os.fstat(fd)
-                if (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
-                    break
-            except FileNotFoundError:
-                if not make_dir:
-                    os.close(fd)
-                    raise
-            except BaseException:
-                os.close(fd)
-                raise
-            os.close(fd)
+    def _lock(self, name: str = "lock") -> Iterator[None]:
+        """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name."""
+        fd = self._acquire(name, blocking=True)
+        assert fd is not None
         try:
             yield
         finally:
@@ -732,26 +875,62 @@ class Task:
     @contextlib.contextmanager
     def _try_lock(self) -> Iterator[bool]:
         try:
-            fd = self._open_lock()
-        except OSError:
+            fd = self._acquire("lock", blocking=False)
+        except (OSError, LancoError):
+            yield False
+            return
+        if fd is None:
             yield False
             return
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
             yield True
         finally:
+            os.close(fd)
+
+    def _acquire(self, name: str, *, blocking: bool) -> int | None:
+        """A descriptor holding the exclusive flock of the record directory's ``name``; None when not ``blocking``
+        and another holds it.
+
+        release removes the record directory, its lock files with it, while it holds ``lock``: a caller that had
+        opened the file and waited then holds a lock on an unlinked file, while the next caller creates a new
+        file at the path and locks that. A lock on an unlinked file protects nothing (two runs of one name both
+        started their command), so a lock counts only while the path still names the very file locked.
+        """
+        path = os.path.join(self.state_dir, name)
+        while True:
+            fd = self._open_lock(name)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                held = os.fstat(fd)
+                try:
+                    named = os.stat(path, follow_symlinks=False)
+                except FileNotFoundError:
+                    named = None
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except BaseException:
+                os.close(fd)
+                raise
+            if named is not None and held.st_nlink > 0 and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+            messages.debug("lock", f"task {self.name}: {name} was removed while waiting for it, locking anew")
             os.close(fd)
 
     def _open_lock(self, name: str = "lock") -> int:
         path = os.path.join(self.state_dir, name)
         # Read-only is enough for flock; readable by all, so that whoever of the owner and the group
         # members created it, the others can lock it too.
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        if (owner := self.namespace.acting_for_owner) is not None:
+        flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        owner = self.namespace.acting_for_owner
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            # The record directory is gone (removed by release meanwhile, or by hand while the task runs): the
+            # cgroup is the truth, and the locks need a directory again.
+            self._ensure_state_dir(owner)
+            fd = os.open(path, flags, 0o644)
+        if owner is not None:
             with contextlib.suppress(OSError):
                 os.fchown(fd, *owner)
         return fd

@@ -29,6 +29,7 @@ CGROUP_ONLY = {
     # Read the kernel's cgroup files only (no file a user can plant), or only call methods that switch.
     (Task, "is_running"): "cgroupfs: check must stay cheap",
     (Task, "pids"): "cgroupfs",
+    (Task, "record_gone"): "looks whether spec.json exists, reads nothing",
     (Task, "start"): "parses options, then launch (switches)",
     (Task, "set_limits"): "parses limits, then apply_limits (switches)",
     (Task, "owner_ids"): "the switch itself",

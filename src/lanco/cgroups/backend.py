@@ -263,7 +263,9 @@ class Backend:
                         _make_cpuset_usable(directory)
                 if mount.version == 2 and self.mode == "v2":
                     self._enable_v2_controllers(base, self._dir(mount, ns))
-                self._delegate(mount, self._dir(mount, ns), uid, gid, group_access)
+                # In v1 nothing of lanco's moves a process into the namespace cgroup itself: its cgroup.procs and
+                # tasks stay root's, so that no task can put itself there (v2's rule needs them delegated).
+                self._delegate(mount, self._dir(mount, ns), uid, gid, group_access, processes=mount.version == 2)
                 self._delegate(mount, self._dir(mount, ns, MONITORS), uid, gid, group_access)
         except OSError as exc:
             self.remove_dirs(reversed(made))
@@ -277,7 +279,8 @@ class Backend:
                 _write(os.path.join(directory, "cgroup.subtree_control"),
                        " ".join(f"+{c}" for c in sorted(wanted)))
 
-    def _delegate(self, mount: CgroupMount, directory: str, uid: int, gid: int, group_access: bool) -> None:
+    def _delegate(self, mount: CgroupMount, directory: str, uid: int, gid: int, group_access: bool,
+                  processes: bool = True) -> None:
         if mount.version == 2:
             try:
                 names = tuple(_read("/sys/kernel/cgroup/delegate").split())
@@ -290,10 +293,16 @@ class Backend:
         os.chmod(directory, mode_dir)
         for name in names:
             path = os.path.join(directory, name)
-            if os.path.exists(path):
-                os.chown(path, uid, gid)
-                if group_access:
-                    os.chmod(path, os.stat(path).st_mode | 0o020)
+            if not os.path.exists(path):
+                continue
+            if not processes and name in ("cgroup.procs", "tasks"):
+                # Taken back from an owner an earlier init gave them to.
+                os.chown(path, 0, 0)
+                os.chmod(path, 0o644)
+                continue
+            os.chown(path, uid, gid)
+            if group_access:
+                os.chmod(path, os.stat(path).st_mode | 0o020)
 
     def slice_dirs(self, ns: str) -> list[str]:
         """The namespace's systemd slices outside the base (none but for the systemd kind)."""
@@ -408,9 +417,18 @@ class Backend:
     # -- processes -----------------------------------------------------------------------------------------
 
     def pids(self, ns: str, task: str) -> list[int]:
-        """Every process of the task, its sub-cgroups included (a task may create some in v1)."""
+        """Every process of the task, its sub-cgroups included (a task may create some in v1), in every hierarchy
+        the task has a cgroup in: a process that moved itself out of the tracker's cgroup (in v1 an owner may write
+        another cgroup.procs of theirs) is still the task's where it stays in the task's cgroup of another."""
+        found = self._procs_under(self.task_dir(ns, task))
+        for mount in self.all_hierarchies[1:]:
+            found.extend(p for p in self._procs_under(self.task_dir(ns, task, mount)) if p not in found)
+        return found
+
+    @staticmethod
+    def _procs_under(top: str) -> list[int]:
         found: list[int] = []
-        for directory in _walk_dirs(self.task_dir(ns, task)):
+        for directory in _walk_dirs(top):
             try:
                 found.extend(int(p) for p in _read(os.path.join(directory, "cgroup.procs")).split())
             except (FileNotFoundError, ProcessLookupError):
@@ -423,10 +441,12 @@ class Backend:
 
     def populated(self, ns: str, task: str) -> bool:
         events = self.events_file(ns, task)
-        if events is not None:
-            populated = _keyed(events, "populated")
-            return bool(populated)
-        return bool(self.pids(ns, task))
+        if events is not None and _keyed(events, "populated"):
+            return True
+        if events is None and self._procs_under(self.task_dir(ns, task)):
+            return True
+        # Empty in the tracker: the task's cgroups in the other hierarchies may still hold a process of it.
+        return any(self._procs_under(self.task_dir(ns, task, m)) for m in self.all_hierarchies[1:])
 
     def kill(self, ns: str, task: str) -> None:
         """SIGKILL every process of the task, including those forked while killing."""
@@ -434,9 +454,11 @@ class Backend:
         if os.path.exists(kill_file):
             try:
                 _write(kill_file, "1")
-                return
             except FileNotFoundError:
+                pass
+            if not self.all_hierarchies[1:]:
                 return
+            # A process may have left the tracker's cgroup and stayed in the task's others: killed one by one below.
         import signal  # not at the top: its enums cost check, which kills nothing
 
         self._brake_forks(ns, task)
@@ -555,7 +577,10 @@ class Backend:
         deadline = time.monotonic() + timeout
         events = self.events_file(ns, task)
         if events is not None:
-            return _poll_unpopulated(events, deadline)
+            if not _poll_unpopulated(events, deadline):
+                return False
+            if not self.all_hierarchies[1:]:
+                return True
         delay = 0.005
         while self.pids(ns, task):
             remaining = deadline - time.monotonic()

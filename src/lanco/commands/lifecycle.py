@@ -118,7 +118,14 @@ def cmd_check(ns: str, args: list[str], options: Options) -> int:
         raise UsageError(f"check: unknown option {args[0]}")
     if len(args) != 1:
         raise UsageError("check: expected one TASK")
-    return 0 if task_for(ns, args[0], options).is_running() else 1
+    task = task_for(ns, args[0], options)
+    if not task.is_running():
+        return 1
+    if task.record_gone():
+        from lanco import messages
+
+        messages.warn("check", f"task {task.name}: its record is gone; known from its cgroup only")
+    return 0
 
 
 def timeout_parser(command: str, timeout_help: str | None = None) -> argparse.ArgumentParser:

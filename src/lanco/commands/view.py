@@ -69,9 +69,7 @@ def cmd_ls(ns: str, args: list[str], options: Options) -> int:
     namespace = namespace_for(ns, options)
     if opts.quiet and not opts.json:
         namespace.authorize()
-        backend = namespace.backend
-        listed = namespace.task_names() if opts.all else \
-            [n for n in backend.task_names(ns) if backend.populated(ns, n)]
+        listed = namespace.task_names() if opts.all else [t.name for t in namespace.running_tasks()]
         sys.stdout.write("".join(f"{n}\n" for n in listed))
         return 0
     tasks = namespace.tasks() if opts.all else namespace.running_tasks()
