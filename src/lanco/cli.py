@@ -50,11 +50,15 @@ commands:
   release [-n] [TASK]                forget a finished TASK, or destroy the namespace (root; a user's own)
 
 exit codes: 0 success (check: running), 1 refused or failed (check: not running), 2 usage,
-            126/127 command not executable/not found; run -f and wait: the task's own code.
+            70 internal error (a bug: lanco -dd shows where), 126/127 command not executable/not found;
+            run -f and wait: the task's own code.
 """
 
 
 Options = dict[str, str | None]
+
+INTERNAL_ERROR = 70
+"""The exit code of a fault of lanco's own (EX_SOFTWARE of sysexits.h), told apart from a refusal (1)."""
 
 
 def namespace_for(name: str, options: Options) -> Namespace:
@@ -201,6 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         messages.warn(token, f"{exc.strerror or exc}{where}")
         return 1
+    except Exception as exc:
+        # A fault of lanco's own (a bug, or a state file damaged in a way nothing checks yet): one line, and the
+        # traceback at -dd for the bug report.
+        if messages.debugging(token):
+            import traceback
+
+            traceback.print_exc()
+        messages.warn(token, f"internal error: {type(exc).__name__}: {exc} (lanco -dd shows where)")
+        return INTERNAL_ERROR
 
 
 def entry() -> NoReturn:

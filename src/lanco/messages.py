@@ -37,6 +37,11 @@ def info(token: str, text: str) -> None:
         _emit("INFO", token, text)
 
 
+def debugging(token: str) -> bool:
+    """True when debug messages of ``token`` are shown (``-dd``, and ``-D TOKEN`` if any is given)."""
+    return _debug_level >= 2 and (not _debug_tokens or token in _debug_tokens)
+
+
 def debug(token: str, text: str) -> None:
-    if _debug_level >= 2 and (not _debug_tokens or token in _debug_tokens):
+    if debugging(token):
         _emit("DEBUG", token, text)

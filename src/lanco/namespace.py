@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -20,6 +21,7 @@ from lanco.errors import (
     NamespaceExists,
     NamespaceMissing,
     PermissionDenied,
+    StateError,
     StillRunning,
     UsageError,
 )
@@ -186,7 +188,8 @@ class Namespace:
         if dry_run:
             return targets
         for task in self.tasks():
-            task.settle()
+            with contextlib.suppress(StateError):  # a damaged record goes with the rest
+                task.settle()
         backend.remove_namespace(self.name)
         self._remove_state()
         return targets

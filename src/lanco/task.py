@@ -21,6 +21,7 @@ from lanco.errors import (
     LimitUnavailable,
     NotRunning,
     PermissionDenied,
+    StateError,
     StillRunning,
     UsageError,
 )
@@ -115,8 +116,17 @@ class Task:
         return backend.task_exists(self._ns, self.name) and backend.populated(self._ns, self.name)
 
     def is_active(self) -> bool:
-        """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one)."""
-        return self.is_running() or self._restart_pending(read_spec(self.state_dir))
+        """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one).
+
+        A damaged spec does not make the answer unknown: its run's marker cannot be matched, so the task is active
+        while a monitor pauses before a restart at all."""
+        if self.is_running():
+            return True
+        try:
+            spec = read_spec(self.state_dir)
+        except StateError:
+            return os.path.exists(os.path.join(self.state_dir, "restarting")) and self._monitor_alive(None)
+        return self._restart_pending(spec)
 
     def pids(self) -> list[int]:
         return self._backend.pids(self._ns, self.name)
@@ -563,7 +573,9 @@ class Task:
         with self._lock():
             if self.is_active():
                 raise StillRunning(f"task {self.name} is running")
-            self._settle_locked()
+            # A damaged record is what release is for: forgotten with the rest, its result unrecorded.
+            with contextlib.suppress(StateError):
+                self._settle_locked()
             backend.remove_task(self._ns, self.name)
             import shutil
 

@@ -175,3 +175,33 @@ def test_ls_without_namespace_lists_namespaces(capsys: pytest.CaptureFixture[str
     existing_namespace("alpha")
     assert main(["ls"]) == 0
     assert capsys.readouterr() == ("alpha\nbeta\n", "")
+
+
+def test_a_fault_of_lanco_s_own_is_one_line_and_exit_70(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever escapes every check (here a TypeError planted in check): one line, not a traceback."""
+    from lanco import task
+
+    def broken(self: object) -> bool:
+        raise TypeError("'int' object is not iterable")
+
+    existing_namespace()
+    monkeypatch.setattr(task.Task, "is_running", broken)
+    assert main(["testns", "check", "t"]) == 70
+    assert one_line(capsys) == ("check", "internal error: TypeError: 'int' object is not iterable "
+                                         "(lanco -dd shows where)")
+
+
+def test_a_fault_of_lanco_s_own_shows_its_traceback_at_dd(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from lanco import task
+
+    def broken(self: object) -> bool:
+        raise TypeError("planted")
+
+    existing_namespace()
+    monkeypatch.setattr(task.Task, "is_running", broken)
+    assert main(["-dd", "testns", "check", "t"]) == 70
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):\n") and "in broken" in err
+    assert err.splitlines()[-1].endswith("[WARN/check] internal error: TypeError: planted (lanco -dd shows where)")
