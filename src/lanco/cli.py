@@ -105,7 +105,9 @@ def parser_for(command: str) -> argparse.ArgumentParser:
         def __init__(self, prog: str) -> None:
             super().__init__(prog, width=terminal_columns() - 2)
 
-    return Parser(prog=f"lanco NAMESPACE {command}", add_help=True, formatter_class=Formatter)
+    # allow_abbrev=False: an option is read only by its whole name, never as the start of another (a task's own
+    # --cpu is no abbreviation of --cpu-quota, and a future option must not change what an old script means).
+    return Parser(prog=f"lanco NAMESPACE {command}", add_help=True, formatter_class=Formatter, allow_abbrev=False)
 
 
 # command -> (module, function): modules are imported only when their command runs.
