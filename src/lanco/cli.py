@@ -9,7 +9,7 @@ import os
 import sys
 
 from lanco import messages
-from lanco.errors import LancoError, UsageError
+from lanco.errors import LancoError, UsageError, as_lanco_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,8 +57,6 @@ exit codes: 0 success (check: running), 1 refused or failed (check: not running)
 
 Options = dict[str, str | None]
 
-INTERNAL_ERROR = 70
-"""The exit code of a fault of lanco's own (EX_SOFTWARE of sysexits.h), told apart from a refusal (1)."""
 
 
 def namespace_for(name: str, options: Options) -> Namespace:
@@ -202,20 +200,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout closed by a reader such as head: not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as exc:
-        # Anything the kernel refused that no lanco error names yet: still one line, not a traceback.
-        where = f": {exc.filename}" if exc.filename else ""
-        messages.warn(token, f"{exc.strerror or exc}{where}")
-        return 1
     except Exception as exc:
-        # A fault of lanco's own (a bug, or a state file damaged in a way nothing checks yet): one line, and the
-        # traceback at -dd for the bug report.
+        # Anything the kernel refused that no lanco error names yet, or a fault of lanco's own (a bug, or a state
+        # file damaged in a way nothing checks yet): one line, and the traceback at -dd for the bug report.
         if messages.debugging(token):
             import traceback
 
             traceback.print_exc()
-        messages.warn(token, f"internal error: {type(exc).__name__}: {exc} (lanco -dd shows where)")
-        return INTERNAL_ERROR
+        failure = as_lanco_error(exc)
+        messages.warn(token, failure.message)
+        return failure.exit_code
 
 
 def entry() -> NoReturn:

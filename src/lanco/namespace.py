@@ -18,6 +18,7 @@ from lanco.config import (
     system_state_dir,
 )
 from lanco.errors import (
+    LancoError,
     NamespaceExists,
     NamespaceMissing,
     PermissionDenied,
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Unpack
 
-    from lanco.errors import LancoError
     from lanco.record import TaskRecord
     from lanco.runopts import RunOptions
     from lanco.task import Task
@@ -263,7 +263,7 @@ class Namespace:
 
         self.authorize()
         targets = [Task(self, n) for n in names] if names is not None else \
-            [t for t in self.tasks() if t.is_active()]
+            [t for t in self.tasks() if _maybe_active(t)]
         owner = self.acting_for_owner
         if owner is None:
             return stop_together(targets, timeout, stop_signal)
@@ -280,6 +280,15 @@ class Namespace:
         handle = Task(self, task)
         handle.start(list(argv), **options)
         return handle
+
+
+def _maybe_active(task: Task) -> bool:
+    """Whether ``stop --all`` must stop ``task``: active, or of a state that cannot be read (then its stop says
+    what it meets, in a line of its own, rather than one unreadable task keeping every other from its stop)."""
+    try:
+        return task.is_active()
+    except (LancoError, OSError):
+        return True
 
 
 def _resolve_owner(user: str | None, group: str | None) -> tuple[int, int, bool]:

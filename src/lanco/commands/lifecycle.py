@@ -235,6 +235,8 @@ def cmd_stop(ns: str, args: list[str], options: Options) -> int:
 
     for name in names:
         check_task_name(name)
+    # Every task gets its stop whatever another one meets; each failure is a line of its own, in the order the
+    # tasks were named (for --all, of their names), and the exit code is the first one's.
     outcome = namespace_for(ns, options).stop_tasks(names or None, timeout=timeout)
     failures = [result for result in outcome.values() if isinstance(result, LancoError)]
     for failure in failures:
