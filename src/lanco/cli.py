@@ -9,7 +9,7 @@ import os
 import sys
 
 from lanco import messages
-from lanco.errors import LancoError, UsageError
+from lanco.errors import LancoError, UsageError, as_lanco_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,11 +50,13 @@ commands:
   release [-n] [TASK]                forget a finished TASK, or destroy the namespace (root; a user's own)
 
 exit codes: 0 success (check: running), 1 refused or failed (check: not running), 2 usage,
-            126/127 command not executable/not found; run -f and wait: the task's own code.
+            70 internal error (a bug: lanco -dd shows where), 126/127 command not executable/not found;
+            run -f and wait: the task's own code.
 """
 
 
 Options = dict[str, str | None]
+
 
 
 def namespace_for(name: str, options: Options) -> Namespace:
@@ -101,7 +103,9 @@ def parser_for(command: str) -> argparse.ArgumentParser:
         def __init__(self, prog: str) -> None:
             super().__init__(prog, width=terminal_columns() - 2)
 
-    return Parser(prog=f"lanco NAMESPACE {command}", add_help=True, formatter_class=Formatter)
+    # allow_abbrev=False: an option is read only by its whole name, never as the start of another (a task's own
+    # --cpu is no abbreviation of --cpu-quota, and a future option must not change what an old script means).
+    return Parser(prog=f"lanco NAMESPACE {command}", add_help=True, formatter_class=Formatter, allow_abbrev=False)
 
 
 # command -> (module, function): modules are imported only when their command runs.
@@ -197,11 +201,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout closed by a reader such as head: not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as exc:
-        # Anything the kernel refused that no lanco error names yet: still one line, not a traceback.
-        where = f": {exc.filename}" if exc.filename else ""
-        messages.warn(token, f"{exc.strerror or exc}{where}")
-        return 1
+    except Exception as exc:
+        # Anything the kernel refused that no lanco error names yet, or a fault of lanco's own (a bug, or a state
+        # file damaged in a way nothing checks yet): one line, and the traceback at -dd for the bug report.
+        if messages.debugging(token):
+            import traceback
+
+            traceback.print_exc()
+        failure = as_lanco_error(exc)
+        messages.warn(token, failure.message)
+        return failure.exit_code
 
 
 def entry() -> NoReturn:

@@ -109,16 +109,34 @@ def load_config(ns: str) -> NamespaceConfig:
                 from exc
         except (OSError, ValueError) as exc:
             raise StateError(f"the configuration of namespace {ns} is damaged: {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise StateError(f"the configuration of namespace {ns} is damaged: {path}: not an object")
         try:
             config = NamespaceConfig(**data)
         except TypeError as exc:
             raise StateError(f"the configuration of namespace {ns} is damaged: {path}: {exc}") from exc
+        if problem := _shape_problem(config):
+            raise StateError(f"the configuration of namespace {ns} is damaged: {path}: {problem}")
         if file_owner not in (0, config.owner_uid):
             # Whoever wrote the configuration chose its owner and its paths: only root or that owner may have.
             raise StateError(f"the configuration of namespace {ns} is not to be trusted: {path} belongs to uid "
                              f"{file_owner}, neither root nor the owner it names (uid {config.owner_uid})")
         return config
     raise NamespaceMissing(f"namespace {ns} should be created with init command")
+
+
+_CONFIG_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "name": str, "owner_uid": int, "owner_gid": int, "group_access": bool, "mode": str, "tracker": str,
+    "cgroup_base": str, "state_dir": str, "log_dir": str, "created": (int, float), "version": int}
+
+
+def _shape_problem(config: NamespaceConfig) -> str:
+    """The first field of a configuration that has the wrong type (a hand-edited file): refused, never half used."""
+    for key, types in _CONFIG_SHAPE.items():
+        value = getattr(config, key)
+        if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
+            return f"{key} is {type(value).__name__}, not {getattr(types, '__name__', 'number')}"
+    return ""
 
 
 def list_namespaces() -> list[str]:

@@ -67,3 +67,21 @@ class CgroupError(LancoError):
 
 class StateError(LancoError):
     """A state file is missing, unreadable or damaged (named in the message)."""
+
+
+class InternalError(LancoError):
+    """A fault of lanco's own that no other error names (a bug): still one line, exit 70 (EX_SOFTWARE)."""
+
+    exit_code = 70
+
+
+def as_lanco_error(exc: Exception) -> LancoError:
+    """``exc`` as an error of this tree, as the CLI reports it: itself for a LancoError; an OSError no lanco error
+    names yet as its text and file (exit 1); anything else as an InternalError (exit 70)."""
+    if isinstance(exc, LancoError):
+        return exc
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        where += f" -> {exc.filename2}" if exc.filename2 else ""  # a rename's target
+        return LancoError(f"{exc.strerror or exc}{where}")
+    return InternalError(f"internal error: {type(exc).__name__}: {exc} (lanco -dd shows where)")

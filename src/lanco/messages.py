@@ -26,11 +26,39 @@ def configure(debug_level: int, tokens: list[str]) -> None:
     _debug_tokens = set(tokens)
 
 
+_NAMED_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape_character(c: str) -> str:
+    if (named := _NAMED_ESCAPES.get(c)) is not None:
+        return named
+    if c.isprintable():
+        return c
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode keeps it (surrogateescape)
+        code -= 0xDC00
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape(text: str) -> str:
+    """``text`` as every text view shows what came from a user or a task (command lines, paths, results): each
+    character that is not printable as itself (``str.isprintable``: controls, line and paragraph separators,
+    format characters such as bidi overrides) as a backslash escape, ``\\t`` ``\\n`` ``\\r`` or ``\\xNN``,
+    ``\\uNNNN``, ``\\UNNNNNNNN`` (a byte that is not UTF-8: ``\\xNN``), and the backslash itself as ``\\\\``, as
+    ``ls -b`` and systemd do, so that a shown line is one line of the view and reads back unambiguously."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(map(_escape_character, text))
+
+
 def one_line(text: str) -> str:
-    """Escape control and line-separator characters, so that a message stays one line whatever it quotes."""
+    """A message on one line whatever it quotes: the characters :func:`escape` escapes, but the backslash, as
+    messages quote what a user gave with ``repr``, which escapes alike (inside quotes) and would be doubled."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() else _escape_character(c) for c in text)
 
 
 def _emit(level: str, token: str, text: str) -> None:
@@ -48,6 +76,11 @@ def info(token: str, text: str) -> None:
         _emit("INFO", token, text)
 
 
+def debugging(token: str) -> bool:
+    """True when debug messages of ``token`` are shown (``-dd``, and ``-D TOKEN`` if any is given)."""
+    return _debug_level >= 2 and (not _debug_tokens or token in _debug_tokens)
+
+
 def debug(token: str, text: str) -> None:
-    if _debug_level >= 2 and (not _debug_tokens or token in _debug_tokens):
+    if debugging(token):
         _emit("DEBUG", token, text)

@@ -18,9 +18,11 @@ from lanco.config import (
     system_state_dir,
 )
 from lanco.errors import (
+    LancoError,
     NamespaceExists,
     NamespaceMissing,
     PermissionDenied,
+    StateError,
     StillRunning,
     UsageError,
 )
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from typing import Unpack
 
-    from lanco.errors import LancoError
     from lanco.record import TaskRecord
     from lanco.runopts import RunOptions
     from lanco.task import Task
@@ -222,7 +223,8 @@ class Namespace:
         if dry_run:
             return targets
         for task in self.tasks():
-            task.settle()
+            with contextlib.suppress(StateError):  # a damaged record goes with the rest
+                task.settle()
         backend.remove_namespace(self.name)
         self._remove_state()
         return targets
@@ -330,7 +332,7 @@ class Namespace:
 
         self.authorize()
         targets = [Task(self, n) for n in names] if names is not None else \
-            [t for t in self.tasks() if t.is_active()]
+            [t for t in self.tasks() if _maybe_active(t)]
         return stop_together(targets, timeout, stop_signal)
 
     def run(self, task: str, argv: Sequence[str], **options: Unpack[RunOptions]) -> Task:
@@ -419,6 +421,15 @@ def _recovered_mode(name: str, base: str, uid: int, mode: str, *, forced: bool) 
                               f"of cgroup mode {fitting[0]}, not {mode}: run init in that mode to recover its tasks")
     raise NamespaceExists(f"namespace {name} has lost its configuration, and its cgroups ({where}) fit no cgroup "
                           "mode for this owner: release them by hand or init with the owner they were made for")
+
+
+def _maybe_active(task: Task) -> bool:
+    """Whether ``stop --all`` must stop ``task``: active, or of a state that cannot be read (then its stop says
+    what it meets, in a line of its own, rather than one unreadable task keeping every other from its stop)."""
+    try:
+        return task.is_active()
+    except (LancoError, OSError):
+        return True
 
 
 def _resolve_owner(user: str | None, group: str | None) -> tuple[int, int, bool]:

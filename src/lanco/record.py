@@ -99,7 +99,28 @@ def read_spec(state_dir: str) -> dict[str, Any] | None:
         raise StateError(f"the record of task {os.path.basename(state_dir)} is damaged: {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise StateError(f"the record of task {os.path.basename(state_dir)} is damaged: {path}: not an object")
+    if problem := _shape_problem(data):
+        raise StateError(f"the record of task {os.path.basename(state_dir)} is damaged: {path}: {problem}")
     return data
+
+
+_SPEC_SHAPE: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "log": (str,), "exit_command": (str,), "boot_id": (str,), "cwd": (str,),
+    "started": (int, float), "uid": (int,), "limits": (dict,), "lifetime": (dict,), "process": (dict,)}
+"""The type of each field of spec.json that lanco reads (each may also be null), argv aside."""
+
+
+def _shape_problem(spec: dict[str, Any]) -> str:
+    """What is wrong with the fields of a spec that parsed: a hand-edited or foreign file is refused whole, never
+    half used."""
+    argv = spec.get("argv", [])
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        return "argv is not a list of strings"
+    for key, types in _SPEC_SHAPE.items():
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            return f"{key} is not {'a number' if int in types else 'an object' if dict in types else 'a string'}"
+    return ""
 
 
 def write_spec(state_dir: str, spec: dict[str, Any]) -> None:

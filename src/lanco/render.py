@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lanco import procfs
+from lanco.messages import escape
 from lanco.record import TaskRecord
 from lanco.units import format_size
 
@@ -81,15 +82,16 @@ def tree(namespace: str, records: list[TaskRecord], *, long: bool = False,
             # A v1 task may run on after the OOM killer took some of its processes: -l says how many.
             notes.append(f"{record.oom_kills} OOM kill{'s' if record.oom_kills != 1 else ''}")
         label = f"{record.name} ({', '.join(notes)})" if notes else record.name
-        lines.append(f" ├ {label}")
+        # What a task or a state file chose (a command line, a result) is escaped: one line of the view each.
+        lines.append(f" ├ {escape(label)}")
         for pid in record.pids:
-            lines.append(f" │  → {pid} {_cut(_cmdline(pid, cmdlines), long)}".rstrip())
+            lines.append(f" │  → {pid} {_cut(escape(_cmdline(pid, cmdlines)), long)}".rstrip())
     return "\n".join(lines) + "\n"
 
 
 def names(records: list[TaskRecord]) -> str:
     """``ls -q``: one task name a line, for scripts and shell completion."""
-    return "".join(f"{r.name}\n" for r in records)
+    return "".join(f"{escape(r.name)}\n" for r in records)
 
 
 def describe_result(record: TaskRecord) -> str:
@@ -232,7 +234,8 @@ def status_text(record: TaskRecord, live: LiveDetail | None = None, *, now: floa
     elif record.limits:
         rows.append(("limits", _limit_text(record.limits) + ("" if running else " (as requested)")))
     width = max(len(k) for k, _ in rows)
-    return "".join(f"{k.rjust(width)}: {v}\n" if k else f"{'':>{width}}  {v}\n" for k, v in rows)
+    # Every value may come from the task or its files (argv, command lines, paths, limits): escaped, one row each.
+    return "".join(f"{k.rjust(width)}: {escape(v)}\n" if k else f"{'':>{width}}  {escape(v)}\n" for k, v in rows)
 
 
 # -- dump ----------------------------------------------------------------------------------------------------
@@ -290,7 +293,7 @@ class NamespaceInfo:
 
 
 def namespaces_text(infos: list[NamespaceInfo]) -> str:
-    return "".join(f"{info.name}\n" for info in infos)
+    return "".join(f"{escape(info.name)}\n" for info in infos)
 
 
 def namespaces_json(infos: list[NamespaceInfo]) -> str:

@@ -23,6 +23,7 @@ from lanco.errors import (
     StateError,
     StillRunning,
     UsageError,
+    as_lanco_error,
 )
 from lanco.names import check_task_name
 from lanco.privileges import with_owner_ids
@@ -112,13 +113,16 @@ class Task:
 
     @_as_owner
     def is_active(self) -> bool:
-        """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one)."""
+        """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one).
+
+        A damaged spec does not make the answer unknown: its run's marker cannot be matched, so the task is active
+        while a monitor pauses before a restart at all."""
         if self.is_running():
             return True
         try:
             spec = read_spec(self.state_dir)
         except StateError:
-            return False  # a damaged spec tells of no restart: what runs is known from the cgroup
+            return os.path.exists(os.path.join(self.state_dir, "restarting")) and self._monitor_alive(None)
         return self._restart_pending(spec)
 
     def record_gone(self) -> bool:
@@ -757,7 +761,9 @@ class Task:
         with self._lock():
             if self.is_active():
                 raise StillRunning(f"task {self.name} is running")
-            self._settle_locked()
+            # A damaged record is what release is for: forgotten with the rest, its result unrecorded.
+            with contextlib.suppress(StateError):
+                self._settle_locked()
             backend.remove_task(self._ns, self.name)
             import shutil
 
@@ -860,7 +866,12 @@ class Task:
                 os.fchown(fd, *owner)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     @contextlib.contextmanager
     def _lock(self, name: str = "lock") -> Iterator[None]:
@@ -944,24 +955,37 @@ def stop_together(tasks: list[Task], timeout: float | None = None,
                   stop_signal: int | None = None) -> dict[str, TaskRecord | LancoError]:
     """Stop several tasks of one namespace at once: every one gets its stop signal first, then all are awaited
     together, so that N tasks take about as long as the slowest one rather than the sum. Each task goes through
-    exactly what :meth:`Task.stop` does (its lock, marker, grace and kill). Returns, per name, the final record
-    or the error that task met (NotRunning, PermissionDenied, CgroupError)."""
+    exactly what :meth:`Task.stop` does (its lock, marker, grace and kill). Returns, per name and in the order of
+    ``tasks`` (a name given twice is stopped once), the final record or the error that task met (NotRunning,
+    PermissionDenied, CgroupError, StateError; any other failure as :func:`lanco.errors.as_lanco_error` names it):
+    one task's failure, whatever it is, never keeps the others from their stop."""
+    unique = list({task.name: task for task in tasks}.values())  # in the order of their first mention
     outcome: dict[str, TaskRecord | LancoError] = {}
-    for first in range(0, len(tasks), _STOP_BATCH):
+    for first in range(0, len(unique), _STOP_BATCH):
         with contextlib.ExitStack() as locks:
             begun: list[tuple[Task, float, float]] = []
-            for task in tasks[first:first + _STOP_BATCH]:
+            for task in unique[first:first + _STOP_BATCH]:
                 try:
                     task._take_stop_turn(locks)
                     begun.append((task, *task._begin_stop(timeout, stop_signal)))
-                except LancoError as exc:
-                    outcome[task.name] = exc
+                except Exception as exc:
+                    outcome[task.name] = _stop_failure(task, exc)
             for task, deadline, restart_delay in begun:
                 try:
                     outcome[task.name] = task._finish_stop(deadline, restart_delay)
-                except LancoError as exc:
-                    outcome[task.name] = exc
-    return outcome
+                except Exception as exc:
+                    outcome[task.name] = _stop_failure(task, exc)
+    return {task.name: outcome[task.name] for task in unique}
+
+
+def _stop_failure(task: Task, exc: Exception) -> LancoError:
+    """The error of one task's stop among several; one that does not name its task yet (an OSError, a bug) is
+    told with the task's name, so that each of the lines stop prints says whose it is."""
+    if isinstance(exc, LancoError):
+        return exc
+    failure = as_lanco_error(exc)
+    failure.message = f"task {task.name}: {failure.message}"
+    return failure
 
 
 def _may_restart(spec: dict[str, Any] | None) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanco.messages import escape
 from lanco.render import pressure_data
 from lanco.units import format_size
 
@@ -248,7 +249,7 @@ def frame_lines(frame: Frame, width: int | None = None) -> FrameText:
     """The frame as text; ``width`` cuts every line to a screen's width (None: nothing is cut).
 
     Columns that do not fit go first (pressure, history, bars), then the command is cut."""
-    names = [r.name for r in frame.rows]
+    names = [escape(r.name) for r in frame.rows]
     name_width = min(NAME_WIDTH[1], max([NAME_WIDTH[0], *map(len, names)]))
     shown = list(_COLUMNS)
     if width is not None:
@@ -270,7 +271,9 @@ def frame_lines(frame: Frame, width: int | None = None) -> FrameText:
         return text
 
     header = line("TASK", {k: c.header for k, c in _COLUMNS.items()}, "COMMAND")
-    rows = tuple(line(r.name, _cells(r), r.command) for r in frame.rows)
+    # What a task chose (its command line) is escaped, so that it cannot paint lines or colours of its own.
+    rows = tuple(line(escape(r.name), {k: escape(v) for k, v in _cells(r).items()}, escape(r.command))
+                 for r in frame.rows)
     summary = _summary(frame)
     if width is not None:
         summary = _fit(summary, width).rstrip()

@@ -100,3 +100,33 @@ def test_stop_needs_tasks_or_all(sandbox: Sandbox, hybrid_ns: str, args: list[st
     result = sandbox.lanco(hybrid_ns, "stop", *args)
     assert result.returncode == 2
     assert one_warning(result.stderr, "stop") == "stop: expected TASK... or --all"
+
+
+TASK_OPTIONS = ["--cpu", "1", "--memory", "1", "-f", "--pids-max", "5", "-m64M", "--timeout=1s", "--", "-e"]
+"""Options of the task's own: abbreviations of lanco's (--cpu, --memory), lanco's own (-f, --pids-max), --."""
+
+
+@pytest.mark.parametrize(("options", "controller"), [
+    ([], None), (["--cpu-quota", "25"], "cpu"), (["-m", "64M"], "memory"), (["-L", "--timeout", "30s"], None),
+    (["--"], None), (["-e", "A=B", "--"], None)], ids=["none", "cpu", "memory", "lifetime", "dashes", "env-dashes"])
+def test_the_task_s_own_options_are_never_lanco_s(sandbox: Sandbox, mode: str, options: list[str],
+                                                  controller: str | None) -> None:
+    """The report: ``run --cpu-quota 25 cpu stress-ng --cpu 1`` failed with "ambiguous option: --cpu could
+    match ..."; ``-m 64M t echo --memory 1`` too. Every word from the command on is the task's."""
+    if mode == "v2" and controller and controller not in unified_controllers():
+        pytest.skip(f"no {controller} controller in this host's unified hierarchy")
+    ns = make_namespace(sandbox, mode)
+    result = sandbox.ok(ns, "run", "-f", *options, "t", "echo", *TASK_OPTIONS)  # -f: the output on lanco's
+    assert result.stdout == " ".join(TASK_OPTIONS) + "\n"
+
+
+@pytest.mark.parametrize("args", [["t", "--pids-max", "5", "sleep", "1"], ["-f", "t", "--timeout=5s", "true"],
+                                  ["t", "-m", "64M", "true"]])
+def test_an_option_after_task_says_options_go_before_it(sandbox: Sandbox, hybrid_ns: str, args: list[str]) -> None:
+    before = snapshot(sandbox)
+    result = sandbox.lanco(hybrid_ns, "run", *args)
+    assert result.returncode == 2
+    option = args[args.index("t") + 1]
+    assert one_warning(result.stderr, "run") == \
+        f"run: option {option} after TASK t: lanco's options go before TASK, the task's own after its command"
+    assert snapshot(sandbox) == before

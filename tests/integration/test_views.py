@@ -412,3 +412,20 @@ def test_debug_messages_are_filtered_by_token(sandbox: Sandbox, ns: str) -> None
     filtered = sandbox.ok("-dd", "-D", "stop", ns, "run", "again", "true")
     assert "DEBUG" not in filtered.stderr
     assert task_pids(sandbox, ns, "chatty") == []
+
+
+FORGED = "x\n │  → 1 /sbin/init"
+"""The report's argument: shown raw, a process line of its own."""
+
+
+def test_control_characters_in_argv_forge_no_line(sandbox: Sandbox, ns: str) -> None:
+    sandbox.ok(ns, "run", "t", "sh", "-c", "sleep 300; exit 0", FORGED)
+    assert wait_until(lambda: len(sandbox.ok(ns, "ls").stdout.splitlines()) >= 4)
+    for args in (["ls"], ["ls", "-l"], ["ls", "-l", "--all"], ["status", "t"], ["top", "-n", "1", "-d", "0.1"]):
+        text = sandbox.ok(ns, *args).stdout
+        lines = text.splitlines()
+        assert not any(line.strip().endswith("→ 1 /sbin/init") and "\\n" not in line for line in lines), (args, text)
+        assert "x\\n │  → 1 /sbin/init" in text, (args, text)
+    tree = sandbox.ok(ns, "ls", "-l").stdout.splitlines()
+    assert len(tree) == 4, tree  # the namespace, the task, sh and its sleep
+    assert json.loads(sandbox.ok(ns, "status", "--json", "t").stdout)["argv"][-1] == FORGED  # JSON keeps it whole

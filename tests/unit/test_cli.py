@@ -66,6 +66,14 @@ def existing_namespace(name: str = "testns", mode: str = "v2") -> NamespaceConfi
     (["testns", "check", "--json"], "check", "check: unknown option --json"),
     (["testns", "check", "--"], "check", "check: expected one TASK"),
     (["testns", "ls", "--bogus"], "ls", "ls: unrecognized arguments: --bogus"),
+    (["testns", "run", "t", "--pids-max", "5", "sleep", "1"], "run",
+     "run: option --pids-max after TASK t: lanco's options go before TASK, the task's own after its command"),
+    (["testns", "run", "-f", "t", "--timeout=5s", "sleep", "1"], "run",
+     "run: option --timeout=5s after TASK t: lanco's options go before TASK, the task's own after its command"),
+    (["testns", "run", "t", "-x"], "run",
+     "run: command -x looks like an option: lanco's options go before TASK; a command of that name is given as "
+     "./-x or after --"),
+    (["testns", "run", "-f", "t", "--"], "run", "run: no command given"),
     (["../x", "check", "t"], "check",
      "invalid namespace name '../x': 1-64 characters of [A-Za-z0-9_.-], not starting with '.' or '-'"),
 ])
@@ -197,3 +205,69 @@ def test_ls_without_namespace_lists_namespaces(capsys: pytest.CaptureFixture[str
     existing_namespace("alpha")
     assert main(["ls"]) == 0
     assert capsys.readouterr() == ("alpha\nbeta\n", "")
+
+
+def test_a_fault_of_lanco_s_own_is_one_line_and_exit_70(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever escapes every check (here a TypeError planted in check): one line, not a traceback."""
+    from lanco import task
+
+    def broken(self: object) -> bool:
+        raise TypeError("'int' object is not iterable")
+
+    existing_namespace()
+    monkeypatch.setattr(task.Task, "is_running", broken)
+    assert main(["testns", "check", "t"]) == 70
+    assert one_line(capsys) == ("check", "internal error: TypeError: 'int' object is not iterable "
+                                         "(lanco -dd shows where)")
+
+
+def test_a_fault_of_lanco_s_own_shows_its_traceback_at_dd(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from lanco import task
+
+    def broken(self: object) -> bool:
+        raise TypeError("planted")
+
+    existing_namespace()
+    monkeypatch.setattr(task.Task, "is_running", broken)
+    assert main(["-dd", "testns", "check", "t"]) == 70
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):\n") and "in broken" in err
+    assert err.splitlines()[-1].endswith("[WARN/check] internal error: TypeError: planted (lanco -dd shows where)")
+
+
+@pytest.mark.parametrize(("argv", "abbreviated"), [
+    (["run", "--fore", "t"], "--fore"),
+    (["run", "--memory", "64M", "t", "true"], "--memory"),
+    (["run", "--cpu", "25", "t", "true"], "--cpu"),
+    (["set", "--memory", "64M", "t"], "--memory"),
+    (["stop", "--time", "5", "t"], "--time"),
+    (["stop", "--al"], "--al"),
+    (["wait", "--time", "5", "t"], "--time"),
+    (["kill", "--sig", "9", "t"], "--sig"),
+    (["status", "--js", "t"], "--js"),
+    (["ls", "--lo"], "--lo"),
+    (["ls", "--qu"], "--qu"),
+    (["dump", "--j"], "--j"),
+    (["top", "--iter", "1"], "--iter"),
+    (["logs", "--lin", "3", "t"], "--lin"),
+    (["release", "--dry", "t"], "--dry"),
+    (["init", "--take", "extra"], "--take"),
+    (["init", "--us"], "--us"),
+])
+def test_no_option_is_read_by_an_abbreviation(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                              abbreviated: str) -> None:
+    """An option is read only by its whole name: a task's own --cpu is not lanco's --cpu-quota, and an option
+    added later cannot change what an old command line means. (Each argv here does nothing, and ends at once,
+    even if read with abbreviations: no run, init or follow.)"""
+    existing_namespace()
+    assert main(["testns", *argv]) == 2
+    token, text = one_line(capsys)
+    assert token == argv[0]
+    assert text.startswith(f"{argv[0]}: unrecognized arguments: {abbreviated}"), text
+
+
+def test_ls_of_namespaces_reads_no_abbreviation(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ls", "--js"]) == 2
+    assert one_line(capsys) == ("ls", "ls: unrecognized arguments: --js")

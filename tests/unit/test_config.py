@@ -118,6 +118,30 @@ def test_damaged(content: str) -> None:
     assert caught.value.message.startswith(f"the configuration of namespace testns is damaged: {path}: ")
 
 
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("owner_uid", "0", "owner_uid is str, not int"),
+    ("owner_uid", True, "owner_uid is bool, not int"),
+    ("group_access", 1, "group_access is int, not bool"),
+    ("state_dir", 1, "state_dir is int, not str"),
+    ("mode", None, "mode is NoneType, not str"),
+    ("created", "today", "created is str, not number"),
+])
+def test_damaged_by_a_field_of_the_wrong_type(field: str, value: object, why: str) -> None:
+    """A whole configuration with one field of the wrong type: refused in one message, not used half way."""
+    config = make_config(system_root() / "testns")
+    Path(config.config_path).write_text(json.dumps({**config.as_dict(), field: value}))
+    with pytest.raises(StateError) as caught:
+        load_config("testns")
+    assert caught.value.message == \
+        f"the configuration of namespace testns is damaged: {config.config_path}: {why}"
+
+
+def test_a_whole_configuration_of_the_right_types_is_read() -> None:
+    config = make_config(system_root() / "testns")
+    Path(config.config_path).write_text(json.dumps({**config.as_dict(), "created": 5}))
+    assert load_config("testns").created == 5
+
+
 def test_damaged_by_an_unknown_key() -> None:
     config = make_config(system_root() / "testns")
     data = {**config.as_dict(), "surprise": 1}

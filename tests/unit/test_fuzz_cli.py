@@ -95,22 +95,46 @@ def test_stop_and_wait_read_by_hand_only_what_argparse_reads_the_same(args: list
     assert (plain[0], [plain[1]], False) == (stops.timeout, stops.tasks, stops.all), args
 
 
-RUN_WORDS = ["t1", "job", "sh", "-c", "--", "-", "-f", "-m", "64M", "--timeout", "1s", "echo", "a b", "", "é", "-x"]
+RUN_WORDS = ["t1", "job", "sh", "-c", "--", "-", "-f", "-m", "64M", "--timeout", "1s", "echo", "a b", "", "é", "-x",
+             "--cpu", "--memory", "--pids-max", "-fm", "-m64M"]
 
 
 @settings(max_examples=400, deadline=None)
 @given(args=st.lists(st.one_of(st.sampled_from(RUN_WORDS), st.text(max_size=6)), max_size=5))
 def test_run_reads_by_hand_only_what_argparse_reads_the_same(args: list[str]) -> None:
-    from lanco.commands.lifecycle import plain_run, run_parser
+    from lanco.commands.lifecycle import parse_run, plain_run
     from lanco.errors import UsageError
 
     plain = plain_run(args)
     if plain is None:
         return
     try:
-        opts = run_parser().parse_args(args)
+        opts, task, command = parse_run(args)
     except (UsageError, SystemExit) as exc:
         raise AssertionError(f"{args}: read by hand as {plain}, refused by argparse: {exc}") from exc
-    assert plain == (opts.task, opts.command), args
+    assert plain == (task, command), args
     given = {k: v for k, v in vars(opts).items() if k not in ("task", "command")}
     assert not any(given.values()), (args, given)  # no option set: the hand-read run has none either
+
+
+@settings(max_examples=400, deadline=None)
+@given(options=st.lists(st.sampled_from([["-f"], ["-L"], ["-m", "64M"], ["-m64M"], ["-fm", "64M"], ["--timeout", "5s"],
+                                         ["--env=A=B"], ["-e", "A=B"], ["--nice", "-5"], ["--"]]), max_size=4),
+       command=st.lists(st.one_of(st.sampled_from(RUN_WORDS), st.text(max_size=6)), min_size=1, max_size=5))
+def test_nothing_after_task_is_read_as_lanco_s(options: list[list[str]], command: list[str]) -> None:
+    """Whatever lanco's options before TASK, the words after it are the task's command exactly (or, when its
+    first word looks like an option, refused), never read as options of lanco's."""
+    from lanco.commands.lifecycle import parse_run
+    from lanco.errors import UsageError
+
+    before = [word for option in options for word in option]
+    if "--" in before:
+        before = before[:before.index("--") + 1]  # after --, the next word is TASK
+    try:
+        _, task, parsed = parse_run([*before, "job", *command])
+    except UsageError as exc:
+        first = command[0]
+        assert (first.startswith("-") and first not in ("-", "--")) or command == ["--"], (before, command, exc)
+        return
+    assert task == "job"
+    assert parsed == (command[1:] if command[0] == "--" else command), (before, command)

@@ -44,6 +44,14 @@ class TestSpec:
         (b'["a", "list"]', "not an object"),
         (b'"text"', "not an object"),
         (b"\xff\xfe garbage", "codec"),
+        (b"[" * 100_000, "recursion"),
+        (b'{"argv": 5}', "argv is not a list of strings"),
+        (b'{"argv": ["sleep", 1]}', "argv is not a list of strings"),
+        (b'{"argv": [], "limits": []}', "limits is not an object"),
+        (b'{"run_id": 7}', "run_id is not a string"),
+        (b'{"started": "yesterday"}', "started is not a number"),
+        (b'{"started": true}', "started is not a number"),
+        (b'{"log": {"path": "/x"}}', "log is not a string"),
     ])
     def test_damaged(self, tmp_path: Path, content: bytes, why: str) -> None:
         state = tmp_path / "my-task"

@@ -33,9 +33,13 @@ def plain_run(args: list[str]) -> tuple[str, list[str]] | None:
     """(TASK, CMD...) when ``args`` is ``TASK CMD [ARGS...]`` with no option before the command, the form scripts
     and the quick tour use; None for anything else. Building argparse's parser of some thirty options would be a
     fifth of what such a run costs, and it reads this form the same (a test compares them)."""
-    if len(args) >= 2 and not args[0].startswith("-") and args[1] != "--":
+    if len(args) >= 2 and not args[0].startswith("-") and not _looks_like_option(args[1]):
         return args[0], args[1:]
     return None
+
+
+def _looks_like_option(word: str) -> bool:
+    return word.startswith("-") and word != "-"
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -71,6 +75,55 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def task_position(parser: argparse.ArgumentParser, args: list[str]) -> int | None:
+    """The index of TASK in ``args``: the first word that is neither one of ``parser``'s options nor an option's
+    value (after ``--``, the next word). Everything after it is the task's, and is never shown to argparse,
+    which would otherwise read the command's own options as lanco's. None when there is no such word."""
+    takes_value = {option: action.nargs != 0 for option, action in parser._option_string_actions.items()}
+    index = 0
+    while index < len(args):
+        word = args[index]
+        if word == "--":
+            return index + 1 if index + 1 < len(args) else None
+        if not _looks_like_option(word):
+            return index
+        if word.startswith("--"):
+            index += 2 if takes_value.get(word, False) else 1  # --name=value, a flag, or unknown: one word
+            continue
+        index += 1
+        for at, letter in enumerate(word[1:], start=2):  # a cluster of short options: -fL, -m64M, -fm 64M
+            value = takes_value.get(f"-{letter}")
+            if value is None:
+                break  # unknown: argparse says so
+            if value:
+                index += 1 if at == len(word) else 0
+                break
+    return None
+
+
+def parse_run(args: list[str]) -> tuple[argparse.Namespace, str, list[str]]:
+    """lanco's options, TASK and the command of ``run [OPTIONS] TASK CMD [ARGS...]``."""
+    parser = run_parser()
+    at = task_position(parser, args)
+    if at is None:
+        parser.parse_args(args)  # says what is missing, or what is wrong with the options
+        raise UsageError("run: the following arguments are required: task, command")
+    opts = parser.parse_args(args[:at + 1])
+    command = args[at + 1:]
+    if command[:1] == ["--"]:
+        command = command[1:]
+    elif command and _looks_like_option(command[0]):
+        word = command[0]
+        if word.partition("=")[0] in parser._option_string_actions:
+            raise UsageError(f"run: option {word} after TASK {args[at]}: lanco's options go before TASK, "
+                             f"the task's own after its command")
+        raise UsageError(f"run: command {word} looks like an option: lanco's options go before TASK; "
+                         f"a command of that name is given as ./{word} or after --")
+    if not command:
+        raise UsageError("run: no command given")
+    return opts, opts.task, command
+
+
 def cmd_run(ns: str, args: list[str], options: Options) -> int:
     from lanco.runopts import RunPlan
 
@@ -81,10 +134,7 @@ def cmd_run(ns: str, args: list[str], options: Options) -> int:
     else:
         from lanco import limits
 
-        opts = run_parser().parse_args(args)
-        if not opts.command:
-            raise UsageError("run: no command given")
-        name, command = opts.task, opts.command
+        opts, name, command = parse_run(args)
         given.update({key: getattr(opts, key) for key in (
             "log", "exit_command", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max",
             "restart_delay", "extra_env", "env_file", "cwd", "umask", "nice", "user", "group")})
@@ -192,6 +242,8 @@ def cmd_stop(ns: str, args: list[str], options: Options) -> int:
 
     for name in names:
         check_task_name(name)
+    # Every task gets its stop whatever another one meets; each failure is a line of its own, in the order the
+    # tasks were named (for --all, of their names), and the exit code is the first one's.
     outcome = namespace_for(ns, options).stop_tasks(names or None, timeout=timeout)
     failures = [result for result in outcome.values() if isinstance(result, LancoError)]
     for failure in failures:
