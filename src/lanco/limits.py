@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import os
 import stat
-from collections.abc import Iterable, Mapping
+
+# _collections_abc, not collections.abc: the package collections would load with it, for two names.
+from _collections_abc import Iterable, Mapping
 
 from lanco.errors import UsageError
 from lanco.units import MAX, format_size, parse_size

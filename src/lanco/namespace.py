@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import os
 import pwd
 import time
 
+from lanco import contexts
 from lanco.cgroups.backend import Backend, open_backend
 from lanco.cgroups.detect import MODES, natural_mode, read_mounts
 from lanco.config import (
@@ -223,7 +223,7 @@ class Namespace:
         if dry_run:
             return targets
         for task in self.tasks():
-            with contextlib.suppress(StateError):  # a damaged record goes with the rest
+            with contexts.suppress(StateError):  # a damaged record goes with the rest
                 task.settle()
         backend.remove_namespace(self.name)
         self._remove_state()
@@ -260,7 +260,7 @@ class Namespace:
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
-                with contextlib.suppress(OSError):
+                with contexts.suppress(OSError):
                     os.unlink(path)
 
     @with_owner_ids

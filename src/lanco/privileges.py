@@ -15,10 +15,10 @@ and no file a user can plant); ``tests/unit/test_privileges.py`` keeps the list 
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import pwd
+
+from lanco.contexts import contextmanager, copy_identity
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,16 +45,22 @@ def user_name(uid: int) -> str:
         return str(uid)
 
 
-@functools.lru_cache(maxsize=16)
+_GROUPS: dict[tuple[int, int], list[int]] = {}
+
+
 def owner_groups(uid: int, gid: int) -> list[int]:
     # Cached: ls of a user's namespace by root switches ids once per task, and each lookup reads /etc/group.
-    try:
-        return os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
-    except KeyError:
-        return [gid]
+    groups = _GROUPS.get((uid, gid))
+    if groups is None:
+        try:
+            groups = os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
+        except KeyError:
+            groups = [gid]
+        _GROUPS[(uid, gid)] = groups
+    return groups
 
 
-@contextlib.contextmanager
+@contextmanager
 def acting_as(owner: tuple[int, int] | None) -> Iterator[None]:
     """Switch the effective uid, gid and groups to ``owner`` (when given) and back to root afterwards."""
     if owner is None or os.geteuid() != 0:
@@ -80,11 +86,11 @@ def with_owner_ids(method: Callable[Concatenate[_Self, _Params], _Result]
     someone else's namespace, unchanged otherwise. Nested calls switch once (the inner ones find the ids
     switched already)."""
 
-    @functools.wraps(method)
     def acting(self: _Self, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
         with self.owner_ids():
             return method(self, *args, **kwargs)
 
+    copy_identity(method, acting)
     setattr(acting, OWNER_IDS_MARK, True)
     return acting
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-from collections.abc import Mapping
+
+# _collections_abc, not collections.abc: the package collections would load with it, for one name.
+from _collections_abc import Mapping
 
 from lanco.errors import PermissionDenied, UsageError
 from lanco.values import FrozenValue

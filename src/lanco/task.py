@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import select
 import sys
 import time
 
-from lanco import logfile, messages, procfs
+from lanco import contexts, logfile, messages, procfs
 from lanco.cgroups.backend import poll_ms
 from lanco.errors import (
     AlreadyRunning,
@@ -153,7 +152,7 @@ class Task:
         if key not in _REPORTED_LOSSES:
             _REPORTED_LOSSES.add(key)
             messages.warn(messages.command(), text)
-        with contextlib.suppress(OSError, LancoError):
+        with contexts.suppress(OSError, LancoError):
             self._ensure_state_dir(self.namespace.acting_for_owner)
             if not self._monitor_alive(None):
                 self._recover_monitor()
@@ -431,7 +430,7 @@ class Task:
     def _abort_start(self) -> None:
         """Undo a start that failed half-way: nothing of it may stay behind."""
         backend = self._backend
-        with contextlib.suppress(LancoError, OSError):
+        with contexts.suppress(LancoError, OSError):
             if backend.task_exists(self._ns, self.name):
                 backend.kill(self._ns, self.name)
                 backend.wait_empty(self._ns, self.name, 5.0)
@@ -450,9 +449,9 @@ class Task:
         if any(entry not in ("lock", "stop.lock") for entry in entries):
             return
         for entry in entries:
-            with contextlib.suppress(OSError):
+            with contexts.suppress(OSError):
                 os.unlink(os.path.join(self.state_dir, entry))
-        with contextlib.suppress(OSError):
+        with contexts.suppress(OSError):
             os.rmdir(self.state_dir)
 
     # -- stop, wait ----------------------------------------------------------------------------------------
@@ -466,11 +465,11 @@ class Task:
         started again. Stops of one task take turns: of concurrent callers one stops it and the others, once
         it has ended, are told it is not running.
         """
-        with contextlib.ExitStack() as locks:
+        with contexts.ExitStack() as locks:
             self._take_stop_turn(locks)
             return self._stop_exclusively(timeout, stop_signal)
 
-    def _take_stop_turn(self, locks: contextlib.ExitStack[bool | None]) -> None:
+    def _take_stop_turn(self, locks: contexts.ExitStack) -> None:
         """Hold this task's stop lock in ``locks``; NotRunning when the task is not running, before the lock or
         once it is ours (a concurrent stop has ended it)."""
         if not self.is_active():
@@ -501,13 +500,13 @@ class Task:
             messages.debug("stop", f"task {self.name}: signal {stop_signal} sent to {signalled} processes, "
                                    f"waiting up to {timeout}s")
         except PermissionDenied:
-            with contextlib.suppress(FileNotFoundError):
+            with contexts.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.state_dir, "stop"))
             raise
         if backend.frozen(self._ns, self.name):
             # Thawed once signalled, so that it acts on the signal before running anything else (a frozen
             # process takes only a fatal signal, and v1 delivers even that on thaw).
-            with contextlib.suppress(LancoError):
+            with contexts.suppress(LancoError):
                 backend.set_frozen(self._ns, self.name, False)
         return time.monotonic() + timeout, lifetime.restart_delay
 
@@ -570,7 +569,7 @@ class Task:
         if len(monitor) == 2 and procfs.is_same_process(monitor[0], monitor[1]):
             import signal  # not at the top: its enums cost check, which sends none
 
-            with contextlib.suppress(OSError):
+            with contexts.suppress(OSError):
                 os.kill(monitor[0], signal.SIGUSR1)
 
     def _restart_pending(self, spec: dict[str, Any] | None) -> bool:
@@ -594,7 +593,7 @@ class Task:
         except (OSError, UnicodeDecodeError):
             return 0
         for line in reversed(lines):
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
+            with contexts.suppress(ValueError, TypeError, AttributeError):
                 return int(jsonread.loads(line).get("run", 0))
         return 0
 
@@ -738,7 +737,7 @@ class Task:
             return self.record()
         except StateError:
             record = TaskRecord(self._ns, self.name, "unknown")
-            with contextlib.suppress(StateError):
+            with contexts.suppress(StateError):
                 if (result := read_result(self.state_dir)) is not None:
                     apply_result(record, *result)
             return record
@@ -762,7 +761,7 @@ class Task:
             if self.is_active():
                 raise StillRunning(f"task {self.name} is running")
             # A damaged record is what release is for: forgotten with the rest, its result unrecorded.
-            with contextlib.suppress(StateError):
+            with contexts.suppress(StateError):
                 self._settle_locked()
             backend.remove_task(self._ns, self.name)
             import shutil
@@ -800,7 +799,7 @@ class Task:
                 self._clear_run_files()
             return
         if spec is not None and (result is None or result[0].get("run_id") != run_id):
-            with contextlib.suppress(FileNotFoundError):
+            with contexts.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.state_dir, "result"))
             write_result(self.state_dir, {"run_id": run_id, "result": "lost", "exit_code": "",
                                           "signal": ""})
@@ -850,9 +849,9 @@ class Task:
 
     def _clear_run_files(self) -> None:
         for name in _RUN_FILES:
-            with contextlib.suppress(FileNotFoundError):
+            with contexts.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.state_dir, name))
-        with contextlib.suppress(FileNotFoundError, OSError):
+        with contexts.suppress(FileNotFoundError, OSError):
             os.rmdir(os.path.join(self.state_dir, "hook.claimed"))
 
     def _write_marker(self, name: str, content: str) -> None:
@@ -869,11 +868,11 @@ class Task:
         try:
             os.replace(tmp, path)
         except OSError:
-            with contextlib.suppress(OSError):
+            with contexts.suppress(OSError):
                 os.unlink(tmp)
             raise
 
-    @contextlib.contextmanager
+    @contexts.contextmanager
     def _lock(self, name: str = "lock") -> Iterator[None]:
         """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name."""
         fd = self._acquire(name, blocking=True)
@@ -883,7 +882,7 @@ class Task:
         finally:
             os.close(fd)
 
-    @contextlib.contextmanager
+    @contexts.contextmanager
     def _try_lock(self) -> Iterator[bool]:
         try:
             fd = self._acquire("lock", blocking=False)
@@ -942,7 +941,7 @@ class Task:
             self._ensure_state_dir(owner)
             fd = os.open(path, flags, 0o644)
         if owner is not None:
-            with contextlib.suppress(OSError):
+            with contexts.suppress(OSError):
                 os.fchown(fd, *owner)
         return fd
 
@@ -962,7 +961,7 @@ def stop_together(tasks: list[Task], timeout: float | None = None,
     unique = list({task.name: task for task in tasks}.values())  # in the order of their first mention
     outcome: dict[str, TaskRecord | LancoError] = {}
     for first in range(0, len(unique), _STOP_BATCH):
-        with contextlib.ExitStack() as locks:
+        with contexts.ExitStack() as locks:
             begun: list[tuple[Task, float, float]] = []
             for task in unique[first:first + _STOP_BATCH]:
                 try:
@@ -1073,5 +1072,5 @@ def _check_interpreter(command: str, found: str, cwd: str | None) -> None:
 
 def _chown_record(directory: str, owner: tuple[int, int]) -> None:
     for entry in os.scandir(directory):
-        with contextlib.suppress(OSError):
+        with contexts.suppress(OSError):
             os.chown(entry.path, *owner, follow_symlinks=False)

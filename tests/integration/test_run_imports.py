@@ -13,7 +13,8 @@ import lanco
 from tests.conftest import TEST_USER, Sandbox, systemd_delegates
 from tests.integration.conftest import make_namespace
 
-NEVER_ON_RUN = ("re", "json", "enum", "signal", "argparse", "shutil", "typing", "dataclasses", "inspect", "socket")
+NEVER_ON_RUN = ("re", "json", "enum", "signal", "argparse", "shutil", "typing", "dataclasses", "inspect", "socket",
+                "contextlib", "functools", "collections")
 PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])

@@ -29,12 +29,12 @@ there first. With neither, the error names the cgroup, the rule and the remedies
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import os
 import pwd
 import time
 
+from lanco import contexts
 from lanco.cgroups.backend import (
     _LIMIT_FILES,
     Backend,
@@ -416,7 +416,7 @@ class SystemdBackend(Backend):
                 monitor.go()
             except BaseException:
                 monitor.abandon()
-                with contextlib.suppress(OSError):
+                with contexts.suppress(OSError):
                     os.rmdir(os.path.join(scope, SCOPE_TASK))
                 raise
             finally:
