@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Sandbox
+from tests.integration.conftest import EMULATED
 from tests.integration.test_lifecycle import MESSAGE
 
 SPEC_DAMAGE = ["{not json", "{", "", "[1, 2]", '{"argv": 5, "limits": [], "started": "x", "log": 7}',
@@ -24,6 +25,11 @@ RESULT_DAMAGE = ["garbage", "", b"\xff\xfe", "result=\nexit_code=x\nsignal=y\ncp
 CONFIG_DAMAGE = ["{not json", "{", "", "[1]", '{"mode": 5}', '{"owner_uid": "x", "state_dir": 1}', b"\xff",
                  {"owner_uid": "x"}, {"state_dir": 1}, {"group_access": "yes"}, {"mode": None}, {"created": "x"}]
 """Texts, or changes to the namespace's own configuration (whole, but with a field of the wrong type)."""
+if EMULATED:
+    # Each case runs some twenty commands, seconds each in the emulated guest: there, one of each kind of damage
+    # (not JSON, cut short, the wrong shape) stands for the rest, which the host runs all.
+    SPEC_DAMAGE, RESULT_DAMAGE, CONFIG_DAMAGE = SPEC_DAMAGE[:1] + SPEC_DAMAGE[4:5], RESULT_DAMAGE[:1], \
+        CONFIG_DAMAGE[:1] + CONFIG_DAMAGE[7:8]
 
 
 def commands(task: str) -> list[list[str]]:
