@@ -404,8 +404,8 @@ class SystemdBackend(Backend):
                                                        monitor.pid), deadline).body[0]
                     result = await_job(manager, str(job), deadline)
                 except BusError as exc:
-                    if exc.name == "org.freedesktop.systemd1.UnitExists":
-                        raise FileExistsError(task) from None
+                    # The unit's name is the run's own: even UnitExists tells of a manager in trouble, not of a
+                    # name taken (lanco's lock and the task/ cgroup hold the name).
                     raise CgroupError(f"cannot start task {task}: the systemd user manager of "
                                       f"{user_name(os.geteuid())} did not create scope {unit}: {exc}") from None
                 if result != "done":
