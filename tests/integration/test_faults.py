@@ -15,9 +15,9 @@ import pytest
 from tests.conftest import Sandbox
 from tests.integration.conftest import EMULATED, alive, wait_until
 
-STEP_S = 0.025 if EMULATED else 0.001
+STEP_S = 0.04 if EMULATED else 0.001
 """Kill moments 1 ms apart natively, over the first 60 ms; in the emulated guest, where a launch takes 20 to 40
-times as long and each trial's commands seconds, 25 ms apart over 400 ms."""
+times as long and each trial's commands seconds, 40 ms apart over 400 ms."""
 SPAN_S = 0.4 if EMULATED else 0.06
 
 API_LAUNCHER = """
