@@ -4,6 +4,7 @@ all (no record, no hook, the name free), for the command line and the API, with 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -98,3 +99,77 @@ def test_a_launcher_killed_in_every_millisecond_of_its_launch(sandbox: Sandbox, 
         # A run that never happened fires no hook; one that did, exactly once, with its true result.
         assert (hook_file.read_text() if hook_file.exists() else "") == expected, hook_file
     assert outcomes["running"] and outcomes["nothing"], outcomes
+
+
+FAULT_TRIALS = 170
+"""Trials per cgroup mode of the random fault injection: over 500 in the three modes."""
+
+
+def launched(sandbox: Sandbox, ns: str, hook_file: Path) -> subprocess.Popen[bytes]:
+    hook = f"echo $LANCO_RESULT >> {hook_file}"
+    return subprocess.Popen(sandbox.command(ns, "run", "-c", hook, "t", "sleep", "300"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_random_kills_of_launcher_monitor_and_stop(sandbox: Sandbox, ns: str, tmp_path: Path) -> None:
+    """SIGKILL of the launcher, the monitor or ``stop`` at a random moment. Afterwards the task is running and
+    tracked or nothing, it can be stopped by name, its hook has run once with the truth (``stopped``, or ``lost``
+    where its monitor died), or not at all for a run that never started, and the name is usable again."""
+    import random
+
+    rng = random.Random(f"{ns}-faults")
+    expected: list[tuple[Path, str]] = []
+    seen = {"launcher": 0, "monitor": 0, "stop": 0}
+    for trial in range(FAULT_TRIALS):
+        victim = rng.choice(["launcher", "monitor", "stop"])
+        seen[victim] += 1
+        hook_file = tmp_path / f"hook-{trial}"
+        record_dir = sandbox.state_dir(ns) / "tasks" / "t"
+        launcher = launched(sandbox, ns, hook_file)
+        if victim == "launcher":
+            time.sleep(rng.uniform(0.0, 0.08))
+            launcher.send_signal(signal.SIGKILL)
+            launcher.wait()
+            if settled(sandbox, ns, "t") == "running":
+                sandbox.ok(ns, "stop", "t")
+                expected.append((hook_file, "stopped\n"))
+            else:
+                expected.append((hook_file, ""))
+        else:
+            assert launcher.wait() == 0
+            if victim == "monitor":
+                monitor = int((record_dir / "monitor").read_text().split()[0])
+                time.sleep(rng.uniform(0.0, 0.05))
+                os.kill(monitor, signal.SIGKILL)
+                # The task runs on, tracked by its cgroup: checked and stopped by name; its end is lost.
+                assert sandbox.lanco(ns, "check", "t").returncode == 0
+                sandbox.ok(ns, "stop", "t")
+                expected.append((hook_file, "lost\n"))
+            else:
+                stopper = subprocess.Popen(sandbox.command(ns, "stop", "t"), stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
+                time.sleep(rng.uniform(0.0, 0.08))
+                stopper.send_signal(signal.SIGKILL)
+                stopper.wait()
+                # Whatever the killed stop had done, a second one (or none, if the first got that far) ends it.
+                if sandbox.lanco(ns, "check", "t").returncode == 0:
+                    again = sandbox.lanco(ns, "stop", "t")
+                    assert again.returncode in (0, 1), again.stderr  # 1: the task ended meanwhile
+                expected.append((hook_file, "stopped\n"))
+        # The name is usable again, and the run's record settles to what was expected of it.
+        assert wait_until(lambda: sandbox.lanco(ns, "check", "t").returncode == 1, timeout=20)
+        status = sandbox.lanco(ns, "status", "--json", "t")
+        if expected[-1][1]:
+            assert status.returncode == 0 and json.loads(status.stdout)["state"] == expected[-1][1].strip(), \
+                (victim, status.stdout, status.stderr)
+        sandbox.ok(ns, "run", "t", "true")
+        assert sandbox.lanco(ns, "wait", "t").returncode == 0
+        sandbox.ok(ns, "release", "t")
+    for hook_file, text in expected:
+        if text:
+            assert wait_until(hook_file.exists, timeout=10), hook_file
+    time.sleep(0.5)
+    for hook_file, text in expected:
+        assert (hook_file.read_text() if hook_file.exists() else "") == text, hook_file
+    assert all(seen.values()), seen
