@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from tests.conftest import TEST_USER, Sandbox
+from tests.conftest import Sandbox
 from tests.integration.conftest import alive, make_namespace, no_process_left, task_pids, wait_until
 
 ESCAPE = r"""
@@ -39,16 +39,6 @@ def _argv(pid: int) -> list[str]:
 def _cgroups_of(pid: int) -> list[str]:
     with open(f"/proc/{pid}/cgroup") as f:
         return [line.strip().split(":", 2)[2] for line in f]
-
-
-@pytest.fixture(params=["root", "user"])
-def owner(request: pytest.FixtureRequest, mode: str) -> str | None:
-    if request.param == "root":
-        return None
-    if mode == "v2":
-        pytest.skip("an unprivileged owner needs a delegated v2 cgroup, which this host's tests do not make")
-    request.getfixturevalue("test_user")
-    return TEST_USER
 
 
 def _agree_running(sandbox: Sandbox, ns: str, pid: int, owner: str | None) -> None:

@@ -9,24 +9,11 @@ import re
 import shutil
 import subprocess
 
-import pytest
-
-from tests.conftest import TEST_USER, Sandbox
+from tests.conftest import Sandbox
 from tests.integration.conftest import make_namespace, no_process_left, task_pids, wait_until
 from tests.integration.test_lifecycle import one_warning
 
 GONE = "task x: its record is gone; known from its cgroup only"
-
-
-@pytest.fixture(params=["root", "user"])
-def owner(request: pytest.FixtureRequest, mode: str) -> str | None:
-    """The namespace's owner: root, or the test user (in v2 here only root may place tasks: no delegation)."""
-    if request.param == "root":
-        return None
-    if mode == "v2":
-        pytest.skip("an unprivileged owner needs a delegated v2 cgroup, which this host's tests do not make")
-    request.getfixturevalue("test_user")
-    return TEST_USER
 
 
 def test_a_task_whose_record_is_gone_is_served_from_its_cgroup(sandbox: Sandbox, mode: str,

@@ -49,7 +49,7 @@ from lanco.privileges import user_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
     from lanco.cgroups.dbus import Connection
 
@@ -249,8 +249,12 @@ class SystemdBackend(Backend):
 
     def _existing_scopes(self, ns: str, task: str) -> list[str]:
         """The scopes of the runs of ``task`` that hold a task (their ``task/`` is there), of any candidate user."""
-        prefix = _scope_prefix(ns, task)
-        found = []
+        return [scope for _, scope in self._run_scopes(ns, task)]
+
+    def _run_scopes(self, ns: str, only: str | None = None) -> Iterator[tuple[str, str]]:
+        """(task, scope directory) of every run's scope in the namespace's slices that holds a task, or of the
+        runs of task ``only``: a look at each slice's listing, and at ``task/`` of the scopes that qualify."""
+        prefix = f"lanco-{escape_unit_part(ns)}-" if only is None else _scope_prefix(ns, only)
         for uid in self._candidate_users():
             slice_dir = self.slice_dir(uid, ns)
             try:
@@ -258,10 +262,12 @@ class SystemdBackend(Backend):
             except OSError:
                 continue
             for entry in entries:
-                if (entry.startswith(prefix) and scope_task_name(ns, entry) == task
-                        and os.path.isdir(f"{slice_dir}/{entry}/{SCOPE_TASK}")):
-                    found.append(f"{slice_dir}/{entry}")
-        return found
+                if not entry.startswith(prefix):
+                    continue
+                name = scope_task_name(ns, entry)
+                if name is not None and (only is None or name == only) and \
+                        os.path.isdir(f"{slice_dir}/{entry}/{SCOPE_TASK}"):
+                    yield name, f"{slice_dir}/{entry}"
 
     def slice_dirs(self, ns: str) -> list[str]:
         """The namespace's slices in the user managers that hold its tasks."""
@@ -289,16 +295,7 @@ class SystemdBackend(Backend):
 
     def task_names(self, ns: str) -> list[str]:
         names = set(super().task_names(ns))
-        for uid in self._candidate_users():
-            slice_dir = self.slice_dir(uid, ns)
-            try:
-                entries = os.listdir(slice_dir)
-            except OSError:
-                continue
-            for entry in entries:
-                name = scope_task_name(ns, entry)
-                if name is not None and os.path.isdir(f"{slice_dir}/{entry}/{SCOPE_TASK}"):
-                    names.add(name)
+        names.update(name for name, _ in self._run_scopes(ns))
         return sorted(names)
 
     # -- how this caller places tasks ----------------------------------------------------------------------
