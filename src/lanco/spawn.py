@@ -76,22 +76,28 @@ def start_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cw
 
 
 def begin_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd: str | None = None,
-                   *, subreaper: bool = False, root_joins: list[str] | None = None) -> int:
+                   *, subreaper: bool = False, root_joins: list[str] | None = None, pid_fd: int = -1) -> int:
     """:func:`start_detached` without the wait: returns the intermediate child's pid, which the caller must pass
     to :func:`reap_intermediate`. A caller that waits for word from the grandchild anyway (``run`` waits for the
-    monitor's report) reaps after that word, so that the two waits overlap instead of adding up."""
+    monitor's report) reaps after that word, so that the two waits overlap instead of adding up. With ``pid_fd``
+    (a pipe's write end) the intermediate child writes the grandchild's pid there before it exits."""
     prctl = _prctl() if subreaper else None
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 127
         try:
             os.setsid()
-            if os.fork() == 0:
+            grandchild = os.fork()
+            if grandchild == 0:
+                if pid_fd >= 0:
+                    os.close(pid_fd)
                 if prctl is not None:
                     prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
                 if os.getuid() == 0 and os.geteuid() != 0:
                     _settle_as_owner(root_joins)
                 _exec_with_fds(argv, env, fds, cwd)
+            if pid_fd >= 0:
+                os.write(pid_fd, str(grandchild).encode())
             code = 0
         except BaseException:
             code = 126
@@ -155,24 +161,10 @@ def spawn_waiting(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd
     go_r, go_w = os.pipe()
     pid_r, pid_w = os.pipe()
     try:
-        intermediate = os.fork()
-        if intermediate == 0:  # pragma: no cover - runs in the child
-            code = 127
-            try:
-                os.close(pid_r)
-                os.setsid()
-                grandchild = os.fork()
-                if grandchild == 0:
-                    os.close(pid_w)
-                    _exec_with_fds(argv, env, {**fds, go_fd: go_r}, cwd)
-                os.write(pid_w, str(grandchild).encode())
-                code = 0
-            except BaseException:
-                code = 126
-            finally:
-                os._exit(code)
-        os.close(pid_w)
-        pid_w = -1
+        try:
+            intermediate = begin_detached(argv, env, {**fds, go_fd: go_r}, cwd, pid_fd=pid_w)
+        finally:
+            os.close(pid_w)
         text = b""
         while chunk := os.read(pid_r, 32):
             text += chunk
@@ -185,8 +177,6 @@ def spawn_waiting(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd
     finally:
         os.close(go_r)
         os.close(pid_r)
-        if pid_w >= 0:
-            os.close(pid_w)
     return WaitingMonitor(int(text), go_w)
 
 
