@@ -114,9 +114,9 @@ def parse_signal(raw: int | str, what: str = "signal") -> int:
 
 
 def valid_signals() -> set[int]:
-    import signal
+    from lanco import signums
 
-    return {int(s) for s in signal.valid_signals()}
+    return signums.valid_signals()
 
 
 def signal_name(number: int) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 
+from lanco import signums
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -220,10 +222,6 @@ def _settle_as_owner(root_joins: list[str] | None) -> None:  # pragma: no cover 
 
 def _exec_with_fds(argv: list[str], env: dict[str, str], fds: dict[int, int],
                    cwd: str | None) -> None:  # pragma: no cover - runs in the child
-    # _signal, the C module under signal: the same calls without signal's enums, which cost a run 1 ms natively
-    # and 25 ms in an emulated guest. It is built in, so the forked child imports it without reading a file.
-    import _signal  # type: ignore[import-not-found]  # typeshed has no stub for it
-
     try:
         # Park every source above the targets first, so that mapping one cannot clobber another.
         parked = {target: fcntl.fcntl(source, fcntl.F_DUPFD, 1000) for target, source in fds.items()}
@@ -232,13 +230,7 @@ def _exec_with_fds(argv: list[str], env: dict[str, str], fds: dict[int, int],
         os.closerange(max(fds) + 1 if fds else 0, 65536)
         if cwd is not None:
             os.chdir(cwd)
-        # An ignored signal stays ignored across execve. CPython ignores SIGPIPE and SIGXFSZ at start-up, a launcher
-        # started as a shell's `&` job ignores SIGINT and SIGQUIT, one under nohup SIGHUP: the task gets the
-        # defaults a service manager would give it, whatever the launcher ignored.
-        for signum in _signal.valid_signals():
-            if _signal.getsignal(signum) == _signal.SIG_IGN:
-                _signal.signal(signum, _signal.SIG_DFL)
-        _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+        signums.reset_dispositions()
         os.execve(argv[0], argv, env)
     finally:
         os._exit(127)

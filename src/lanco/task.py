@@ -8,7 +8,7 @@ import select
 import sys
 import time
 
-from lanco import contexts, logfile, messages, procfs
+from lanco import contexts, logfile, messages, procfs, signums
 from lanco.cgroups.backend import poll_ms
 from lanco.errors import (
     AlreadyRunning,
@@ -550,13 +550,12 @@ class Task:
         return True
 
     def _kill_stray(self) -> None:
-        import signal
 
         stray = self._stray_first_process([])
         if stray is None:
             return
         try:
-            os.kill(stray, signal.SIGKILL)
+            os.kill(stray, signums.SIGKILL)
         except ProcessLookupError:
             pass
         except PermissionError:
@@ -567,10 +566,9 @@ class Task:
         """Cut short a monitor's pause before a restart (it checks the stop marker when woken)."""
         monitor = read_int_file(os.path.join(self.state_dir, "monitor"))
         if len(monitor) == 2 and procfs.is_same_process(monitor[0], monitor[1]):
-            import signal  # not at the top: its enums cost check, which sends none
 
             with contexts.suppress(OSError):
-                os.kill(monitor[0], signal.SIGUSR1)
+                os.kill(monitor[0], signums.SIGUSR1)
 
     def _restart_pending(self, spec: dict[str, Any] | None) -> bool:
         """True while the monitor pauses between a run's end and the next run."""
@@ -655,7 +653,6 @@ class Task:
 
         New processes forked while signalling get it too: passes repeat until one finds nobody new.
         """
-        import signal
 
         seen = set[int]()
         if self.is_running():
@@ -667,8 +664,8 @@ class Task:
             for pid in fresh:
                 try:
                     os.kill(pid, signum)
-                    if resume and signum not in (signal.SIGKILL, signal.SIGCONT):
-                        os.kill(pid, signal.SIGCONT)
+                    if resume and signum not in (signums.SIGKILL, signums.SIGCONT):
+                        os.kill(pid, signums.SIGCONT)
                 except ProcessLookupError:
                     pass
                 except PermissionError:

@@ -49,7 +49,7 @@ def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
 
 @pytest.mark.parametrize(("argv", "exit_code", "also_never"), [
     (["testns", "check", "t"], 1, ("argparse", "shutil", "signal", "re", "json", "enum", *LIGHT)),
-    (["testns", "stop", "t"], 1, ("argparse", "shutil", "re", "json", *LIGHT)),
+    (["testns", "stop", "t"], 1, ("argparse", "shutil", "re", "json", "signal", "enum", *LIGHT)),
     (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil", "json")),
     (["testns", "wait", "t"], 1, ("argparse", "shutil", *LIGHT)),
     (["testns", "run", "t", "lanco-no-such-command"], 127, ("shutil", *LIGHT)),

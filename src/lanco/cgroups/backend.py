@@ -459,7 +459,7 @@ class Backend:
             if not self.all_hierarchies[1:]:
                 return
             # A process may have left the tracker's cgroup and stayed in the task's others: killed one by one below.
-        import signal  # not at the top: its enums cost check, which kills nothing
+        from lanco import signums
 
         self._brake_forks(ns, task)
         for _ in range(1000):
@@ -468,7 +468,7 @@ class Backend:
             frozen = self._set_frozen(ns, task, True)
             for pid in self.pids(ns, task):
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signums.SIGKILL)
                 except ProcessLookupError:
                     pass
                 except PermissionError:
