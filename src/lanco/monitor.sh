@@ -23,7 +23,8 @@
 #   LANCO_MON_RESTART_DELAY  seconds between a run's end and the next run
 #   LANCO_MON_GO        set when the monitor must wait for "go" on descriptor 5 before anything (systemd scopes)
 # Lists are one item per line. Descriptor 3 is the launcher's report pipe, 1 and 4 the task's stdout and
-# stderr; 2 is /dev/null, so that the shell's own notes ("Terminated") stay out of the task's log.
+# stderr; 2 is /dev/null, so that the shell's own notes ("Terminated") stay out of the task's log; 6 the name's
+# start lock, until the monitor file is written.
 #
 # Files it writes in the record directory: monitor (its pid and start time), pid (the current run's first
 # process), timeout (a marker: "RUN_ID/RUN" of the run its timer stopped), restarting (RUN_ID while it waits to
@@ -276,6 +277,10 @@ read_starttime
 # Written in place rather than through a temp file and mv, which would cost an exec on every start: run removed
 # the old file, and a reader that finds none or an empty one takes it alike as "no monitor yet".
 echo "$$ $_starttime" > "$state/monitor"
+# Descriptor 6 holds the name's start lock, handed on by the launcher: until this monitor is known alive (the file
+# above), a launcher killed meanwhile must leave no one a gap to take this run for one that never started, clear
+# its record or make a new cgroup of its name. Known alive, it lets go.
+exec 6<&-
 # Caught, not ignored: a subshell resets caught signals to their defaults, so the task still gets SIGUSR1's.
 trap ':' USR1
 
@@ -340,9 +345,10 @@ while :; do
     exit_code=$?
     if [ $runs -eq 1 ]; then
         exec 3>&-
-        # Nothing ran (the task could not join its cgroups, or the launcher was gone before it heard of the start):
-        # no result, no hook, and the record goes before the cgroups that hold the name.
-        if [ $exit_code -eq 125 ] && ! [ -s "$state/pid" ]; then
+        # Nothing ran (the task could not join its cgroups, or the launcher was gone before it heard of the start,
+        # whatever killed the task's shell then: a failed report may end it by SIGPIPE): no result, no hook, and the
+        # record goes before the cgroups that hold the name.
+        if ! [ -s "$state/pid" ]; then
             stop_timer
             rm -f -- "$state/spec.json" "$state/pid"
             remove_cgroups

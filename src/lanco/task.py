@@ -315,7 +315,7 @@ class Task:
             raise PermissionDenied(problem)
         owner = self.namespace.acting_for_owner
         run_id = os.urandom(8).hex()
-        with self._lock():  # the record directory is made with its lock file
+        with self._lock() as lock_fd:  # the record directory is made with its lock file
             try:
                 self._claim_name(owner, backend.controllers_for(key for key, _ in limits.items()), run_id)
             except BaseException:
@@ -344,7 +344,7 @@ class Task:
                     _chown_record(self.state_dir, owner)
                 environment.update(_monitor_settings(backend, self._ns, self.name, lifetime,
                                                      process.umask, exec_prefix, environment))
-                self._spawn_monitor(argv, environment, run_id, log_path, log_fd, exit_command,
+                self._spawn_monitor(argv, environment, run_id, log_path, log_fd, lock_fd, exit_command,
                                     foreground, cwd, lambda: limits.apply(backend, self._ns, self.name))
             except BaseException:
                 self._abort_start()
@@ -354,7 +354,7 @@ class Task:
                     os.close(log_fd)
 
     def _spawn_monitor(self, argv: list[str], env: dict[str, str], run_id: str, log_path: str | None,
-                       log_fd: int, exit_command: str | None, foreground: bool, cwd: str | None,
+                       log_fd: int, lock_fd: int, exit_command: str | None, foreground: bool, cwd: str | None,
                        write_limits: Callable[[], None]) -> None:
         backend, ns, config = self._backend, self._ns, self.namespace.config
         stats = backend.stat_sources(ns, self.name)
@@ -381,8 +381,8 @@ class Task:
             out, err = (log_fd, log_fd) if log_fd >= 0 else (1, 2)
             finish_start = backend.start_monitor(ns, self.name,
                                                  [monitor_shell(), package_file(MONITOR_SCRIPT), *argv], env,
-                                                 {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err}, cwd,
-                                                 write_limits)
+                                                 {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err,
+                                                  6: lock_fd}, cwd, write_limits)
         except BaseException:
             os.close(report_r)
             raise
@@ -870,12 +870,13 @@ class Task:
             raise
 
     @contexts.contextmanager
-    def _lock(self, name: str = "lock") -> Iterator[None]:
-        """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name."""
+    def _lock(self, name: str = "lock") -> Iterator[int]:
+        """Serialise the starts (``lock``) or the stops (``stop.lock``) of one name; yields the lock's descriptor
+        (a start hands it on to the monitor, which holds the lock until it is known alive)."""
         fd = self._acquire(name, blocking=True)
         assert fd is not None
         try:
-            yield
+            yield fd
         finally:
             os.close(fd)
 
