@@ -35,7 +35,6 @@ def task_pids(sandbox: Sandbox, ns: str, task: str, user: str | None) -> list[in
     return [int(p["pid"]) for p in status(sandbox, ns, task, user)["processes"]]  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("who", ["root", "user"])
 def written(path: Path) -> bool:
     """The daemon's ready file exists with its pid in it (write_text creates it empty first)."""
     try:
@@ -44,6 +43,7 @@ def written(path: Path) -> bool:
         return False
 
 
+@pytest.mark.parametrize("who", ["root", "user"])
 def test_tasks_outlive_restart_and_stop_of_the_service_that_started_them(
         sandbox: Sandbox, alice: str, user_units: list[tuple[str | None, Path]], who: str) -> None:
     user = None if who == "root" else alice

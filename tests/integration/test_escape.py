@@ -41,6 +41,16 @@ def _cgroups_of(pid: int) -> list[str]:
         return [line.strip().split(":", 2)[2] for line in f]
 
 
+def _hands_controllers_down(sandbox: Sandbox, ns: str, monkeypatch: pytest.MonkeyPatch) -> bool:
+    from lanco.namespace import Namespace
+
+    for key, value in sandbox.env.items():  # where the sandbox's namespaces are, for this process's lanco
+        monkeypatch.setenv(key, value)
+    control = os.path.join(Namespace(ns).backend.ns_dir(ns), "cgroup.subtree_control")
+    with open(control, encoding="ascii") as f:
+        return bool(f.read().split())
+
+
 def _agree_running(sandbox: Sandbox, ns: str, pid: int, owner: str | None) -> None:
     assert sandbox.lanco(ns, "check", "e", user=owner).returncode == 0
     assert pid in task_pids(sandbox, ns, "e", user=owner)
@@ -52,8 +62,11 @@ def _agree_running(sandbox: Sandbox, ns: str, pid: int, owner: str | None) -> No
 
 @pytest.mark.parametrize("target", [".monitors", "", "sibling"])
 def test_a_task_moving_itself_out_gets_one_answer_and_is_stopped(sandbox: Sandbox, mode: str, owner: str | None,
-                                                                 target: str) -> None:
+                                                                 target: str, monkeypatch: pytest.MonkeyPatch) -> None:
     ns = make_namespace(sandbox, mode, user=owner)
+    if target == "" and mode == "v2" and _hands_controllers_down(sandbox, ns, monkeypatch):
+        pytest.skip("cgroup v2 keeps every process out of a cgroup that hands controllers down (no internal "
+                    "processes): no task can move into its namespace's cgroup here")
     if target == "sibling":
         sandbox.ok(ns, "run", "sibling", "sleep", "300", user=owner)
     files = _procs_files(sandbox, ns, target)

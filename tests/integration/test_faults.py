@@ -63,9 +63,9 @@ def test_a_launcher_killed_in_every_millisecond_of_its_launch(sandbox: Sandbox, 
     outcomes = {"running": 0, "nothing": 0}
     hooks: list[tuple[Path, str]] = []
     steps = int(SPAN_S / STEP_S) + 1
-    # Past the sweep, on a machine so busy that no launch finished within it, the moments go on 10 ms apart until
-    # one does: both outcomes must be seen (at most 3 s more).
-    delays = [step * STEP_S for step in range(steps)] + [SPAN_S + 0.01 * extra for extra in range(1, 301)]
+    # Past the sweep, on a machine so busy that no launch finished within it, the moments go on, each 40 %
+    # longer than the last, until one does: both outcomes must be seen (at most 12 more, up to some 50 times SPAN).
+    delays = [step * STEP_S for step in range(steps)] + [SPAN_S * 1.4 ** extra for extra in range(1, 13)]
     for step, delay in enumerate(delays):
         if step >= steps and outcomes["running"]:
             break

@@ -165,8 +165,10 @@ def test_a_restarted_run_counts_only_its_own_oom_kills(sandbox: Sandbox, mode: s
     once = sandbox.root / "oom-killed-once"
     hook_out = sandbox.root / "hook.out"
     # The first run is OOM-killed (its first process itself); the second one allocates nothing and exits 3.
-    script = f"if [ -e {once} ]; then sleep 2; exit 3; fi; touch {once}; exec python3 -c \"{ALLOCATE}\""
-    sandbox.ok(ns, "run", "-m", "64M", "--timeout", "20s", "--restart", "on-failure", "--restart-max", "1",
+    # The second run lives long enough for the checks below, which take seconds in the emulated guest.
+    second = 20 if EMULATED else 2
+    script = f"if [ -e {once} ]; then sleep {second}; exit 3; fi; touch {once}; exec python3 -c \"{ALLOCATE}\""
+    sandbox.ok(ns, "run", "-m", "64M", "--timeout", "60s", "--restart", "on-failure", "--restart-max", "1",
                "--restart-delay", "0", "-c", f"echo $LANCO_RESULT $LANCO_OOM_KILLS > {hook_out}", "twice",
                "sh", "-c", script)
     task = handle(ns, "twice")
@@ -178,7 +180,7 @@ def test_a_restarted_run_counts_only_its_own_oom_kills(sandbox: Sandbox, mode: s
     assert int(re.findall(r"^oom_kill (\d+)$", counter.read_text(), re.M)[0]) >= 1
     assert status(sandbox, ns, "twice")["oom_kills"] == 0
     assert json.loads(sandbox.ok(ns, "top", "--json", "-n", "1").stdout)["tasks"][0]["oom_kills"] == 0
-    record = task.wait(30)
+    record = task.wait(60)
     assert (record.state, record.exit_code, record.restarts, record.oom_kills) == ("exited", 3, 1, 0)
     runs = [json.loads(line) for line in (sandbox.state_dir(ns) / "tasks" / "twice" / "runs.jsonl").read_text()
             .splitlines()]

@@ -74,6 +74,7 @@ GUEST_PACKAGES: Final = (
     "python3-venv",
     "python3-pytest",
     "python3-hypothesis",  # in the project's dev extras, so tests may use it
+    "stress-ng",  # the OOM tests' memory hog, as on the host (scripts/test installs it there)
     "python3-jeepney",  # the reference D-Bus client: guest tests ask systemd what lanco's units look like
     "procps",
     "util-linux",
