@@ -765,11 +765,23 @@ class Task:
             # A damaged record is what release is for: forgotten with the rest, its result unrecorded.
             with contexts.suppress(StateError):
                 self._settle_locked()
+            self._await_cgroup_removal()
             backend.remove_task(self._ns, self.name)
             import shutil
 
             shutil.rmtree(self.state_dir, ignore_errors=True)
         return targets
+
+    def _await_cgroup_removal(self, timeout: float = 5.0) -> None:
+        """Wait while a monitor whose run has ended removes the run's cgroups (the name's tracker last). Its result
+        is written first, so wait and stop are done with the run before it is: a release that took the cgroups
+        and the record (the monitor's file with it) meanwhile would let the next run of the name make cgroups that
+        the late monitor, removing by path, takes from it."""
+        backend = self._backend
+        deadline = time.monotonic() + timeout
+        while (backend.task_exists(self._ns, self.name) and self._monitor_alive(None)
+               and time.monotonic() < deadline):
+            time.sleep(0.005)
 
     @_as_owner
     def settle(self) -> None:
