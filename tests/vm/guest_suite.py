@@ -21,18 +21,20 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TIMEOUT_S = 1800
-"""Boot and suite together: 30 minutes at most. A cached run takes 11 to 15 minutes (more while the host is busy),
-the host's suite about 10 more, and CI allows 90 for both."""
+TIMEOUT_S = 2700
+"""Boot and suite together: 45 minutes at most. A cached run took 27 minutes in this round's CI-like run (its lanes
+25 and 16, on a host busy with other tests), the host's suite about 16 more, and CI allows 90 for both."""
 COMMON = ["-p", "no:cacheprovider", "-q", "--durations=10", "-m", "not slow"]
 """Tests marked slow stay on the host: they are calibrated for native speed (a launcher killed within 120 ms of
 its start, 5000 run/stop cycles) or need the network (pip install); emulation is 20 to 40 times slower."""
 # Emulation keeps one vCPU busy per pytest (each lanco command is mostly an interpreter starting), and the guest has
 # two: the suite runs in two lanes side by side, then the benchmark alone, so that nothing disturbs its figures.
+# The lanes are balanced by their measured time (main 25, side 16 minutes before test_damage and test_escape moved).
 SIDE_LANE = ["tests/guest", "--ignore=tests/guest/test_bench.py", "tests/integration/test_resources.py",
-             "tests/integration/test_views.py"]
+             "tests/integration/test_views.py", "tests/integration/test_damage.py", "tests/integration/test_escape.py"]
 MAIN_LANE = ["tests/integration", "--ignore=tests/integration/test_resources.py",
-             "--ignore=tests/integration/test_views.py"]
+             "--ignore=tests/integration/test_views.py", "--ignore=tests/integration/test_damage.py",
+             "--ignore=tests/integration/test_escape.py"]
 LAST = ["tests/guest/test_bench.py"]
 PREPARE = [
     # Compiled once as root: the test users cannot write /src and would compile lanco at every command.
