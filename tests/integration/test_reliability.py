@@ -6,51 +6,12 @@ import grp
 import json
 import os
 import random
-import signal
 import subprocess
 import time
-
-import pytest
 
 from tests.conftest import Sandbox
 from tests.integration.conftest import alive, make_namespace, task_pids, wait_until
 from tests.integration.test_lifecycle import one_warning
-
-
-def consistent(sandbox: Sandbox, ns: str, task: str) -> str:
-    """The task is either running and fully tracked, or nothing of it runs; returns which."""
-    status = sandbox.lanco(ns, "status", "--json", task)
-    running = sandbox.lanco(ns, "check", task).returncode == 0
-    if running:
-        record = json.loads(status.stdout)
-        assert record["state"] == "running" and record["processes"], record
-        monitor = (sandbox.state_dir(ns) / "tasks" / task / "monitor").read_text().split()
-        assert alive(int(monitor[0]))
-        return "running"
-    if status.returncode == 0:
-        assert json.loads(status.stdout)["processes"] == []
-    return "absent"
-
-
-@pytest.mark.slow
-def test_launcher_killed_at_random_moments_of_run(sandbox: Sandbox) -> None:
-    ns = make_namespace(sandbox)
-    rng = random.Random(7)
-    outcomes = {"running": 0, "absent": 0}
-    for _ in range(60):
-        proc = subprocess.Popen(sandbox.command(ns, "run", "victim", "sleep", "300"),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.0, 0.12))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        outcome = consistent(sandbox, ns, "victim")
-        outcomes[outcome] += 1
-        if outcome == "running":
-            sandbox.ok(ns, "stop", "victim")
-        # The name always works again afterwards.
-        sandbox.ok(ns, "run", "victim", "true")
-        assert sandbox.lanco(ns, "wait", "victim").returncode == 0
-    assert outcomes["running"] and outcomes["absent"], outcomes
 
 
 def test_launcher_killed_during_stop_and_release(sandbox: Sandbox) -> None:
