@@ -57,6 +57,17 @@ def settled(sandbox: Sandbox, ns: str, task: str) -> str:
     return state["value"]
 
 
+def assert_hooks(expected: list[tuple[Path, str]]) -> None:
+    """Each trial's hook file holds what is expected of it: a run that never happened fired no hook (""); one that
+    did, exactly once, with its true result."""
+    for hook_file, text in expected:
+        if text:
+            assert wait_until(hook_file.exists, timeout=10), hook_file
+    time.sleep(0.5)  # a stray hook of a run that never happened would have fired by now
+    for hook_file, text in expected:
+        assert (hook_file.read_text() if hook_file.exists() else "") == text, hook_file
+
+
 @pytest.mark.parametrize("via", ["cli", "api"])
 def test_a_launcher_killed_in_every_millisecond_of_its_launch(sandbox: Sandbox, ns: str, via: str,
                                                              tmp_path: Path) -> None:
@@ -95,13 +106,7 @@ def test_a_launcher_killed_in_every_millisecond_of_its_launch(sandbox: Sandbox, 
         sandbox.ok(ns, "run", "victim", "true")
         assert sandbox.lanco(ns, "wait", "victim").returncode == 0
         sandbox.ok(ns, "release", "victim")  # so that the next trial's "nothing" is no record at all
-    for hook_file, expected in hooks:
-        if expected:
-            assert wait_until(hook_file.exists, timeout=10), hook_file
-    time.sleep(0.5)
-    for hook_file, expected in hooks:
-        # A run that never happened fires no hook; one that did, exactly once, with its true result.
-        assert (hook_file.read_text() if hook_file.exists() else "") == expected, hook_file
+    assert_hooks(hooks)
     assert outcomes["running"] and outcomes["nothing"], outcomes
 
 
@@ -170,10 +175,5 @@ def test_random_kills_of_launcher_monitor_and_stop(sandbox: Sandbox, ns: str, tm
         sandbox.ok(ns, "run", "t", "true")
         assert sandbox.lanco(ns, "wait", "t").returncode == 0
         sandbox.ok(ns, "release", "t")
-    for hook_file, text in expected:
-        if text:
-            assert wait_until(hook_file.exists, timeout=10), hook_file
-    time.sleep(0.5)
-    for hook_file, text in expected:
-        assert (hook_file.read_text() if hook_file.exists() else "") == text, hook_file
+    assert_hooks(expected)
     assert all(seen.values()), seen
