@@ -232,6 +232,22 @@ read_starttime() {
 
 split_stat_line() { _key=$1; _path=$2; _field=$3; }
 
+# A script whose #! interpreter went missing after run checked it (removed by an upgrade before a restart, say)
+# fails its exec with "not found" about the script itself: the log then says which file is missing, as run says at
+# the start. Forks only after an exit code of 127.
+explain_missing_interpreter() {
+    _script=$(case $LANCO_MON_PATH in =*) PATH=${LANCO_MON_PATH#=} ;; *) unset PATH ;; esac
+              command -v -- "$1") || return 0
+    [ -f "$_script" ] || return 0
+    _line=$(head -c 255 -- "$_script" 2>/dev/null | head -n 1)
+    case $_line in '#!'*) ;; *) return 0 ;; esac
+    _command=$1
+    set -- ${_line#??}
+    [ $# -gt 0 ] && ! [ -e "$1" ] || return 0
+    echo "$(date +%Y-%m-%dT%H:%M:%S) [WARN/run] task $LANCO_MON_TASK: command $_command cannot run: its" \
+        "interpreter $1 (its #! line) is not found" >&4
+}
+
 marked() {
     # A marker names the run it is meant for ($2, default this run's id), so that a late one cannot mislabel
     # the next run. A stop marker "*" is for whichever run: stop writes it when the task's record is lost (run
@@ -343,6 +359,7 @@ while :; do
         exec "$@"
     )
     exit_code=$?
+    [ $exit_code -eq 127 ] && explain_missing_interpreter "$1"
     if [ $runs -eq 1 ]; then
         exec 3>&-
         # Nothing ran (the task could not join its cgroups, or the launcher was gone before it heard of the start,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import shutil
 import stat
 
 from tests.conftest import Sandbox
@@ -143,3 +144,24 @@ def test_a_script_whose_interpreter_is_missing_is_refused_naming_both(sandbox: S
     assert os.listdir(tasks) == [] and sandbox.lanco(ns, "check", "t").returncode == 1
     script.write_text("#!/bin/sh\necho ran\n")
     sandbox.ok(ns, "run", "-f", "t", str(script))
+
+
+def test_an_interpreter_gone_before_a_restart_is_named_in_the_log(sandbox: Sandbox, ns: str) -> None:
+    """run checks the #! line once, at the start: an interpreter removed later (an upgrade between two runs of a
+    --restart task) fails the restart's exec, whose shell names the script as not found. The log says which file
+    is missing, and the run ends 127."""
+    interpreter_dir = sandbox.root / "interp"
+    interpreter_dir.mkdir()
+    interpreter = interpreter_dir / "sh"
+    shutil.copy("/bin/sh", interpreter)
+    script = sandbox.root / "job"
+    # The first run ends only once the interpreter it runs in is gone, so the restart finds it missing.
+    script.write_text(f"#!{interpreter}\nwhile [ -e {interpreter} ]; do sleep 0.02; done\nexit 3\n")
+    script.chmod(0o755)
+    sandbox.ok(ns, "run", "--restart", "on-failure", "--restart-max", "1", "--restart-delay", "0", "t", str(script))
+    interpreter.unlink()
+    assert sandbox.lanco(ns, "wait", "-t", "60", "t").returncode == 127
+    log_lines = (sandbox.log_dir(ns) / "task-t.log").read_text().splitlines()
+    assert log_lines[-1].endswith(f" [WARN/run] task t: command {script} cannot run: its interpreter {interpreter} "
+                                  "(its #! line) is not found"), log_lines
+    assert len(log_lines) == 2, log_lines  # the shell's own line, then lanco's
