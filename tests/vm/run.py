@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Run a command inside a throw-away Debian 12 guest with systemd and pure cgroup v2, under qemu.
 
-    python3 tests/vm/run.py [--rebuild] [--prune] [--timeout SECONDS] -- CMD...
+    python3 tests/vm/run.py [--rebuild] [--prune] [--timeout SECONDS] [--boots N] -- CMD...
 
 Needs root (debootstrap, chroot, apt-get) and only the Python standard library. The guest image is
 built once with debootstrap and cached under /var/cache/lanco-vm/<sha256 of the recipe>/; each run
@@ -636,12 +636,19 @@ class GuestStream:
         self.emit_partial(line)
 
 
-def boot_and_run(base: BaseImage, workdir: Path, argv: Sequence[str], timeout_s: float) -> RunResult:
+def boot_and_run(base: BaseImage, workdir: Path, argv: Sequence[str], timeout_s: float, boot: int = 1,
+                 overlay: Path | None = None) -> RunResult:
+    """Boot the guest once and run ``argv`` in it. Later boots of one run (``boot`` > 1) reuse the root
+    ``overlay`` of the first, so that the guest finds what the earlier boots left on its disk; a fresh run disk
+    tells the command which boot this is (``LANCO_VM_BOOT``)."""
     nonce = secrets.token_hex(8)
     preparing = time.monotonic()
-    run_disk = make_run_disk(workdir, argv, nonce)
-    overlay = make_overlay(workdir, base)
-    log(f"run disk with the work tree of {REPO_ROOT} and root overlay ready in {time.monotonic() - preparing:.1f} s")
+    # Given to the command through env(1): the runner in the image stays as it is.
+    run_disk = make_run_disk(workdir, ["env", f"LANCO_VM_BOOT={boot}", *argv], nonce)
+    if overlay is None:
+        overlay = make_overlay(workdir, base)
+    log(f"boot {boot}: run disk with the work tree of {REPO_ROOT} and root overlay ready in "
+        f"{time.monotonic() - preparing:.1f} s")
     console_log = workdir / "console.log"
     qemu_log = workdir / "qemu.log"
     result = RunResult()
@@ -723,7 +730,7 @@ def raise_on_termination(signum: int, _frame: FrameType | None) -> None:
 def parse_args(args: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="tests/vm/run.py",
-        usage="%(prog)s [--rebuild] [--prune] [--timeout SECONDS] -- CMD...",
+        usage="%(prog)s [--rebuild] [--prune] [--timeout SECONDS] [--boots N] -- CMD...",
         description="Run CMD as root in /src of a Debian 12 guest (systemd, pure cgroup v2) under qemu.",
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached guest image first")
@@ -735,6 +742,14 @@ def parse_args(args: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         metavar="SECONDS",
         help=f"kill the guest after this long from qemu's start (default {DEFAULT_TIMEOUT_S:.0f})",
     )
+    parser.add_argument(
+        "--boots",
+        type=int,
+        default=1,
+        metavar="N",
+        help="boot N times on one root disk, running CMD at each boot (LANCO_VM_BOOT=1..N tells which); "
+        "stops after a boot whose CMD failed",
+    )
     if "--" not in args:
         parser.parse_args(args)  # answers --help and rejects unknown options first
         parser.error("the command must follow '--'")
@@ -745,6 +760,8 @@ def parse_args(args: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error("no command after '--'")
     if options.timeout <= 0:
         parser.error("--timeout must be positive")
+    if options.boots < 1:
+        parser.error("--boots must be at least 1")
     return options, command
 
 
@@ -762,6 +779,12 @@ def main(args: Sequence[str]) -> int:
         base = ensure_base_image(options.rebuild, options.prune)
         workdir = make_workdir()
         result = boot_and_run(base, workdir, command, options.timeout)
+        for boot in range(2, options.boots + 1):
+            if result.timed_out or result.status != 0:
+                break
+            # The same root disk again: what the earlier boot left in /var and /etc is there, cgroupfs and /run
+            # are new, as after a reboot. The timeout counts each boot on its own.
+            result = boot_and_run(base, workdir, command, options.timeout, boot, workdir / "root.qcow2")
     except HarnessError as error:
         log(f"ERROR: {error}")
         return EXIT_HARNESS
