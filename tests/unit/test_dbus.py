@@ -154,6 +154,56 @@ def test_a_job_is_started_and_its_end_awaited(socket_path: Path) -> None:
     assert HeaderFields.destination not in seen[0].header.fields  # peer to peer: no bus daemon routes it
 
 
+def test_the_work_meanwhile_runs_while_the_job_is_under_way_and_once_done_no_more(socket_path: Path) -> None:
+    """The launcher splits the scope as soon as the monitor is in it, while systemd finishes the job: await_job
+    calls its ``meanwhile`` between messages and while the manager is silent, until it says its work is done."""
+    from lanco.cgroups import systemd
+
+    job = "/org/freedesktop/systemd1/job/7"
+    placed = threading.Event()
+
+    def manager(conn: socket.socket, parser: Parser) -> None:
+        call = next_call(conn, parser)
+        conn.sendall(new_method_return(call, "o", (job,)).serialise(serial=1))
+        # The job ends only once the work meanwhile has happened: it must have run while nothing came.
+        assert placed.wait(5)
+        conn.sendall(new_signal(MANAGER, "JobRemoved", "uoss", (7, job, "x.scope", "done")).serialise(serial=2))
+
+    calls: list[float] = []
+
+    def meanwhile() -> bool:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            return False
+        placed.set()
+        return True
+
+    thread = serve(socket_path, manager)
+    deadline = time.monotonic() + 5
+    with Connection.open(str(socket_path), bus=False) as connection:
+        serial = systemd.start_scope(connection, "x.scope", "lanco-ns.slice", "lanco ns t", 4242)
+        assert systemd.await_job(connection, connection.reply_to(serial, deadline).body[0], deadline,
+                                 meanwhile) == "done"
+    thread.join(5)
+    assert len(calls) == 3
+
+
+def test_a_silent_manager_times_out_even_with_work_meanwhile(socket_path: Path) -> None:
+    from lanco.cgroups import systemd
+    from lanco.cgroups.dbus import BusTimeout
+
+    def manager(conn: socket.socket, parser: Parser) -> None:
+        next_call(conn, parser)
+        time.sleep(1)
+
+    thread = serve(socket_path, manager)
+    start = time.monotonic()
+    with Connection.open(str(socket_path), bus=False) as connection, pytest.raises(BusTimeout):
+        systemd.start_scope(connection, "x.scope", "lanco-ns.slice", "lanco ns t", 4242)
+        systemd.await_job(connection, "/org/freedesktop/systemd1/job/8", start + 0.2, lambda: False)
+    thread.join(5)
+
+
 def test_on_a_bus_hello_comes_first_and_calls_name_their_destination(socket_path: Path) -> None:
     members: list[tuple[str, str]] = []
 

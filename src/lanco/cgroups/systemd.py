@@ -399,7 +399,20 @@ class SystemdBackend(Backend):
                 try:
                     job = manager.reply_to(start_scope(manager, unit, namespace_slice(ns), f"lanco {ns} {task}",
                                                        monitor.pid), deadline).body[0]
-                    result = await_job(manager, str(job), deadline)
+                    split = False
+
+                    def split_once_placed() -> bool:
+                        # systemd moves the monitor into the scope before it finishes the job: the split and the
+                        # limits overlap the rest of the job, which takes as long again in the guest.
+                        nonlocal split
+                        if not (own_v2_cgroup(monitor.pid) or "").endswith("/" + unit):
+                            return False
+                        self._split_scope(scope, unit, task, monitor.pid)
+                        prepare()
+                        split = True
+                        return True
+
+                    result = await_job(manager, str(job), deadline, split_once_placed)
                 except BusError as exc:
                     # The unit's name is the run's own: even UnitExists tells of a manager in trouble, not of a
                     # name taken (lanco's lock and the task/ cgroup hold the name).
@@ -408,8 +421,9 @@ class SystemdBackend(Backend):
                 if result != "done":
                     raise CgroupError(f"cannot start task {task}: the systemd user manager's job for scope {unit} "
                                       f"ended {result}")
-                self._split_scope(scope, unit, task, monitor.pid)
-                prepare()
+                if not split:
+                    self._split_scope(scope, unit, task, monitor.pid)
+                    prepare()
                 monitor.go()
             except BaseException:
                 monitor.abandon()
@@ -440,6 +454,9 @@ class SystemdBackend(Backend):
     def remove_task(self, ns: str, task: str, attempts: int = 40) -> None:
         self._pending.pop((ns, task), None)
         super().remove_task(ns, task, attempts)
+
+
+_JOB_POLL_S = 0.001
 
 
 def manager_timeout() -> float:
@@ -484,12 +501,21 @@ def start_scope(manager: Connection, unit: str, slice_unit: str, description: st
                         (unit, "fail", properties, []))
 
 
-def await_job(manager: Connection, job: str, deadline: float) -> str:
-    """How job ``job`` ended (``done``, ``failed``, ``canceled``, ...): its JobRemoved signal says."""
-    from lanco.cgroups.dbus import SIGNAL
+def await_job(manager: Connection, job: str, deadline: float, meanwhile: Callable[[], bool] | None = None) -> str:
+    """How job ``job`` ended (``done``, ``failed``, ``canceled``, ...): its JobRemoved signal says. ``meanwhile``
+    is called between messages, and at least every millisecond, until it returns True (its work is done)."""
+    from lanco.cgroups.dbus import SIGNAL, BusTimeout
 
     while True:
-        message = manager.next_message(deadline)
+        if meanwhile is not None and meanwhile():
+            meanwhile = None
+        until = deadline if meanwhile is None else min(deadline, time.monotonic() + _JOB_POLL_S)
+        try:
+            message = manager.next_message(until)
+        except BusTimeout:
+            if until >= deadline:
+                raise
+            continue
         if message.kind == SIGNAL and message.member == "JobRemoved" and message.body[1] == job:
             return str(message.body[3])
 
