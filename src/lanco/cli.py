@@ -24,6 +24,18 @@ USAGE = """\
 usage: lanco [-d] [-D TOKEN] [--cgroup-mode v2|hybrid|v1] [--cgroup-base PATH] NAMESPACE COMMAND [ARGS]
        lanco ls [--json] | --version | --help    (ls: the namespaces you may use)
 
+arguments:
+  NAMESPACE                          a named group of tasks of one owner, created by init
+  COMMAND                            one of the commands below; lanco NAMESPACE COMMAND --help tells its options
+
+options (before NAMESPACE):
+  -d, -dd                            information messages; twice, debug messages too
+  -D TOKEN                           with -dd, only the debug messages of TOKEN (a command name); repeatable
+  --cgroup-mode v2|hybrid|v1         force the cgroup mode (also LANCO_CGROUP_MODE)
+  --cgroup-base PATH                 the cgroup the namespaces live under (default /lanco; also LANCO_CGROUP_BASE)
+  --version                          print the version and exit
+  -h, --help                         print this summary and exit
+
 commands:
   init [-u USER] [-g GROUP] [--take-over]
                                      create the namespace (root; a user's own where systemd delegates)
