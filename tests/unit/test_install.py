@@ -1,6 +1,6 @@
 """What an installation leaves where the system looks: the completions scripts/install-shell-files places are the
 files bash-completion's loader and zsh's $fpath find by themselves, and the Python API imports from a venv that
-is not lanco's own (docs/api.md, "From your own venv")."""
+is not lanco's own (docs/api.md, "Which Python has it")."""
 
 from __future__ import annotations
 
