@@ -155,3 +155,28 @@ def test_the_api_from_a_venv_of_ones_own_with_the_checkout(tmp_path: Path) -> No
     python = fresh_venv(tmp_path / "venv")
     pip(python, "install", "--no-deps", str(source))
     assert_the_api_imports(python, tmp_path / "venv")
+
+
+# -- the README's first commands --------------------------------------------------------------------------------
+
+
+def setup_commands() -> list[list[str]]:
+    """The commands of the README's first code block: what a new user types on a fresh machine."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].split() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def test_the_readme_setup_commands_need_no_sudo() -> None:
+    """A minimal Debian has no sudo: the first commands are typed as root as they stand, and neither they nor the
+    scripts they run call sudo; each script asks for root itself (and works under sudo, which makes root)."""
+    commands = setup_commands()
+    assert [words[0] for words in commands] == ["scripts/quicktour", "scripts/test"], commands
+    for words in commands:
+        script = ROOT / words[0]
+        assert os.access(script, os.X_OK), script
+        text = script.read_text()
+        assert '"$(id -u)" = 0' in text, f"{script} does not check for root itself"
+        for ran in (script, ROOT / "scripts" / "install", ROOT / "scripts" / "install-shell-files"):
+            code = [line.split("#", 1)[0] for line in ran.read_text().splitlines()]
+            assert not any("sudo " in line for line in code), f"{ran} calls sudo"
