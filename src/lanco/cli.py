@@ -115,6 +115,12 @@ def parser_for(command: str) -> argparse.ArgumentParser:
         def __init__(self, prog: str) -> None:
             super().__init__(prog, width=terminal_columns() - 2)
 
+        def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+            # argparse shows a REMAINDER as a bare "...": run's usage line would read "TASK ...".
+            if action.nargs == argparse.REMAINDER and isinstance(action.metavar, str):
+                return f"{action.metavar} [ARG ...]"
+            return super()._format_args(action, default_metavar)
+
     # allow_abbrev=False: an option is read only by its whole name, never as the start of another (a task's own
     # --cpu is no abbreviation of --cpu-quota, and a future option must not change what an old script means).
     return Parser(prog=f"lanco NAMESPACE {command}", add_help=True, formatter_class=Formatter, allow_abbrev=False)
