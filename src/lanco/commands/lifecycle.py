@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from lanco.task import Task
 
 STOP_TIMEOUT_HELP = "grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)"
-TASK_NAME_RULE = "1-64 characters of A-Za-z0-9_.-, not starting with . or -"
 # check is parsed by hand (see cmd_check), so its help is written out in argparse's own layout.
 CHECK_HELP = """\
 usage: lanco NAMESPACE check [-h] TASK
@@ -60,6 +59,7 @@ def run_parser() -> argparse.ArgumentParser:
     import argparse
 
     from lanco import limits
+    from lanco.names import NAME_RULE
     from lanco.runopts import RESTART_POLICIES
 
     parser = parser_for("run")
@@ -87,7 +87,7 @@ def run_parser() -> argparse.ArgumentParser:
     process.add_argument("--nice", metavar="N", help="the task's scheduling niceness, -20 to 19")
     process.add_argument("--user", help="run the task as this account (root)")
     process.add_argument("--group", help="run the task with this group (root)")
-    parser.add_argument("task", metavar="TASK", help=f"the task's name: {TASK_NAME_RULE}")
+    parser.add_argument("task", metavar="TASK", help=f"the task's name: {NAME_RULE}")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND",
                         help="the command and its arguments: every word from here on is the task's, not lanco's")
     return parser
