@@ -1,5 +1,6 @@
 # bash completion for lanco(8): global options, namespaces, commands, their options and task names.
-# Installed as /usr/local/share/bash-completion/completions/lanco (scripts/install), or sourced by hand.
+# Installed as bash-completion's completions/lanco (scripts/install-shell-files: /usr/share/bash-completion/
+# completions on Debian, which needs the package bash-completion), or sourced by hand.
 # Namespaces come from `lanco ls`, task names from `lanco NS ls -q [--all]`: both print one name a line and
 # read no more than the cgroup and state directories.
 

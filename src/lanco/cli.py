@@ -24,6 +24,18 @@ USAGE = """\
 usage: lanco [-d] [-D TOKEN] [--cgroup-mode v2|hybrid|v1] [--cgroup-base PATH] NAMESPACE COMMAND [ARGS]
        lanco ls [--json] | --version | --help    (ls: the namespaces you may use)
 
+arguments:
+  NAMESPACE                          a named group of tasks of one owner, created by init
+  COMMAND                            one of the commands below; lanco NAMESPACE COMMAND --help tells its options
+
+options (before NAMESPACE):
+  -d, -dd                            information messages; twice, debug messages too
+  -D TOKEN                           with -dd, only the debug messages of TOKEN (a command name); repeatable
+  --cgroup-mode v2|hybrid|v1         force the cgroup mode (also LANCO_CGROUP_MODE)
+  --cgroup-base PATH                 the cgroup the namespaces live under (default /lanco; also LANCO_CGROUP_BASE)
+  --version                          print the version and exit
+  -h, --help                         print this summary and exit
+
 commands:
   init [-u USER] [-g GROUP] [--take-over]
                                      create the namespace (root; a user's own where systemd delegates)
@@ -102,6 +114,12 @@ def parser_for(command: str) -> argparse.ArgumentParser:
         # argparse makes a formatter for every option it adds, and by default asks shutil for the width.
         def __init__(self, prog: str) -> None:
             super().__init__(prog, width=terminal_columns() - 2)
+
+        def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+            # argparse shows a REMAINDER as a bare "...": run's usage line would read "TASK ...".
+            if action.nargs == argparse.REMAINDER and isinstance(action.metavar, str):
+                return f"{action.metavar} [ARG ...]"
+            return super()._format_args(action, default_metavar)
 
     # allow_abbrev=False: an option is read only by its whole name, never as the start of another (a task's own
     # --cpu is no abbreviation of --cpu-quota, and a future option must not change what an old script means).

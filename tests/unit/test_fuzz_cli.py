@@ -80,14 +80,14 @@ TIMEOUT_WORDS = ["-t", "--timeout", "--time", "-t5", "--timeout=5", "5", "2s", "
 @settings(max_examples=400, deadline=None)
 @given(args=st.lists(st.one_of(st.sampled_from(TIMEOUT_WORDS), st.text(max_size=6)), max_size=4))
 def test_stop_and_wait_read_by_hand_only_what_argparse_reads_the_same(args: list[str]) -> None:
-    from lanco.commands.lifecycle import plain_timeout_and_task, stop_parser, timeout_parser
+    from lanco.commands.lifecycle import plain_timeout_and_task, stop_parser, wait_parser
     from lanco.errors import UsageError
 
     plain = plain_timeout_and_task(args)
     if plain is None:
         return
     try:
-        waits = timeout_parser("wait").parse_args(args)
+        waits = wait_parser().parse_args(args)
         stops = stop_parser().parse_args(args)
     except (UsageError, SystemExit) as exc:
         raise AssertionError(f"{args}: read by hand as {plain}, refused by argparse: {exc}") from exc

@@ -36,7 +36,7 @@ LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d \[WARN/(?P<token>[^\]]+)\] (?
     (["kill", "-s", "0", "t"], "invalid signal '0'"),
     (["set", "t"], "set: no limit given"),
     (["set", "--pids-max", "0", "t"], "invalid pids limit '0'"),
-    (["freeze"], "freeze: the following arguments are required: task"),
+    (["freeze"], "freeze: the following arguments are required: TASK"),
     (["thaw", "a", "b"], "thaw: unrecognized arguments: b"),
 ])
 def test_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str], text: str) -> None:

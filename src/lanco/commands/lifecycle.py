@@ -14,13 +14,26 @@ if TYPE_CHECKING:
     from lanco.task import Task
 
 STOP_TIMEOUT_HELP = "grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)"
+# check is parsed by hand (see cmd_check), so its help is written out in argparse's own layout.
+CHECK_HELP = """\
+usage: lanco NAMESPACE check [-h] TASK
+
+Exit 0 when TASK is running, 1 when it is not; prints nothing.
+
+positional arguments:
+  TASK        the task to check
+
+options:
+  -h, --help  show this help message and exit
+"""
 
 def cmd_init(ns: str, args: list[str], options: Options) -> int:
     from lanco.namespace import Namespace
 
     parser = parser_for("init")
-    parser.add_argument("-u", "--user")
-    parser.add_argument("-g", "--group")
+    parser.add_argument("-u", "--user", help="the namespace's owner (default: the caller)")
+    parser.add_argument("-g", "--group",
+                        help="let the members of GROUP use the namespace too (default: the owner's group, no access)")
     parser.add_argument("--take-over", action="store_true",
                         help="move the processes of the delegated cgroup above the base into a leaf first")
     opts = parser.parse_args(args)
@@ -46,14 +59,17 @@ def run_parser() -> argparse.ArgumentParser:
     import argparse
 
     from lanco import limits
+    from lanco.names import NAME_RULE
     from lanco.runopts import RESTART_POLICIES
 
     parser = parser_for("run")
-    parser.add_argument("-f", "--foreground", action="store_true")
+    parser.add_argument("-f", "--foreground", action="store_true",
+                        help="keep the terminal, wait for the task and exit with its code (interrupting stops it)")
     parser.add_argument("-L", "--keep-log", action="store_true",
                         help="append to an existing log instead of rotating it")
-    parser.add_argument("-l", "--log")
-    parser.add_argument("-c", "--exit-command")
+    parser.add_argument("-l", "--log", help="write the task's output to LOG instead of the namespace's log folder")
+    parser.add_argument("-c", "--exit-command", metavar="CMD",
+                        help="run /bin/sh -c CMD as the owner when the task has ended, with the LANCO_* variables")
     limits.add_arguments(parser)
     lifetime = parser.add_argument_group("lifetime")
     lifetime.add_argument("--timeout", metavar="DURATION", help="stop the task this long after it started")
@@ -63,15 +79,17 @@ def run_parser() -> argparse.ArgumentParser:
     lifetime.add_argument("--restart-max", metavar="N", help="restart at most N times")
     lifetime.add_argument("--restart-delay", metavar="DURATION", help="pause before a restart (default 100ms)")
     process = parser.add_argument_group("process")
-    process.add_argument("-e", "--env", dest="extra_env", action="append", metavar="K=V")
+    process.add_argument("-e", "--env", dest="extra_env", action="append", metavar="K=V",
+                         help="set an environment variable of the task (repeatable)")
     process.add_argument("--env-file", metavar="FILE", help="K=V lines, # comments")
-    process.add_argument("--cwd", metavar="DIR")
-    process.add_argument("--umask", metavar="OCTAL")
-    process.add_argument("--nice", metavar="N")
+    process.add_argument("--cwd", metavar="DIR", help="the task's working directory")
+    process.add_argument("--umask", metavar="OCTAL", help="the task's file mode creation mask, such as 027")
+    process.add_argument("--nice", metavar="N", help="the task's scheduling niceness, -20 to 19")
     process.add_argument("--user", help="run the task as this account (root)")
     process.add_argument("--group", help="run the task with this group (root)")
-    parser.add_argument("task")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
+    parser.add_argument("task", metavar="TASK", help=f"the task's name: {NAME_RULE}")
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND",
+                        help="the command and its arguments: every word from here on is the task's, not lanco's")
     return parser
 
 
@@ -107,7 +125,7 @@ def parse_run(args: list[str]) -> tuple[argparse.Namespace, str, list[str]]:
     at = task_position(parser, args)
     if at is None:
         parser.parse_args(args)  # says what is missing, or what is wrong with the options
-        raise UsageError("run: the following arguments are required: task, command")
+        raise UsageError("run: the following arguments are required: TASK, COMMAND")
     opts = parser.parse_args(args[:at + 1])
     command = args[at + 1:]
     if command[:1] == ["--"]:
@@ -162,6 +180,9 @@ def _foreground_wait(task: Task) -> int:
 
 def cmd_check(ns: str, args: list[str], options: Options) -> int:
     # Parsed by hand: check is the hot path of scripts and daemons, argparse would double its cost.
+    if args[:1] in (["-h"], ["--help"]):
+        sys.stdout.write(CHECK_HELP)
+        return 0
     if args[:1] == ["--"]:
         args = args[1:]
     elif args[:1] and args[0].startswith("-"):
@@ -178,11 +199,12 @@ def cmd_check(ns: str, args: list[str], options: Options) -> int:
     return 0
 
 
-def timeout_parser(command: str, timeout_help: str | None = None) -> argparse.ArgumentParser:
-    """The parser of ``stop`` and ``wait``: ``[-t SECONDS] TASK``."""
-    parser = parser_for(command)
-    parser.add_argument("-t", "--timeout", help=timeout_help)
-    parser.add_argument("task")
+def wait_parser() -> argparse.ArgumentParser:
+    """The parser of ``wait``: ``[-t SECONDS] TASK``."""
+    parser = parser_for("wait")
+    parser.add_argument("-t", "--timeout", metavar="SECONDS",
+                        help="give up after SECONDS (or a duration such as 5m): exit 1 if TASK still runs")
+    parser.add_argument("task", metavar="TASK", help="the task to wait for, running or finished")
     return parser
 
 
@@ -199,14 +221,6 @@ def plain_timeout_and_task(args: list[str]) -> tuple[str | None, str] | None:
     return None
 
 
-def _timeout_and_task(command: str, args: list[str], timeout_help: str | None = None) -> tuple[str | None, str]:
-    plain = plain_timeout_and_task(args)
-    if plain is not None:
-        return plain
-    opts = timeout_parser(command, timeout_help).parse_args(args)
-    return opts.timeout, opts.task
-
-
 def _timeout_seconds(given: str | None) -> float | None:
     if given is None:
         return None
@@ -218,9 +232,9 @@ def _timeout_seconds(given: str | None) -> float | None:
 def stop_parser() -> argparse.ArgumentParser:
     """The parser of ``stop``: ``[-t SECONDS] TASK...`` or ``[-t SECONDS] --all``."""
     parser = parser_for("stop")
-    parser.add_argument("-t", "--timeout", help=STOP_TIMEOUT_HELP)
+    parser.add_argument("-t", "--timeout", metavar="SECONDS", help=STOP_TIMEOUT_HELP)
     parser.add_argument("-a", "--all", action="store_true", help="every running task of the namespace")
-    parser.add_argument("tasks", nargs="*", metavar="TASK")
+    parser.add_argument("tasks", nargs="*", metavar="TASK", help="a task to stop; several are stopped together")
     return parser
 
 
@@ -255,7 +269,12 @@ def cmd_wait(ns: str, args: list[str], options: Options) -> int:
     from lanco.record import FINISHED_STATES
     from lanco.task import LOST_EXIT_CODE
 
-    given, name = _timeout_and_task("wait", args)
+    plain = plain_timeout_and_task(args)
+    if plain is not None:
+        given, name = plain
+    else:
+        opts = wait_parser().parse_args(args)
+        given, name = opts.timeout, opts.task
     timeout = _timeout_seconds(given)
     task = task_for(ns, name, options)
     record = task.wait(timeout=timeout)
@@ -267,7 +286,8 @@ def cmd_wait(ns: str, args: list[str], options: Options) -> int:
 def cmd_release(ns: str, args: list[str], options: Options) -> int:
     parser = parser_for("release")
     parser.add_argument("-n", "--dry-run", action="store_true", help="say what would be released")
-    parser.add_argument("task", nargs="?")
+    parser.add_argument("task", nargs="?", metavar="TASK",
+                        help="the finished task to forget; without it, the whole namespace is destroyed")
     opts = parser.parse_args(args)
     namespace = namespace_for(ns, options)
     if opts.task is not None:

@@ -29,7 +29,7 @@ def cmd_namespaces(args: list[str], options: Options) -> int:
 
     parser = parser_for("ls")
     parser.prog = "lanco ls"
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="the namespaces as one JSON document (docs/json.md)")
     opts = parser.parse_args(args)
     euid, groups = os.geteuid(), {os.getegid(), *os.getgroups()}
     infos: list[render.NamespaceInfo] = []
@@ -63,7 +63,7 @@ def cmd_ls(ns: str, args: list[str], options: Options) -> int:
     parser = parser_for("ls")
     parser.add_argument("-l", "--long", action="store_true", help="whole command lines")
     parser.add_argument("--all", action="store_true", help="finished tasks too, with their result")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="the tasks as one JSON document (docs/json.md)")
     parser.add_argument("-q", "--quiet", action="store_true", help="task names only (for scripts and completion)")
     opts = parser.parse_args(args)
     namespace = namespace_for(ns, options)
@@ -87,8 +87,8 @@ def cmd_status(ns: str, args: list[str], options: Options) -> int:
     from lanco import render, stats
 
     parser = parser_for("status")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("task")
+    parser.add_argument("--json", action="store_true", help="one JSON document (docs/json.md)")
+    parser.add_argument("task", metavar="TASK", help="the task to describe, running or finished")
     opts = parser.parse_args(args)
     task = task_for(ns, opts.task, options)
     record = task.record()
@@ -131,9 +131,12 @@ def cmd_top(ns: str, args: list[str], options: Options) -> int:
     from lanco.units import parse_duration
 
     parser = parser_for("top")
-    parser.add_argument("-d", "--delay", default="1", help="seconds between frames (default 1)")
-    parser.add_argument("-n", "--iterations", help="print N frames (text, or JSON with --json), then exit")
-    parser.add_argument("-s", "--sort", choices=sorted(top.SORT_KEYS.values()), default="cpu")
+    parser.add_argument("-d", "--delay", default="1", metavar="SECONDS", help="seconds between frames (default 1)")
+    parser.add_argument("-n", "--iterations", metavar="N",
+                        help="print N frames (text, or JSON with --json), then exit")
+    keys = sorted(top.SORT_KEYS.values())
+    parser.add_argument("-s", "--sort", choices=keys, default="cpu", metavar="KEY",
+                        help=f"sort by KEY: {', '.join(keys)} (default cpu)")
     parser.add_argument("--json", action="store_true", help="frames as JSON lines")
     opts = parser.parse_args(args)
     delay = parse_duration(opts.delay, what="delay")
@@ -192,7 +195,7 @@ def cmd_logs(ns: str, args: list[str], options: Options) -> int:
     parser.add_argument("-f", "--follow", action="store_true",
                         help="keep printing new output, across rotations and new runs of the task")
     parser.add_argument("-n", "--lines", help="only the last LINES lines")
-    parser.add_argument("task")
+    parser.add_argument("task", metavar="TASK", help="the task whose log to print, running or finished")
     opts = parser.parse_args(args)
     lines = None
     if opts.lines is not None:
