@@ -116,8 +116,11 @@ def fresh_venv(where: Path) -> Path:
 
 
 def pip(python: Path, *args: str) -> None:
+    # A clean environment: with the tests' PYTHONPATH, pip would take a lanco built in the work tree (its
+    # src/lanco.egg-info) for one installed already, and install nothing.
     result = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "-q", *args],
-                            capture_output=True, text=True, check=False, timeout=600)
+                            capture_output=True, text=True, check=False, timeout=600,
+                            env={**CLEAN_ENV, "HOME": os.environ.get("HOME", "/root")})
     assert result.returncode == 0, result.stdout + result.stderr
 
 
