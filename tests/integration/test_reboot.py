@@ -209,3 +209,25 @@ def test_restore_only_as_root(sandbox: Sandbox, test_user: str) -> None:
     refused = sandbox.lanco("restore", user=test_user)
     assert refused.returncode == 1
     assert one_warning(refused.stderr, "restore").startswith("restore needs root")
+
+
+def test_records_read_before_restore_are_lost_once(sandbox: Sandbox, mode: str, owner: str | None,
+                                                   reboot: list[NextBoot]) -> None:
+    """Views read the records before restore ran: the run of the previous boot reads lost there already, its hook
+    runs then, and restore neither records it again nor runs the hook a second time."""
+    ns = make_namespace(sandbox, mode, user=owner)
+    hooks = sandbox.root / "hooks"
+    hooks.mkdir(mode=0o777)
+    hooks.chmod(0o777)
+    hook_file = hooks / "going"
+    sandbox.ok(ns, "run", "-c", f'echo "$LANCO_RESULT" >> {hook_file}', "going", "sleep", "300", user=owner)
+    boot = next_boot(sandbox, reboot)
+    listing = boot.ok(ns, "ls", "--all", user=owner)
+    assert listing.stdout.splitlines() == [ns, " ├ going (lost)"], listing.stdout
+    assert json.loads(boot.ok(ns, "dump", user=owner).stdout)["count"] == 0
+    assert wait_until(lambda: hook_lines(hook_file) == ["lost"], 10), hook_lines(hook_file)
+    restored = one_info(boot.ok("restore").stderr)
+    assert restored.startswith(f"namespace {ns} restored: ") and "recorded lost" not in restored
+    time.sleep(0.5)  # a second hook would have fired by now
+    assert hook_lines(hook_file) == ["lost"]
+    assert json.loads(boot.ok(ns, "status", "--json", "going", user=owner).stdout)["state"] == "lost"
