@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyRunning",
+    "CgroupsMissing",
     "CommandNotFound",
     "LancoError",
     "LimitUnavailable",
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from lanco.errors import (
         AlreadyRunning,
+        CgroupsMissing,
         CommandNotFound,
         LancoError,
         LimitUnavailable,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 USAGE = """\
 usage: lanco [-d] [-D TOKEN] [--cgroup-mode v2|hybrid|v1] [--cgroup-base PATH] NAMESPACE COMMAND [ARGS]
        lanco ls [--json] | --version | --help    (ls: the namespaces you may use)
+       lanco restore [NAMESPACE...]              (root, at boot: make the namespaces' cgroups again)
 
 arguments:
   NAMESPACE                          a named group of tasks of one owner, created by init
@@ -195,6 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lanco.commands.view import cmd_namespaces
 
             return cmd_namespaces(rest[1:], options)
+        if rest[:1] == ["restore"] and (len(rest) == 1 or rest[1] not in COMMANDS):
+            # "lanco restore [NAMESPACE...]" as at boot; "lanco restore ls" is still a command of a namespace restore.
+            token = "restore"
+            messages.set_command(token)
+            from lanco.commands.restore import cmd_restore
+
+            return cmd_restore(rest[1:], options)
         if len(rest) < 2:
             raise UsageError("expected NAMESPACE COMMAND (see lanco --help)")
         ns, command = rest[0], rest[1]

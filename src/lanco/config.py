@@ -139,6 +139,16 @@ def _shape_problem(config: NamespaceConfig) -> str:
     return ""
 
 
+def system_namespaces() -> list[str]:
+    """The namespaces root initialised: those with a configuration in the system state root."""
+    root = system_state_root()
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return []
+    return sorted(e for e in entries if os.path.isfile(os.path.join(root, e, "config.json")))
+
+
 def list_namespaces() -> list[str]:
     names: set[str] = set()
     for root in (system_state_root(), user_state_root()):

@@ -65,6 +65,15 @@ class CgroupError(LancoError):
     """The kernel refused a cgroup operation lanco needed (with the path and errno in the message)."""
 
 
+class CgroupsMissing(CgroupError):
+    """The namespace's configuration remains but its cgroups are gone, as every boot leaves them (cgroupfs starts
+    empty): root's ``lanco restore`` makes them again."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(f"cgroups of namespace {namespace} are missing (a reboot?): run lanco restore as root")
+        self.namespace = namespace
+
+
 class StateError(LancoError):
     """A state file is missing, unreadable or damaged (named in the message)."""
 

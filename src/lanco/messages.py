@@ -71,6 +71,12 @@ def warn(token: str, text: str) -> None:
     _emit("WARN", token, text)
 
 
+def announce(token: str, text: str) -> None:
+    """An INFO line whatever the debug level: what a command reports as its outcome (``restore``, one line per
+    namespace), where :func:`info` is what ``-d`` adds."""
+    _emit("INFO", token, text)
+
+
 def info(token: str, text: str) -> None:
     if _debug_level >= 1:
         _emit("INFO", token, text)

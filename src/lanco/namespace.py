@@ -176,35 +176,23 @@ class Namespace:
                                      mode=mode, tracker=tracker, cgroup_base=base,
                                      state_dir=system_state_dir(name), log_dir=system_log_dir(name),
                                      created=time.time())
-        backend = open_backend(config.mode, config.cgroup_base, config.tracker, mount_named=True)
-        placement.prepare_base_parent(backend, take_over)
-        made_dirs: list[str] = []
-        made_cgroups: list[str] = []
-        try:
-            made_cgroups = backend.create_namespace(name, uid, gid, group_access)
-            dir_mode = 0o2770 if group_access else 0o700
-            for directory, owner, mode_bits in ((config.state_dir, (0, 0), 0o755),
-                                                (config.tasks_dir, (uid, gid), dir_mode),
-                                                (config.log_dir, (uid, gid), dir_mode)):
-                if not os.path.isdir(directory):
-                    os.makedirs(directory, exist_ok=True)
-                    made_dirs.append(directory)
-                st = os.lstat(directory)
-                if os.path.islink(directory):
-                    raise PermissionDenied(f"refusing to use {directory}: it is a symbolic link")
-                if (st.st_uid, st.st_gid) != owner:
-                    os.chown(directory, *owner)
-                os.chmod(directory, mode_bits)
-            if existing is None:
-                config.save()
-        except BaseException:
-            import shutil
-
-            for directory in reversed(made_dirs):
-                shutil.rmtree(directory, ignore_errors=True)
-            backend.remove_dirs(reversed(made_cgroups))
-            raise
+        _set_up(config, take_over=take_over, save=existing is None)
         return cls(name)
+
+    @classmethod
+    def restore(cls, name: str) -> list[str]:
+        """Make again what a boot takes from a namespace root initialised, from its recorded configuration, by
+        init's own steps: the mount of lanco's named hierarchy where the namespace tracks its tasks there, its
+        cgroups handed to its owner, its state and log directories (root). Returns what it changed, in words;
+        nothing where all was in place (a second restore)."""
+        check_namespace_name(name)
+        if os.geteuid() != 0:
+            raise PermissionDenied(f"restore of namespace {name} needs root")
+        config = load_config(name)
+        if config.state_dir != system_state_dir(name):
+            raise NamespaceMissing(f"namespace {name} is a user's own namespace (state in {config.state_dir}): "
+                                   f"restore makes again only namespaces root initialised, in {system_state_dir(name)}")
+        return _set_up(config, take_over=False, save=False)
 
     def release(self, *, dry_run: bool = False) -> list[str]:
         """Destroy the namespace (cgroups, records, configuration; logs stay). It must have no running task.
@@ -302,6 +290,18 @@ class Namespace:
             os.path.lexists(os.path.join(tasks_dir, e, f)) for f in ("spec.json", "result")))
         return sorted(names)
 
+    @with_owner_ids
+    def settle_tasks(self) -> list[str]:
+        """Record as ``lost`` every run whose monitor is gone without a result, as a boot leaves every run that was
+        going, each with its exit hook run once (:meth:`lanco.task.Task.settle`); returns the tasks so recorded now.
+        A damaged record is left as it is, for the commands that read it to name."""
+        lost: list[str] = []
+        for task in self.tasks():
+            with contexts.suppress(StateError):
+                if task.settle():
+                    lost.append(task.name)
+        return lost
+
     def tasks(self) -> list[Task]:
         from lanco.task import Task
 
@@ -344,6 +344,65 @@ class Namespace:
         handle = Task(self, task)
         handle.start(list(argv), **options)
         return handle
+
+
+def _set_up(config: NamespaceConfig, *, take_over: bool, save: bool) -> list[str]:
+    """What init does once the configuration is settled, and restore after a boot: lanco's named hierarchy mounted
+    where the namespace tracks its tasks there, its cgroups made (or completed) and handed to its owner, its state
+    and log directories made with their owner and mode, and ``save`` the configuration. Idempotent. Returns what
+    it changed, in words; on failure, what it made is removed again."""
+    from lanco import placement
+    from lanco.cgroups.detect import NAMED_HIERARCHY, named_mount
+
+    mounts = read_mounts()
+    mounting = config.tracker == "named" and named_mount(mounts) is None
+    backend = open_backend(config.mode, config.cgroup_base, config.tracker, mounts, mount_named=True)
+    changes = [f"mounted name={NAMED_HIERARCHY} on {backend.tracker.path}"] if mounting else []
+    placement.prepare_base_parent(backend, take_over)
+    uid, gid, group_access = config.owner_uid, config.owner_gid, config.group_access
+    made_dirs: list[str] = []
+    made_cgroups: list[str] = []
+    try:
+        cgroups = backend.create_namespace(config.name, uid, gid, group_access)
+        made_cgroups = cgroups.made
+        if cgroups.made:
+            changes.append(f"made {_count(len(cgroups.made), 'cgroup')}")
+        if cgroups.adjusted:
+            changes.append(f"set the owner, mode or controllers of {_count(len(cgroups.adjusted), 'cgroup')} right")
+        dir_mode = 0o2770 if group_access else 0o700
+        for directory, owner, mode_bits in ((config.state_dir, (0, 0), 0o755),
+                                            (config.tasks_dir, (uid, gid), dir_mode),
+                                            (config.log_dir, (uid, gid), dir_mode)):
+            if not os.path.isdir(directory):
+                os.makedirs(directory, exist_ok=True)
+                made_dirs.append(directory)
+                changes.append(f"made {directory}")
+            st = os.lstat(directory)
+            if os.path.islink(directory):
+                raise PermissionDenied(f"refusing to use {directory}: it is a symbolic link")
+            adjusted = False
+            if (st.st_uid, st.st_gid) != owner:
+                os.chown(directory, *owner)
+                adjusted = True
+            if st.st_mode & 0o7777 != mode_bits:
+                os.chmod(directory, mode_bits)
+                adjusted = True
+            if adjusted and directory not in made_dirs:
+                changes.append(f"set the owner or mode of {directory} right")
+        if save:
+            config.save()
+    except BaseException:
+        import shutil
+
+        for directory in reversed(made_dirs):
+            shutil.rmtree(directory, ignore_errors=True)
+        backend.remove_dirs(reversed(made_cgroups))
+        raise
+    return changes
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _same_group(existing: NamespaceConfig, group: str | None, gid: int,

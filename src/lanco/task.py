@@ -784,23 +784,25 @@ class Task:
             time.sleep(0.005)
 
     @_as_owner
-    def settle(self) -> None:
-        """Record a run whose monitor died as ``lost``, remove its cgroups and run its hook, exactly once."""
+    def settle(self) -> bool:
+        """Record a run whose monitor died (every run a boot ended) as ``lost``, remove its cgroups and run its
+        hook, exactly once; True when this call recorded it."""
         if not os.path.isdir(self.state_dir):
-            return
+            return False
         with self._lock():
-            self._settle_locked()
+            recorded = self._settle_locked()
+        return recorded
 
-    def _settle_locked(self) -> None:
+    def _settle_locked(self) -> bool:
         backend = self._backend
         exists = backend.task_exists(self._ns, self.name)
         if exists and backend.populated(self._ns, self.name):
-            return
+            return False
         spec = read_spec(self.state_dir)
         if self._monitor_alive(spec):
-            return
+            return False
         if spec is None and not exists:
-            return
+            return False
         run_id = str((spec or {}).get("run_id", ""))
         result = read_result(self.state_dir)
         if result is None and not read_int_file(os.path.join(self.state_dir, "pid")):
@@ -811,20 +813,22 @@ class Task:
                 # Without a spec there is nothing of a run to clear: a record removed by hand leaves only what
                 # the lanco commands since made again, and a monitor no one knows may still write its result.
                 self._clear_run_files()
-            return
+            return False
+        recorded = False
         if spec is not None and (result is None or result[0].get("run_id") != run_id):
             with contexts.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.state_dir, "result"))
-            write_result(self.state_dir, {"run_id": run_id, "result": "lost", "exit_code": "",
-                                          "signal": ""})
+            recorded = write_result(self.state_dir, {"run_id": run_id, "result": "lost", "exit_code": "",
+                                                     "signal": ""})
         if exists:
             backend.remove_task(self._ns, self.name)
         if spec is not None and spec.get("exit_command"):
             try:
                 os.mkdir(os.path.join(self.state_dir, "hook.claimed"))
             except FileExistsError:
-                return
+                return recorded
             self._run_lost_hook(spec)
+        return recorded
 
     def _run_lost_hook(self, spec: dict[str, object]) -> None:
         config = self.namespace.config

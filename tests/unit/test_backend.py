@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from lanco.cgroups.backend import Backend, StatSource, TaskFigures, open_backend
+from lanco.cgroups.backend import Backend, NamespaceSetup, StatSource, TaskFigures, open_backend
 from lanco.cgroups.detect import CgroupMount, parse_mountinfo
-from lanco.errors import CgroupError, LimitUnavailable
+from lanco.errors import CgroupError, CgroupsMissing, LimitUnavailable
 from lanco.units import MAX
 from tests.unit.conftest import BASE, NS, TASK, FakeHost, make_namespace, read, write
 from tests.unit.test_detect import CONTAINER_V2, HYBRID, PURE_V1, PURE_V2
@@ -96,13 +96,24 @@ class TestNamespaces:
         base = host.root / "unified/lanco"
         write(base / "cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n")
         write(base / "cgroup.subtree_control", "")
-        made = b.create_namespace(NS, os.getuid(), os.getgid(), False)
+        setup = b.create_namespace(NS, os.getuid(), os.getgid(), False)
         # The base existed already: only the namespace and its monitors' leaf are new.
-        assert made == [b.ns_dir(NS), os.path.join(b.ns_dir(NS), ".monitors")]
+        assert setup.made == [b.ns_dir(NS), os.path.join(b.ns_dir(NS), ".monitors")]
+        assert setup.adjusted == [str(base)]  # its controllers handed down
         assert read(base / "cgroup.subtree_control") == "+cpu +cpuset +io +memory +pids"
         assert os.stat(b.ns_dir(NS)).st_mode & 0o777 == 0o755
-        # Idempotent: a second call makes nothing.
-        assert b.create_namespace(NS, os.getuid(), os.getgid(), False) == []
+        # Idempotent: a second call (the kernel lists the enabled controllers without their +) changes nothing.
+        write(base / "cgroup.subtree_control", "cpu cpuset io memory pids\n")
+        assert b.create_namespace(NS, os.getuid(), os.getgid(), False) == NamespaceSetup([], [])
+        assert read(base / "cgroup.subtree_control") == "cpu cpuset io memory pids\n"
+
+    def test_create_namespace_sets_right_what_differs_and_says_so(self, host: FakeHost) -> None:
+        b = host.v1()
+        assert len(b.create_namespace(NS, os.getuid(), os.getgid(), False).made) == 3 * len(b.hierarchies)
+        os.chmod(b.ns_dir(NS, host.memory), 0o700)
+        setup = b.create_namespace(NS, os.getuid(), os.getgid(), False)
+        assert setup == NamespaceSetup([], [b.ns_dir(NS, host.memory)])
+        assert os.stat(b.ns_dir(NS, host.memory)).st_mode & 0o777 == 0o755
 
     def test_create_namespace_group_access(self, host: FakeHost) -> None:
         b = host.v1()
@@ -120,6 +131,42 @@ class TestNamespaces:
         for mount in b.hierarchies:
             assert not os.path.exists(b.base_dir(mount))  # the emptied base goes too
         assert b.remove_namespace(NS) == []
+
+
+class TestCgroupsMissing:
+    """A boot leaves cgroupfs empty and the state as it was: whatever needs the namespace's cgroups says so in one
+    line, with the remedy, and makes nothing."""
+
+    MESSAGE = f"cgroups of namespace {NS} are missing (a reboot?): run lanco restore as root"
+
+    @pytest.mark.parametrize("kind", ["v2", "hybrid", "v1"])
+    def test_a_task_of_a_namespace_without_cgroups(self, host: FakeHost, kind: str) -> None:
+        b = getattr(host, kind)()
+        with pytest.raises(CgroupsMissing) as caught:
+            b.create_task(NS, TASK)
+        assert caught.value.message == self.MESSAGE and caught.value.exit_code == 1
+        assert not os.path.exists(b.base_dir(b.tracker))
+
+    def test_a_hierarchy_that_lost_the_namespace_leaves_no_half_made_task(self, host: FakeHost) -> None:
+        b = host.hybrid()
+        make_namespace(b)
+        os.rmdir(os.path.join(b.ns_dir(NS, host.pids), ".monitors"))
+        os.rmdir(b.ns_dir(NS, host.pids))
+        with pytest.raises(CgroupsMissing, match="run lanco restore as root"):
+            b.create_task(NS, TASK)
+        assert not any(os.path.exists(d) for d in b.task_dirs(NS, TASK))
+
+    def test_limits_of_a_namespace_without_cgroups(self, host: FakeHost) -> None:
+        with pytest.raises(CgroupsMissing):
+            host.hybrid().check_limit(NS, "memory_max", "-m")
+        with pytest.raises(CgroupsMissing):
+            host.v2().check_limit(NS, "pids_max", "--pids-max")  # no controller handed down: none enabled
+
+    def test_a_limit_the_namespace_lacks_is_still_named(self, host: FakeHost) -> None:
+        b = host.v2()
+        make_namespace(b)
+        with pytest.raises(LimitUnavailable, match="pids controller"):
+            b.check_limit(NS, "pids_max", "--pids-max")
 
 
 class TestCreateRemoveTask:
@@ -151,13 +198,15 @@ class TestCreateRemoveTask:
     def test_failure_rolls_back_every_directory_made(self, host: FakeHost) -> None:
         b = host.hybrid()
         make_namespace(b)
-        # The pids hierarchy lacks the namespace: its mkdir fails after the tracker, memory and cpu ones.
+        # The pids hierarchy's namespace is no directory: its mkdir fails after the tracker, memory and cpu ones.
         os.rmdir(os.path.join(b.ns_dir(NS, host.pids), ".monitors"))
         os.rmdir(b.ns_dir(NS, host.pids))
-        with pytest.raises(CgroupError, match=r"cannot create the cgroups of task first-task: .*ENOENT"):
+        write(b.ns_dir(NS, host.pids), "")
+        with pytest.raises(CgroupError, match=r"cannot create the cgroups of task first-task: .*ENOTDIR"):
             b.create_task(NS, TASK)
         assert [d for d in b.task_dirs(NS, TASK) if os.path.exists(d)] == []
         # The name is free again.
+        os.unlink(b.ns_dir(NS, host.pids))
         os.mkdir(b.ns_dir(NS, host.pids))
         b.create_task(NS, TASK)
         assert b.task_exists(NS, TASK)
@@ -428,6 +477,7 @@ class TestLimits:
 
     def test_require_names_the_missing_controller(self, host: FakeHost) -> None:
         b = Backend("v1", BASE, host.named, {"cpu": host.cpu, "cpuacct": host.cpu, "pids": host.pids})
+        make_namespace(b)
         with pytest.raises(LimitUnavailable) as caught:
             b.require(NS, "memory", "-m")
         message = caught.value.message
@@ -437,8 +487,10 @@ class TestLimits:
         assert caught.value.exit_code == 1
 
     def test_require_with_nothing_available(self, host: FakeHost) -> None:
+        b = host.v2()
+        make_namespace(b)
         with pytest.raises(LimitUnavailable, match=r"memory controller.*\(available: none\)$"):
-            host.v2().require(NS, "memory", "--memory-max")
+            b.require(NS, "memory", "--memory-max")
 
     def test_set_memory_max_v2(self, host: FakeHost) -> None:
         b = host.v2()
@@ -505,9 +557,13 @@ class TestOpenBackend:
         with pytest.raises(CgroupError, match=r"unified \(v2\) hierarchy, which is not mounted"):
             open_backend("hybrid", "/lanco", "unified", parse_mountinfo(PURE_V1))
 
-    def test_named_tracker_without_the_named_mount(self) -> None:
-        with pytest.raises(CgroupError, match=r"name=lanco is not mounted"):
-            open_backend("hybrid", "/lanco", "named", parse_mountinfo(HYBRID))
+    def test_named_tracker_without_the_named_mount_reads_as_gone(self) -> None:
+        """As a boot leaves it, for a caller who may not mount it: views show the records, a run says what is
+        missing (TestCgroupsMissing)."""
+        b = open_backend("hybrid", "/lanco", "named", parse_mountinfo(HYBRID))
+        assert (b.tracker.name, b.tracker.version) == ("lanco", 1)
+        assert b.tracker.path in ("/sys/fs/cgroup/lanco", "/run/lanco/cgroup")  # where root would mount it
+        assert not b.namespace_exists(NS) and b.task_names(NS) == [] and not b.task_exists(NS, TASK)
 
     @pytest.mark.parametrize("mode", ["hybrid", "v1"])
     def test_modes_that_need_v1_controllers(self, mode: str) -> None:

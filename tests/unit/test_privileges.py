@@ -36,6 +36,7 @@ CGROUP_ONLY = {
     (Namespace, "owner_ids"): "the switch itself",
     (Namespace, "authorize"): "compares ids with the loaded configuration",
     (Namespace, "init"): "root's own directories; refuses a user's own namespace",
+    (Namespace, "restore"): "init's steps: root's own directories; refuses a user's own namespace",
     (Namespace, "release"): "is_active, settle and the record removal switch; root removes its own directory",
     (Namespace, "task"): "a handle",
     (Namespace, "tasks"): "task_names (switches)",

@@ -24,7 +24,7 @@ from lanco.cgroups.detect import (
     read_mounts,
     unified_mount,
 )
-from lanco.errors import CgroupError, LimitUnavailable, PermissionDenied
+from lanco.errors import CgroupError, CgroupsMissing, LimitUnavailable, PermissionDenied
 from lanco.procfs import read_bytes
 from lanco.values import FrozenValue, Value
 
@@ -127,6 +127,20 @@ class StatSource(FrozenValue):
 
     def __init__(self, key: str, path: str, field: str) -> None:
         self._set_fields(key, path, field)
+
+
+class NamespaceSetup(Value):
+    """What :meth:`Backend.create_namespace` did: the directories it made (an init that fails removes them again)
+    and the existing ones it had to set right (owner, mode, controllers handed down). Both empty: all was in place."""
+
+    _fields = ("made", "adjusted")
+    __slots__ = _fields
+    made: list[str]
+    adjusted: list[str]
+
+    def __init__(self, made: list[str], adjusted: list[str]) -> None:
+        self.made = made
+        self.adjusted = adjusted
 
 
 class Backend:
@@ -247,9 +261,16 @@ class Backend:
     def namespace_exists(self, ns: str) -> bool:
         return os.path.isdir(self.ns_dir(ns))
 
-    def create_namespace(self, ns: str, uid: int, gid: int, group_access: bool) -> list[str]:
-        """Create (or complete) the namespace's cgroups in every hierarchy; returns the directories made."""
+    def _namespace_gone(self, ns: str, mount: CgroupMount) -> bool:
+        """Whether the namespace's directory is missing in ``mount``: asked only once a file of it was not found,
+        so that no command pays a look on its way (a boot leaves cgroupfs empty, see :class:`CgroupsMissing`)."""
+        return not os.path.isdir(self._dir(mount, ns))
+
+    def create_namespace(self, ns: str, uid: int, gid: int, group_access: bool) -> NamespaceSetup:
+        """Create (or complete) the namespace's cgroups in every hierarchy, handed to their owner; says what it made
+        and what it set right, so that a restore that finds everything in place can say it changed nothing."""
         made: list[str] = []
+        adjusted: list[str] = []
         try:
             for mount in self.all_hierarchies:
                 base = self.base_dir(mount)
@@ -262,25 +283,36 @@ class Backend:
                     if mount.version == 1 and "cpuset" in mount.controllers:
                         _make_cpuset_usable(directory)
                 if mount.version == 2 and self.mode == "v2":
-                    self._enable_v2_controllers(base, self._dir(mount, ns))
+                    adjusted.extend(self._enable_v2_controllers(base, self._dir(mount, ns)))
                 # In v1 nothing of lanco's moves a process into the namespace cgroup itself: its cgroup.procs and
                 # tasks stay root's, so that no task can put itself there (v2's rule needs them delegated).
-                self._delegate(mount, self._dir(mount, ns), uid, gid, group_access, processes=mount.version == 2)
-                self._delegate(mount, self._dir(mount, ns, MONITORS), uid, gid, group_access)
+                for directory, processes in ((self._dir(mount, ns), mount.version == 2),
+                                             (self._dir(mount, ns, MONITORS), True)):
+                    if self._delegate(mount, directory, uid, gid, group_access, processes) and directory not in made:
+                        adjusted.append(directory)
         except OSError as exc:
             self.remove_dirs(reversed(made))
             raise CgroupError(f"cannot create the cgroups of namespace {ns}: {_describe(exc)}") from exc
-        return made
+        return NamespaceSetup(made, list(dict.fromkeys(adjusted)))
 
-    def _enable_v2_controllers(self, base: str, ns_dir: str) -> None:
+    def _enable_v2_controllers(self, base: str, ns_dir: str) -> list[str]:
+        """Hand the wanted controllers down to the namespace's tasks; returns the directories that lacked some."""
+        changed: list[str] = []
         for directory in (base, ns_dir):
             wanted = self.v2_available_controllers(directory) & set(_V2_WANTED_CONTROLLERS)
-            if wanted:
+            try:
+                enabled = set(_read(os.path.join(directory, "cgroup.subtree_control")).split())
+            except OSError:
+                enabled = set()
+            if wanted - enabled:
                 _write(os.path.join(directory, "cgroup.subtree_control"),
-                       " ".join(f"+{c}" for c in sorted(wanted)))
+                       " ".join(f"+{c}" for c in sorted(wanted - enabled)))
+                changed.append(directory)
+        return changed
 
     def _delegate(self, mount: CgroupMount, directory: str, uid: int, gid: int, group_access: bool,
-                  processes: bool = True) -> None:
+                  processes: bool = True) -> bool:
+        """Give ``directory`` and the files a delegatee needs to the namespace's owner; True if any had to change."""
         if mount.version == 2:
             try:
                 names = tuple(_read("/sys/kernel/cgroup/delegate").split())
@@ -288,21 +320,17 @@ class Backend:
                 names = _V2_DELEGATE_FALLBACK
         else:
             names = _V1_DELEGATE
-        mode_dir = 0o775 if group_access else 0o755
-        os.chown(directory, uid, gid)
-        os.chmod(directory, mode_dir)
+        changed = _set_owner(directory, uid, gid, 0o775 if group_access else 0o755)
         for name in names:
             path = os.path.join(directory, name)
             if not os.path.exists(path):
                 continue
             if not processes and name in ("cgroup.procs", "tasks"):
                 # Taken back from an owner an earlier init gave them to.
-                os.chown(path, 0, 0)
-                os.chmod(path, 0o644)
+                changed |= _set_owner(path, 0, 0, 0o644)
                 continue
-            os.chown(path, uid, gid)
-            if group_access:
-                os.chmod(path, os.stat(path).st_mode | 0o020)
+            changed |= _set_owner(path, uid, gid, None, 0o020 if group_access else 0)
+        return changed
 
     def slice_dirs(self, ns: str) -> list[str]:
         """The namespace's systemd slices outside the base (none but for the systemd kind)."""
@@ -349,7 +377,12 @@ class Backend:
         run (the systemd kind makes a scope per run).
         """
         tracker_dir = self.task_dir(ns, task)
-        os.mkdir(tracker_dir)
+        try:
+            os.mkdir(tracker_dir)
+        except FileNotFoundError:
+            if self._namespace_gone(ns, self.tracker):
+                raise CgroupsMissing(ns) from None
+            raise
         made = [tracker_dir]
         wanted = [self.on_demand[c] for c in set(controllers) if c in self.on_demand]
         try:
@@ -369,6 +402,8 @@ class Backend:
                     _chown_tree(directory, *owner)
         except OSError as exc:
             self.remove_dirs(reversed(made))
+            if exc.errno == errno.ENOENT and any(self._namespace_gone(ns, m) for m in [*self.hierarchies, *wanted]):
+                raise CgroupsMissing(ns) from exc
             raise CgroupError(f"cannot create the cgroups of task {task}: {_describe(exc)}") from exc
 
     def remove_task(self, ns: str, task: str, attempts: int = 40) -> None:
@@ -594,6 +629,8 @@ class Backend:
 
     def require(self, ns: str, controller: str, option: str) -> None:
         if controller not in self.enabled_controllers(ns):
+            if self._namespace_gone(ns, self.tracker):
+                raise CgroupsMissing(ns)
             raise LimitUnavailable(
                 f"{option} needs the {controller} controller, which cgroup mode {self.mode} does not provide "
                 f"for namespace {ns} (available: {' '.join(sorted(self.enabled_controllers(ns))) or 'none'})")
@@ -611,6 +648,8 @@ class Backend:
                                    f"(cgroup mode {self.mode}, namespace {ns})")
         directory = self.ns_dir(ns, mount)
         if not any(os.path.exists(os.path.join(directory, f)) for f in files):
+            if self._namespace_gone(ns, mount):
+                raise CgroupsMissing(ns)
             raise LimitUnavailable(f"{option} needs {' or '.join(files)}, which the {name} controller does not "
                                    f"offer on this host (cgroup mode {self.mode}, namespace {ns})")
 
@@ -1018,6 +1057,22 @@ def _walk_dirs(top: str) -> Iterator[str]:
             yield from _walk_dirs(entry.path)
 
 
+def _set_owner(path: str, uid: int, gid: int, mode: int | None, add_bits: int = 0) -> bool:
+    """Give ``path`` to ``uid``:``gid`` with permission bits ``mode`` (None: those it has) plus ``add_bits``, each
+    only where it differs; True if anything had to change."""
+    st = os.stat(path)
+    changed = False
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        os.chown(path, uid, gid)
+        changed = True
+    current = st.st_mode & 0o7777
+    wanted = (current if mode is None else mode) | add_bits
+    if wanted != current:
+        os.chmod(path, wanted)
+        changed = True
+    return changed
+
+
 def _chown_tree(directory: str, uid: int, gid: int) -> None:
     os.chown(directory, uid, gid)
     for entry in os.scandir(directory):
@@ -1074,9 +1129,7 @@ def ensure_named_mount(mounts: list[CgroupMount]) -> CgroupMount:
     existing = named_mount(mounts)
     if existing is not None:
         return existing
-    target = "/sys/fs/cgroup/lanco"
-    if not _is_tmpfs_parent("/sys/fs/cgroup"):
-        target = "/run/lanco/cgroup"
+    target = named_mount_point()
     os.makedirs(target, exist_ok=True)
     from lanco.spawn import mount_named_hierarchy
 
@@ -1088,6 +1141,19 @@ def ensure_named_mount(mounts: list[CgroupMount]) -> CgroupMount:
     if mount is None:
         raise CgroupError(f"mounted name={NAMED_HIERARCHY} on {target} but cannot find it in mountinfo")
     return mount
+
+
+def named_mount_point() -> str:
+    """Where lanco mounts its named hierarchy: beside the others where /sys/fs/cgroup is a tmpfs, else in /run."""
+    return "/sys/fs/cgroup/lanco" if _is_tmpfs_parent("/sys/fs/cgroup") else "/run/lanco/cgroup"
+
+
+def unmounted_named_hierarchy() -> CgroupMount:
+    """lanco's named hierarchy as a boot leaves it, unmounted (only root mounts it: ``restore``, or any command of
+    root's): a tracker in which every namespace's cgroups read as gone. Views then show the records, and a run
+    meets ENOENT where it makes the task's cgroup and says the namespace's cgroups are missing, rather than every
+    command failing on the missing mount."""
+    return CgroupMount(named_mount_point(), "/", 1, frozenset(), NAMED_HIERARCHY)
 
 
 def _is_tmpfs_parent(path: str) -> bool:
@@ -1116,10 +1182,7 @@ def open_backend(mode: str, base: str, tracker_kind: str, mounts: list[CgroupMou
         tracker = unified
     else:
         named = ensure_named_mount(mounts) if mount_named else named_mount(mounts)
-        if named is None:
-            raise CgroupError(f"the named cgroup hierarchy name={NAMED_HIERARCHY} is not mounted "
-                              "(it is mounted by 'init' as root; after a reboot, run init again)")
-        tracker = named
+        tracker = unmounted_named_hierarchy() if named is None else named
     if mode == "v2":
         return Backend(mode, base, tracker, {})
     if not v1:
