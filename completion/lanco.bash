@@ -89,7 +89,7 @@ _lanco() {
         if [[ $cur == -* ]]; then
             mapfile -t COMPREPLY < <(compgen -W "$_lanco_global_options" -- "$cur")
         else
-            mapfile -t COMPREPLY < <(compgen -W "ls $(lanco "${_lanco_globals[@]}" ls 2>/dev/null)" -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W "ls restore $(lanco "${_lanco_globals[@]}" ls 2>/dev/null)" -- "$cur")
         fi
         return
     fi

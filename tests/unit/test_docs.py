@@ -173,7 +173,7 @@ def _quote(word: str) -> str:
 
 
 @pytest.mark.parametrize(("words", "expected", "listing"), [
-    ([""], ["ls", "alpha", "beta"], ["ls"]),
+    ([""], ["ls", "restore", "alpha", "beta"], ["ls"]),
     (["b"], ["beta"], ["ls"]),
     (["--cg"], ["--cgroup-mode", "--cgroup-base"], []),
     (["--cgroup-mode", "h"], ["hybrid"], []),

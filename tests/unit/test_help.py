@@ -13,8 +13,10 @@ import pytest
 from lanco.cli import COMMANDS, USAGE, main
 
 HELP_FLAGS = ("--help", "-h")
-EVERY_HELP = [["--help"], ["ls", "--help"], *(["testns", command, "--help"] for command in sorted(COMMANDS))]
-"""``lanco --help``, ``lanco ls --help`` (the namespaces) and ``lanco NAMESPACE COMMAND --help`` for every command."""
+EVERY_HELP = [["--help"], ["ls", "--help"], ["restore", "--help"],
+              *(["testns", command, "--help"] for command in sorted(COMMANDS))]
+"""``lanco --help``, ``lanco ls --help`` (the namespaces), ``lanco restore --help`` (after a boot) and
+``lanco NAMESPACE COMMAND --help`` for every command."""
 
 
 def help_of(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
