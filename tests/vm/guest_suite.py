@@ -6,9 +6,10 @@
 By default the guest runs ``tests/guest`` (placement through systemd, the seed's daemon case, containers, the
 benchmark) and ``tests/integration`` (the real-kernel suite, in the guest's one mode, v2; tests marked slow are
 left out) as root, from the work tree (``PYTHONPATH=/src/src``). Arguments replace that selection and run in one
-pytest. ``scripts/test`` runs this after the host's suite; ``LANCO_TEST_VM=0`` skips it (quick local runs), CI
-never sets it. Exits with pytest's status in the guest, or run.py's 124/125 when the guest timed out or the
-harness failed.
+pytest. After the suite, without arguments, ``tests/guest/reboot_scenario.py`` runs in a guest of its own booted
+twice on one disk (a real reboot). ``scripts/test`` runs this after the host's suite; ``LANCO_TEST_VM=0`` skips it
+(quick local runs), CI never sets it. Exits with pytest's status in the guest (else the reboot scenario's), or
+run.py's 124/125 when the guest timed out or the harness failed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ HERE = Path(__file__).resolve().parent
 TIMEOUT_S = 2700
 """Boot and suite together: 45 minutes at most. A cached run took 27 minutes in this round's CI-like run (its lanes
 25 and 16, on a host busy with other tests), the host's suite about 16 more, and CI allows 90 for both."""
+REBOOT_TIMEOUT_S = 900
+"""Each of the reboot scenario's two boots: about a minute to boot and one or two for the scenario."""
 COMMON = ["-p", "no:cacheprovider", "-q", "--durations=10", "-m", "not slow"]
 """Tests marked slow stay on the host: they are calibrated for native speed (a launcher killed within 120 ms of
 its start, 5000 run/stop cycles) or need the network (pip install); emulation is 20 to 40 times slower."""
@@ -82,7 +85,15 @@ def main(args: list[str]) -> int:
     status = subprocess.call(command)
     print(f"guest suite: exit status {status} after {time.monotonic() - started:.0f} s (boot included)",
           file=sys.stderr)
-    return status
+    if args:
+        return status
+    # A reboot cannot happen inside the suite's guest: a guest of its own, booted twice on one disk.
+    started = time.monotonic()
+    reboot = subprocess.call([sys.executable, str(HERE / "run.py"), "--boots", "2", "--timeout", str(REBOOT_TIMEOUT_S),
+                              "--", "python3", "tests/guest/reboot_scenario.py"])
+    print(f"guest reboot scenario: exit status {reboot} after {time.monotonic() - started:.0f} s (two boots)",
+          file=sys.stderr)
+    return status or reboot
 
 
 if __name__ == "__main__":
