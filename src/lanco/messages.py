@@ -71,6 +71,11 @@ def warn(token: str, text: str) -> None:
     _emit("WARN", token, text)
 
 
+def report(token: str, text: str) -> None:
+    """An INFO line whatever the debug level: what a command was asked to tell (``logs --rotate -v``)."""
+    _emit("INFO", token, text)
+
+
 def info(token: str, text: str) -> None:
     if _debug_level >= 1:
         _emit("INFO", token, text)
