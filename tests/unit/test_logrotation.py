@@ -228,3 +228,22 @@ def test_usage_errors_of_bounded_logs(capsys: pytest.CaptureFixture[str], argv: 
 def test_rotate_all_without_namespaces_does_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["logs", "--rotate", "--all", "-v"]) == 0
     assert capsys.readouterr() == ("", "")
+
+
+# -- what is shipped to run it ----------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_shipped_timer_and_logrotate_rule_run_the_rotation_and_are_installed() -> None:
+    service = (ROOT / "contrib" / "systemd" / "lanco-logs.service").read_text()
+    timer = (ROOT / "contrib" / "systemd" / "lanco-logs.timer").read_text()
+    rule = (ROOT / "contrib" / "logrotate" / "lanco").read_text()
+    assert "\nExecStart=/usr/local/bin/lanco logs --rotate --all\n" in service and "\nType=oneshot\n" in service
+    assert "\nOnUnitActiveSec=1min\n" in timer and "\nWantedBy=timers.target\n" in timer
+    directives = [line.strip() for line in rule.splitlines() if not line.lstrip().startswith("#")]
+    assert "/usr/local/bin/lanco logs --rotate --all" in rule and "copytruncate" not in directives
+    install = (ROOT / "scripts" / "install").read_text()
+    for shipped in ("contrib/systemd/lanco-logs.service", "contrib/systemd/lanco-logs.timer", "contrib/logrotate/lanco",
+                    "systemctl enable --now lanco-logs.timer"):
+        assert shipped in install, shipped
