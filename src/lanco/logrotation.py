@@ -58,7 +58,8 @@ def rotated_name(path: str, index: int) -> str:
 
 def rotate_over(path: str, max_size: int, keep: int,
                 pause: Callable[[], AbstractContextManager[bool]]) -> Rotation | None:
-    """Rotate ``path`` when it holds more than ``max_size`` bytes; None when it does not (or does not exist).
+    """Rotate ``path`` when it holds more than ``max_size`` bytes; None when it does not, does not exist, or is
+    being rotated by another lanco at this very moment.
 
     ``pause()`` is entered once, around the last copy pass, the rename and the truncate; it yields whether
     writers are really held back (False: the caller could not pause them, and what they write between the last
@@ -79,10 +80,11 @@ def rotate_over(path: str, max_size: int, keep: int,
         if live.st_size <= max_size:
             return None
         try:
-            # Rotations of one file exclude each other; the task itself never locks its log.
+            # Rotations of one file exclude each other (two tasks sharing a -l file, root's timer and the owner's);
+            # the task itself never locks its log. The one under way does the work: no failure, nothing to do.
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LancoError(f"log {path} is being rotated by another lanco meanwhile") from None
+            return None
         return _rotate_open(fd, path, keep, live.st_mode, pause)
     finally:
         os.close(fd)

@@ -193,9 +193,10 @@ def cmd_logs(ns: str, args: list[str], options: Options) -> int:
                         help="keep printing new output, across rotations and new runs of the task")
     parser.add_argument("-n", "--lines", help="only the last LINES lines")
     parser.add_argument("--rotate", action="store_true",
-                        help="rotate the logs over their task's --log-max-size (every task's, or TASK's) instead")
+                        help="rotate the logs over their task's --log-max-size (every task's, or TASK's) rather "
+                             "than print one")
     parser.add_argument("-v", "--verbose", action="store_true", help="with --rotate: one line per log rotated")
-    parser.add_argument("task", nargs="?")
+    parser.add_argument("task", nargs="?", help="the task whose log to print (with --rotate: the only one rotated)")
     opts = parser.parse_args(args)
     if opts.rotate:
         if opts.follow or opts.lines is not None:
