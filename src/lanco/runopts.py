@@ -128,7 +128,7 @@ class LogBounds(FrozenValue):
         keep = record.get("keep") if isinstance(record, Mapping) else None
         if not isinstance(record, Mapping) or (size is not None and (type(size) is not int or size <= 0)) or \
                 type(keep) is not int or not 1 <= keep <= MAX_LOG_KEEP:
-            raise StateError(f"the log bounds of the record are damaged: {record!r}")
+            raise StateError(f"log_bounds is damaged: {record!r}")
         return cls(size, keep)
 
 

@@ -295,7 +295,8 @@ class Task:
             try:
                 bounds = LogBounds.from_record((spec or {}).get("log_bounds"))
             except StateError as exc:
-                raise StateError(f"the record of task {self.name} is damaged: {exc.message}") from None
+                raise StateError(f"the record of task {self.name} is damaged: "
+                                 f"{os.path.join(self.state_dir, 'spec.json')}: {exc.message}") from None
             if spec is not None and spec.get("log") and bounds.max_size is not None:
                 rotation = logrotation.rotate_over(str(spec["log"]), bounds.max_size, bounds.keep,
                                                    self._writers_paused)

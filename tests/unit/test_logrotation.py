@@ -205,7 +205,7 @@ def test_bad_log_bounds_are_usage_errors(options: dict[str, object], message: st
 @pytest.mark.parametrize("record", ["5M", {"max_size_bytes": "5M", "keep": 2}, {"max_size_bytes": 1, "keep": 0},
                                     {"max_size_bytes": -1, "keep": 2}, {"max_size_bytes": 1}])
 def test_damaged_log_bounds_in_a_record_are_refused(record: object) -> None:
-    with pytest.raises(StateError, match="the log bounds of the record are damaged"):
+    with pytest.raises(StateError, match="log_bounds is damaged"):
         LogBounds.from_record(record)
 
 
