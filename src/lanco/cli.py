@@ -24,6 +24,7 @@ USAGE = """\
 usage: lanco [-d] [-D TOKEN] [--cgroup-mode v2|hybrid|v1] [--cgroup-base PATH] NAMESPACE COMMAND [ARGS]
        lanco ls [--json] | --version | --help    (ls: the namespaces you may use)
        lanco restore [NAMESPACE...]              (root, at boot: make the namespaces' cgroups again)
+       lanco logs --rotate --all [-v]            (the logs over their size, in every namespace you may use)
 
 arguments:
   NAMESPACE                          a named group of tasks of one owner, created by init
@@ -40,8 +41,8 @@ options (before NAMESPACE):
 commands:
   init [-u USER] [-g GROUP] [--take-over]
                                      create the namespace (root; a user's own where systemd delegates)
-  run [-f] [-L] [-l LOG] [-c CMD] [LIMITS] [LIFETIME] [PROCESS] TASK CMD [ARGS...]
-                                     start CMD as TASK; -f waits and exits with its code
+  run [-f] [-L] [-l LOG] [--log-max-size SIZE] [--log-keep N] [-c CMD] [LIMITS] [LIFETIME] [PROCESS]
+      TASK CMD [ARGS...]             start CMD as TASK; -f waits and exits with its code
       LIMITS   -m/--memory-max SIZE, --memory-high SIZE, --memory-swap-max SIZE, --cpu-quota PERCENT,
                --cpu-weight N, --cpuset CPUS, --pids-max N, --io-weight N, --io-read-bps DEV=RATE,
                --io-write-bps DEV=RATE   (sizes 512K 64M 2G max; DEV a path or MAJ:MIN)
@@ -60,6 +61,7 @@ commands:
   top [-d SECONDS] [-n N] [-s KEY] [--json]
                                      live CPU, memory, pids and pressure per task
   logs [-f] [-n LINES] TASK          TASK's log; -f follows it across new runs
+  logs --rotate [-v] [TASK]          rotate the logs over their task's --log-max-size (copy, then truncate)
   release [-n] [TASK]                forget a finished TASK, or destroy the namespace (root; a user's own)
 
 exit codes: 0 success (check: running), 1 refused or failed (check: not running), 2 usage,
@@ -203,6 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lanco.commands.restore import cmd_restore
 
             return cmd_restore(rest[1:], options)
+        if rest[:1] == ["logs"] and (len(rest) == 1 or rest[1].startswith("-")):
+            # "lanco logs --rotate --all": every namespace; "lanco logs logs TASK" is a namespace named logs.
+            token = "logs"
+            messages.set_command(token)
+            from lanco.commands.rotation import cmd_rotate_all
+
+            return cmd_rotate_all(rest[1:], options)
         if len(rest) < 2:
             raise UsageError("expected NAMESPACE COMMAND (see lanco --help)")
         ns, command = rest[0], rest[1]

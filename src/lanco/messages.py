@@ -73,7 +73,7 @@ def warn(token: str, text: str) -> None:
 
 def announce(token: str, text: str) -> None:
     """An INFO line whatever the debug level: what a command reports as its outcome (``restore``, one line per
-    namespace), where :func:`info` is what ``-d`` adds."""
+    namespace; ``logs --rotate -v``, one per log), where :func:`info` is what ``-d`` adds."""
     _emit("INFO", token, text)
 
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from typing import Unpack
 
+    from lanco.logrotation import Rotation
     from lanco.record import TaskRecord
     from lanco.runopts import RunOptions
     from lanco.task import Task
@@ -334,6 +335,27 @@ class Namespace:
         targets = [Task(self, n) for n in names] if names is not None else \
             [t for t in self.tasks() if _maybe_active(t)]
         return stop_together(targets, timeout, stop_signal)
+
+    def rotate_logs(self) -> list[tuple[str, Rotation | LancoError]]:
+        """Rotate every log of the namespace that is over its task's ``--log-max-size`` (see
+        :meth:`lanco.task.Task.rotate_log`). Returns, in the order of the task names, each log rotated and each
+        failure; one task's failure keeps no other log from its rotation."""
+        from lanco.errors import as_lanco_error
+        from lanco.task import Task
+
+        self.authorize()
+        outcome: list[tuple[str, Rotation | LancoError]] = []
+        for name in self.task_names():
+            try:
+                rotation = Task(self, name).rotate_log()
+            except LancoError as exc:
+                outcome.append((name, exc))
+            except OSError as exc:
+                outcome.append((name, as_lanco_error(exc)))
+            else:
+                if rotation is not None:
+                    outcome.append((name, rotation))
+        return outcome
 
     def run(self, task: str, argv: Sequence[str], **options: Unpack[RunOptions]) -> Task:
         """Start ``argv`` as ``task``; the options (limits, timeout, restart, environment, ...) are those of

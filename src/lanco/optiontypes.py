@@ -48,6 +48,10 @@ class RunOptions(LimitOptions, total=False):
     """Log file (default: the namespace's ``task-NAME.log``)."""
     keep_log: bool
     """Append to an existing log rather than rotating it."""
+    log_max_size: int | str | None
+    """Bytes (or ``"5M"``) past which ``logs --rotate`` rotates the log while the task runs; default: no bound."""
+    log_keep: int | str | None
+    """Rotated copies of the log kept (``.1`` ... ``.N``), at a start and by ``logs --rotate``; default 5."""
     exit_command: str | None
     """Shell command run by the monitor after the task ends, as the namespace's owner."""
     foreground: bool

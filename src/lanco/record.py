@@ -106,7 +106,8 @@ def read_spec(state_dir: str) -> dict[str, Any] | None:
 
 _SPEC_SHAPE: dict[str, tuple[type, ...]] = {
     "run_id": (str,), "log": (str,), "exit_command": (str,), "boot_id": (str,), "cwd": (str,),
-    "started": (int, float), "uid": (int,), "limits": (dict,), "lifetime": (dict,), "process": (dict,)}
+    "started": (int, float), "uid": (int,), "limits": (dict,), "lifetime": (dict,), "process": (dict,),
+    "log_bounds": (dict,)}
 """The type of each field of spec.json that lanco reads (each may also be null), argv aside."""
 
 

@@ -37,7 +37,7 @@ RUN_OPTION_KEYS = frozenset((
     "memory_max", "memory_high", "memory_swap_max", "cpu_quota", "cpu_weight", "cpuset", "pids_max", "io_weight",
     "io_read_bps", "io_write_bps", "log", "keep_log", "exit_command", "foreground", "env", "extra_env", "env_file",
     "cwd", "umask", "nice", "user", "group", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max",
-    "restart_delay"))
+    "restart_delay", "log_max_size", "log_keep"))
 """The keys of RunOptions: the limits' (lanco.limits.SPECS), then this module's."""
 
 
@@ -56,7 +56,8 @@ if not TYPE_CHECKING:
 class RunPlan(FrozenValue):
     """Every option of one ``run``, parsed and validated; nothing is created until it is."""
 
-    _fields = ("limits", "lifetime", "process", "log", "keep_log", "exit_command", "foreground", "env")
+    _fields = ("limits", "lifetime", "process", "log", "keep_log", "exit_command", "foreground", "env",
+               "log_bounds")
     __slots__ = _fields
     limits: Limits
     lifetime: Lifetime
@@ -66,11 +67,13 @@ class RunPlan(FrozenValue):
     exit_command: str | None
     foreground: bool
     env: Mapping[str, str] | None
+    log_bounds: LogBounds
 
     def __init__(self, limits: Limits, lifetime: Lifetime, process: ProcessSettings, log: str | None = None,
                  keep_log: bool = False, exit_command: str | None = None, foreground: bool = False,
-                 env: Mapping[str, str] | None = None) -> None:
-        self._set_fields(limits, lifetime, process, log, keep_log, exit_command, foreground, env)
+                 env: Mapping[str, str] | None = None, log_bounds: LogBounds | None = None) -> None:
+        self._set_fields(limits, lifetime, process, log, keep_log, exit_command, foreground, env,
+                         LogBounds() if log_bounds is None else log_bounds)
 
     @classmethod
     def build(cls, options: Mapping[str, Any]) -> RunPlan:
@@ -81,7 +84,66 @@ class RunPlan(FrozenValue):
             raise UsageError(f"unknown run option {sorted(unknown)[0]!r}")
         return cls(Limits.build(options), Lifetime.build(options), ProcessSettings.build(options),
                    options.get("log"), bool(options.get("keep_log", False)), options.get("exit_command"),
-                   bool(options.get("foreground", False)), options.get("env"))
+                   bool(options.get("foreground", False)), options.get("env"), LogBounds.build(options))
+
+
+# -- log bounds -------------------------------------------------------------------------------------------------
+
+DEFAULT_LOG_KEEP = 5
+"""Rotated copies kept of a log (``.1`` to ``.5``), as the original kept them."""
+MAX_LOG_KEEP = 1000
+
+
+class LogBounds(FrozenValue):
+    """How big a task's log may grow before ``logs --rotate`` rotates it (None: no bound, the log is rotated only
+    when the task starts again), and how many rotated copies are kept, at a start and by ``logs --rotate``."""
+
+    _fields = ("max_size", "keep")
+    __slots__ = _fields
+    max_size: int | None
+    keep: int
+
+    def __init__(self, max_size: int | None = None, keep: int = DEFAULT_LOG_KEEP) -> None:
+        self._set_fields(max_size, keep)
+
+    @classmethod
+    def build(cls, options: Mapping[str, Any]) -> LogBounds:
+        raw_size, raw_keep = options.get("log_max_size"), options.get("log_keep")
+        max_size = None if raw_size is None else _log_size(raw_size)
+        keep = DEFAULT_LOG_KEEP if raw_keep is None else _whole(raw_keep, "number of kept logs", 1, MAX_LOG_KEEP)
+        return cls(max_size, keep)
+
+    def as_record(self) -> dict[str, Any]:
+        return {"max_size_bytes": self.max_size, "keep": self.keep}
+
+    @classmethod
+    def from_record(cls, record: Any) -> LogBounds:
+        """The bounds a spec holds; a spec without them (written before they existed) has none. A damaged entry is
+        refused: guessing a bound would rotate, or keep growing, a log its owner bounded otherwise."""
+        from lanco.errors import StateError
+
+        if record is None:
+            return cls()
+        size = record.get("max_size_bytes") if isinstance(record, Mapping) else None
+        keep = record.get("keep") if isinstance(record, Mapping) else None
+        if not isinstance(record, Mapping) or (size is not None and (type(size) is not int or size <= 0)) or \
+                type(keep) is not int or not 1 <= keep <= MAX_LOG_KEEP:
+            raise StateError(f"log_bounds is damaged: {record!r}")
+        return cls(size, keep)
+
+
+def _log_size(raw: int | str) -> int | None:
+    """Bytes from ``5M`` (as ``-m`` reads sizes) or a number of bytes; None for ``max`` (no bound)."""
+    from lanco.units import MAX, parse_size
+
+    if isinstance(raw, bool):
+        raise UsageError(f"invalid log size {raw!r}")
+    if isinstance(raw, int):
+        if raw <= 0:
+            raise UsageError(f"invalid log size {raw!r}: must be greater than zero")
+        return raw
+    size = parse_size(str(raw), what="log size")
+    return None if size == MAX else size
 
 
 # -- signals ----------------------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
     from lanco.cgroups.backend import Backend
     from lanco.limits import LimitOptions, Limits
+    from lanco.logrotation import Rotation
     from lanco.namespace import Namespace
     from lanco.runopts import Lifetime, RunOptions, RunPlan
 
@@ -67,6 +68,9 @@ _REPORTED_LOSSES: set[tuple[str, str, int]] = set()
 than once)."""
 _RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "restarting", "runs.jsonl", "oom_base")
 _START_REPORT_TIMEOUT = 30.0
+ROTATION_FREEZE_TIMEOUT = 2.0
+"""How long a log rotation waits for its task to freeze (a process in uninterruptible sleep holds it up)
+before it gives up, thaws the task and leaves the log for the next rotation."""
 
 
 _as_owner = with_owner_ids
@@ -273,6 +277,60 @@ class Task:
                 return
         logfile.follow(path, f, out, os.path.join(self.state_dir, "spec.json"), self._log_path)
 
+    @_as_owner
+    def rotate_log(self) -> Rotation | None:
+        """Rotate the task's log if it is over the size its run was given (``--log-max-size``): copied to ``.1``
+        (older copies shifted, ``--log-keep`` of them kept), then truncated, with the task frozen for the last
+        moment of the copy and the truncate so that nothing it writes is lost (lanco.logrotation). None when the
+        run has no bound or the log is within it. The task goes on as it was; a task frozen by its user stays
+        frozen."""
+        from lanco import logrotation
+        from lanco.runopts import LogBounds
+
+        # The stop lock, then the start lock (the order stop takes them in): a stop thaws the task it signals, a
+        # new run rotates the log as it starts, and a freeze or thaw must not land in the pause.
+        rotation = None
+        with self._lock("stop.lock"), self._lock():
+            spec = read_spec(self.state_dir)
+            try:
+                bounds = LogBounds.from_record((spec or {}).get("log_bounds"))
+            except StateError as exc:
+                raise StateError(f"the record of task {self.name} is damaged: "
+                                 f"{os.path.join(self.state_dir, 'spec.json')}: {exc.message}") from None
+            if spec is not None and spec.get("log") and bounds.max_size is not None:
+                rotation = logrotation.rotate_over(str(spec["log"]), bounds.max_size, bounds.keep,
+                                                   self._writers_paused)
+        return rotation
+
+    @contexts.contextmanager
+    def _writers_paused(self) -> Iterator[bool]:
+        """Freeze the running task for the rotation's last moment; yields whether its writes are held back (True
+        too for a task that is not running or frozen already: nothing of it writes)."""
+        backend, ns = self._backend, self._ns
+        if not self.is_running() or backend.frozen(ns, self.name):
+            yield True
+            return
+        if not backend.freezable(ns, self.name):
+            messages.debug("logs", f"task {self.name}: no freezer in cgroup mode {backend.mode}, its log is "
+                                   "truncated right after the last copy without a pause")
+            yield False
+            return
+        try:
+            backend.set_frozen(ns, self.name, True, settle_timeout=ROTATION_FREEZE_TIMEOUT)
+        except LancoError as exc:
+            with contexts.suppress(LancoError, OSError):
+                backend.set_frozen(ns, self.name, False)
+            raise LancoError(f"cannot pause task {self.name} to rotate its log: {exc.message}; the log is left as "
+                             "it was") from None
+        try:
+            yield True
+        finally:
+            try:
+                backend.set_frozen(ns, self.name, False)
+            except LancoError:
+                if backend.task_exists(ns, self.name):
+                    raise  # still there, and frozen: never hidden
+
     # -- start ---------------------------------------------------------------------------------------------
 
     def start(self, argv: list[str], **options: Unpack[RunOptions]) -> None:
@@ -298,6 +356,8 @@ class Task:
         environment = process.environment(os.environ if plan.env is None else plan.env)
         cwd = process.cwd
         log, keep_log, exit_command, foreground = plan.log, plan.keep_log, plan.exit_command, plan.foreground
+        if foreground and log is None and plan.log_bounds.max_size is not None:
+            raise UsageError("--log-max-size needs a log: run -f writes to the terminal unless -l names one")
         _resolve_command(argv[0], environment.get("PATH", os.defpath), cwd)
         from lanco.runopts import check_exec_size
 
@@ -332,11 +392,12 @@ class Task:
                     log_path = os.path.abspath(log_path)
                     logfile.require_space(log_path)
                     if not keep_log:
-                        logfile.rotate(log_path)
+                        logfile.rotate(log_path, plan.log_bounds.keep)
                     log_fd = logfile.open_append(log_path, owner)
                 write_spec(self.state_dir, {
                     "run_id": run_id, "namespace": self._ns, "name": self.name, "argv": argv,
-                    "log": log_path, "exit_command": exit_command, "limits": limits.as_record(),
+                    "log": log_path, "log_bounds": plan.log_bounds.as_record(),
+                    "exit_command": exit_command, "limits": limits.as_record(),
                     "started": time.time(), "boot_id": procfs.boot_id(), "uid": os.geteuid(),
                     "cwd": cwd or os.getcwd(), "lifetime": lifetime.as_record(), "process": process.as_record(),
                 })
@@ -601,12 +662,14 @@ class Task:
     def freeze(self) -> None:
         """Stop every process of the task where it stands (v2 cgroup.freeze, v1 freezer) until :meth:`thaw`."""
         self._require_running()
-        self._backend.set_frozen(self._ns, self.name, True)
+        with self._lock():  # a log rotation's own freeze and thaw (rotate_log) must not undo this one
+            self._backend.set_frozen(self._ns, self.name, True)
 
     @_as_owner
     def thaw(self) -> None:
         self._require_running()
-        self._backend.set_frozen(self._ns, self.name, False)
+        with self._lock():
+            self._backend.set_frozen(self._ns, self.name, False)
 
     def set_limits(self, **limits: Unpack[LimitOptions]) -> TaskRecord:
         """Change limits of the running task (``"max"`` lifts one); its record keeps the limits in force."""

@@ -43,6 +43,7 @@ CGROUP_ONLY = {
     (Namespace, "tracked_tasks"): "cgroupfs",
     (Namespace, "running_tasks"): "cgroupfs",
     (Namespace, "run"): "Task.start (switches)",
+    (Namespace, "rotate_logs"): "task_names and Task.rotate_log (both switch)",
 }
 
 

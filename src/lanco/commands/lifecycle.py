@@ -68,6 +68,9 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("-L", "--keep-log", action="store_true",
                         help="append to an existing log instead of rotating it")
     parser.add_argument("-l", "--log", help="write the task's output to LOG instead of the namespace's log folder")
+    parser.add_argument("--log-max-size", metavar="SIZE",
+                        help="let logs --rotate rotate the log while the task runs once it is over SIZE (5M, 1G)")
+    parser.add_argument("--log-keep", metavar="N", help="rotated copies of the log kept, .1 to .N (default 5)")
     parser.add_argument("-c", "--exit-command", metavar="CMD",
                         help="run /bin/sh -c CMD as the owner when the task has ended, with the LANCO_* variables")
     limits.add_arguments(parser)
@@ -155,7 +158,8 @@ def cmd_run(ns: str, args: list[str], options: Options) -> int:
         opts, name, command = parse_run(args)
         given.update({key: getattr(opts, key) for key in (
             "log", "exit_command", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max",
-            "restart_delay", "extra_env", "env_file", "cwd", "umask", "nice", "user", "group")})
+            "restart_delay", "extra_env", "env_file", "cwd", "umask", "nice", "user", "group", "log_max_size",
+            "log_keep")})
         given.update(limits.given(opts), keep_log=opts.keep_log, foreground=opts.foreground)
     # Parsed before the namespace is opened: a bad value is a usage error whatever else is wrong.
     plan = RunPlan.build({k: v for k, v in given.items() if v is not None})

@@ -195,8 +195,23 @@ def cmd_logs(ns: str, args: list[str], options: Options) -> int:
     parser.add_argument("-f", "--follow", action="store_true",
                         help="keep printing new output, across rotations and new runs of the task")
     parser.add_argument("-n", "--lines", help="only the last LINES lines")
-    parser.add_argument("task", metavar="TASK", help="the task whose log to print, running or finished")
+    parser.add_argument("--rotate", action="store_true",
+                        help="rotate the logs over their task's --log-max-size (every task's, or TASK's) rather "
+                             "than print one")
+    parser.add_argument("-v", "--verbose", action="store_true", help="with --rotate: one line per log rotated")
+    parser.add_argument("task", nargs="?", metavar="TASK",
+                        help="the task whose log to print, running or finished (with --rotate: the only one rotated)")
     opts = parser.parse_args(args)
+    if opts.rotate:
+        if opts.follow or opts.lines is not None:
+            raise UsageError("logs: --rotate prints no log, it takes neither -f nor -n")
+        from lanco.commands.rotation import rotate_namespace
+
+        return rotate_namespace(ns, opts.task, options, verbose=opts.verbose)
+    if opts.verbose:
+        raise UsageError("logs: -v goes with --rotate")
+    if opts.task is None:
+        raise UsageError("logs: the following arguments are required: task")
     lines = None
     if opts.lines is not None:
         if not opts.lines.isdigit():
