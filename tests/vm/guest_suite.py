@@ -66,10 +66,14 @@ def guest_script(args: list[str]) -> str:
         *lines,
         f"{background} {shlex.join(SIDE_LANE)} > /tmp/side-lane.log 2>&1 &",
         "side=$!",
-        f"{pytest} {shlex.join(MAIN_LANE)}; main=$?",
+        f"({pytest} {shlex.join(MAIN_LANE)}; echo $? > /tmp/main-lane.status) 2>&1 | tee /tmp/main-lane.log",
+        "main=$(cat /tmp/main-lane.status)",
         "wait $side; side=$?",
         "echo '----- side lane (tests/guest, test_resources, test_views) -----'; cat /tmp/side-lane.log",
         f"{pytest} {shlex.join(LAST)}; last=$?",
+        # CI keeps the output's end only: what failed in either lane is said again there.
+        "echo '----- failures of both lanes -----'",
+        "grep -hE '^(FAILED|ERROR) ' /tmp/main-lane.log /tmp/side-lane.log || echo none",
         'echo "guest suite lanes: main $main, side $side, benchmark $last"',
         '[ "$main" = 0 ] && [ "$side" = 0 ] && [ "$last" = 0 ]',
     ])
