@@ -129,6 +129,30 @@ def parser_for(command: str) -> argparse.ArgumentParser:
     return Parser(prog=f"lanco NAMESPACE {command}", add_help=True, formatter_class=Formatter, allow_abbrev=False)
 
 
+def plain_flags(args: Sequence[str], flags: dict[str, str], positionals: int) -> tuple[dict[str, bool], list[str]]:
+    """({destination: given}, positionals) when ``args`` holds only the named flags, each whole (``--json``, not
+    ``-lq``), and exactly ``positionals`` other words. Views are what scripts and monitoring poll, and argparse,
+    with the gettext and locale it loads, would be a third of a view's cost. Anything else raises
+    :class:`NotPlain`, and the command's argparse parser reads it: ``--help``, every usage error, and every other
+    form stay argparse's own (a test compares the two readings)."""
+    given = dict.fromkeys(flags.values(), False)
+    words = []
+    for arg in args:
+        if arg in flags:
+            given[flags[arg]] = True
+        elif arg.startswith("-") and arg != "-":
+            raise NotPlain
+        else:
+            words.append(arg)
+    if len(words) != positionals:
+        raise NotPlain
+    return given, words
+
+
+class NotPlain(Exception):
+    """The arguments are not of the plain form :func:`plain_flags` reads: argparse reads them."""
+
+
 # command -> (module, function): modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("lanco.commands.lifecycle", "cmd_init"),

@@ -7,17 +7,21 @@ caller passes no ``cmdlines`` map. Every number in a JSON document carries its u
 
 from __future__ import annotations
 
-import json
-import json.encoder
+import _json
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from lanco import procfs
 from lanco.messages import escape
-from lanco.record import TaskRecord
 from lanco.units import format_size
+
+# typing, collections.abc and dataclasses are a third of what ls and status would import (inspect, ast, re,
+# enum come with them): annotations only, and plain classes.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from lanco.record import TaskRecord
 
 SCHEMA_VERSION = 1
 """Version of every JSON document lanco prints; raised only when a key changes meaning or goes away."""
@@ -31,13 +35,16 @@ _LEGACY_LIMIT_KEYS = {"memory_max": "memory_max_bytes", "memory_high": "memory_h
                       "memory_swap_max": "memory_swap_max_bytes"}
 
 
-@dataclass(frozen=True)
 class LiveDetail:
     """What status and dump show beyond the record, read from the cgroup while the task runs."""
 
-    limits_in_force: dict[str, int] = field(default_factory=dict)
-    pressure: Mapping[str, float | None] | None = None
-    memory_max_bytes: int | None = None
+    __slots__ = ("limits_in_force", "memory_max_bytes", "pressure")
+
+    def __init__(self, limits_in_force: dict[str, int] | None = None,
+                 pressure: Mapping[str, float | None] | None = None, memory_max_bytes: int | None = None) -> None:
+        self.limits_in_force: dict[str, int] = {} if limits_in_force is None else limits_in_force
+        self.pressure = pressure
+        self.memory_max_bytes = memory_max_bytes
 
 
 def _when(stamp: float | None) -> str:
@@ -167,7 +174,7 @@ def _limit_text(limits: Mapping[str, Any]) -> str:
         label = label.replace("_", " ")
         if value == "max":
             parts.append(f"{label} unlimited")
-        elif isinstance(value, Mapping):  # per device: {"8:0": bytes per second}
+        elif isinstance(value, dict):  # per device: {"8:0": bytes per second}
             rates = ", ".join(f"{device} {format_size(rate) if isinstance(rate, int) else rate}/s"
                               for device, rate in sorted(value.items()))
             parts.append(f"{label} {rates}")
@@ -278,18 +285,17 @@ def dump_json(namespace: str, tasks: Mapping[str, dict[str, Any]], *, namespace_
 # -- namespaces ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class NamespaceInfo:
-    name: str
-    owner: str
-    owner_uid: int
-    group: str
-    owner_gid: int
-    group_access: bool
-    cgroup_mode: str
-    state_dir: str
-    log_dir: str
-    created: float
+    """One namespace as ``lanco ls`` shows it."""
+
+    __slots__ = ("cgroup_mode", "created", "group", "group_access", "log_dir", "name", "owner", "owner_gid",
+                 "owner_uid", "state_dir")
+
+    def __init__(self, name: str, owner: str, owner_uid: int, group: str, owner_gid: int, group_access: bool,
+                 cgroup_mode: str, state_dir: str, log_dir: str, created: float) -> None:
+        self.name, self.owner, self.owner_uid, self.group = name, owner, owner_uid, group
+        self.owner_gid, self.group_access, self.cgroup_mode = owner_gid, group_access, cgroup_mode
+        self.state_dir, self.log_dir, self.created = state_dir, log_dir, created
 
 
 def namespaces_text(infos: list[NamespaceInfo]) -> str:
@@ -311,8 +317,10 @@ def namespaces_json(infos: list[NamespaceInfo]) -> str:
 # same as json.dumps(value, indent=N) would give, byte for byte.
 
 _CONTAINERS = (dict, list, tuple)
-_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
-"""The _json accelerator's encoder factory (undocumented, so untyped); None on an interpreter without it."""
+# From _json itself (as jsonread reads): the json package's __init__ loads its decoder, and with it re and enum,
+# a third of what ls would import.
+_C_MAKE_ENCODER: Any = getattr(_json, "make_encoder", None)
+"""The accelerator's encoder factory (undocumented, so untyped); None on an interpreter without it."""
 
 
 class _NotPlainJSON(Exception):
@@ -333,7 +341,7 @@ class _IndentedWriter:
         while len(self.levels) <= depth:
             separator = ",\n" + self.unit * len(self.levels)
             encoder = _C_MAKE_ENCODER(
-                None, _refuse, json.encoder.encode_basestring_ascii, None, ": ", separator, False, False, True)
+                None, _refuse, _json.encode_basestring_ascii, None, ": ", separator, False, False, True)
             self.levels.append((encoder, separator))
         return self.levels[depth]
 
@@ -376,14 +384,15 @@ class _IndentedWriter:
 
 def indented_json(value: object, indent: int) -> str:
     """``json.dumps(value, indent=indent)``, written by the C encoder."""
-    if _C_MAKE_ENCODER is None:
-        return json.dumps(value, indent=indent)
-    writer = _IndentedWriter(indent)
-    try:
-        if isinstance(value, _CONTAINERS) and value:
-            return writer.container(value, 0)
-        return "".join(writer.level(0)[0](value, 0))
-    except (_NotPlainJSON, TypeError, ValueError, RecursionError):
-        # Whatever json.dumps does with it (a type it cannot encode, a circular reference), it does the same.
-        return json.dumps(value, indent=indent)
+    if _C_MAKE_ENCODER is not None:
+        writer = _IndentedWriter(indent)
+        try:
+            if isinstance(value, _CONTAINERS) and value:
+                return writer.container(value, 0)
+            return "".join(writer.level(0)[0](value, 0))
+        except (_NotPlainJSON, TypeError, ValueError, RecursionError):
+            pass  # whatever json.dumps does with it (a type it cannot encode, a circular reference), it does the same
+    import json
+
+    return json.dumps(value, indent=indent)
 

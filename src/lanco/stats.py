@@ -13,7 +13,6 @@ import time
 from lanco import procfs
 from lanco.record import run_oom_kills
 from lanco.render import LiveDetail
-from lanco.top import Sample, TaskSample
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 
     from lanco.cgroups.backend import Backend
     from lanco.namespace import Namespace
+    from lanco.top import Sample, TaskSample
 
 
 def online_cpus() -> int:
@@ -68,6 +68,9 @@ def sample_namespace(namespace: Namespace, *, cmdline: Callable[[int], str] | No
                      nbcpus: int | None = None, memory_total: int | None = None) -> Sample:
     """One reading of every running task of ``namespace`` for top. A task that ends while it is read is
     left out rather than shown half-read."""
+    # Here, not above: top's frames (dataclasses, json) are no part of what status and dump import.
+    from lanco.top import Sample, TaskSample
+
     backend, ns = namespace.backend, namespace.name
     cmdline = cmdline or procfs.cmdline
     tasks: list[TaskSample] = []

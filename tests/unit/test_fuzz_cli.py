@@ -138,3 +138,26 @@ def test_nothing_after_task_is_read_as_lanco_s(options: list[list[str]], command
         return
     assert task == "job"
     assert parsed == (command[1:] if command[0] == "--" else command), (before, command)
+
+
+VIEW_WORDS = ["-l", "--long", "--all", "--json", "-q", "--quiet", "-lq", "--js", "-h", "--", "-", "t1", "", "é", "-x"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(args=st.lists(st.one_of(st.sampled_from(VIEW_WORDS), st.text(max_size=6)), max_size=5))
+def test_views_read_by_hand_only_what_argparse_reads_the_same(args: list[str]) -> None:
+    from lanco.cli import NotPlain, plain_flags
+    from lanco.commands.view import JSON_FLAG, LS_FLAGS, ls_parser, namespaces_parser, status_parser
+    from lanco.errors import UsageError
+
+    for flags, parser, positionals in ((LS_FLAGS, ls_parser, 0), (JSON_FLAG, namespaces_parser, 0),
+                                       (JSON_FLAG, status_parser, 1)):
+        try:
+            given, words = plain_flags(args, flags, positionals)
+        except NotPlain:
+            continue
+        try:
+            parsed = vars(parser().parse_args(args))
+        except (UsageError, SystemExit) as exc:
+            raise AssertionError(f"{args}: read by hand as {given} {words}, refused by argparse: {exc}") from exc
+        assert parsed == ({**given, "task": words[0]} if words else given), args

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from lanco import logfile
-from lanco.cli import Options, namespace_for, parser_for, task_for
+from lanco.cli import NotPlain, Options, namespace_for, parser_for, plain_flags, task_for
 from lanco.errors import LancoError, UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+    from typing import Any
+
     from lanco import top
     from lanco.record import TaskRecord
     from lanco.task import Task
@@ -27,10 +30,7 @@ def cmd_namespaces(args: list[str], options: Options) -> int:
     from lanco.config import list_namespaces, load_config
     from lanco.privileges import user_name
 
-    parser = parser_for("ls")
-    parser.prog = "lanco ls"
-    parser.add_argument("--json", action="store_true", help="the namespaces as one JSON document (docs/json.md)")
-    opts = parser.parse_args(args)
+    opts = _flags(args, JSON_FLAG, namespaces_parser)
     euid, groups = os.geteuid(), {os.getegid(), *os.getgroups()}
     infos: list[render.NamespaceInfo] = []
     for name in list_namespaces():
@@ -44,8 +44,15 @@ def cmd_namespaces(args: list[str], options: Options) -> int:
             name=name, owner=user_name(config.owner_uid), owner_uid=config.owner_uid,
             group=_group_name(config.owner_gid), owner_gid=config.owner_gid, group_access=config.group_access,
             cgroup_mode=config.mode, state_dir=config.state_dir, log_dir=config.log_dir, created=config.created))
-    sys.stdout.write(render.namespaces_json(infos) if opts.json else render.namespaces_text(infos))
+    sys.stdout.write(render.namespaces_json(infos) if opts["json"] else render.namespaces_text(infos))
     return 0
+
+
+def namespaces_parser() -> argparse.ArgumentParser:
+    parser = parser_for("ls")
+    parser.prog = "lanco ls"
+    parser.add_argument("--json", action="store_true", help="the namespaces as one JSON document (docs/json.md)")
+    return parser
 
 
 def _group_name(gid: int) -> str:
@@ -60,55 +67,77 @@ def _group_name(gid: int) -> str:
 def cmd_ls(ns: str, args: list[str], options: Options) -> int:
     from lanco import render
 
+    opts = _flags(args, LS_FLAGS, ls_parser)
+    namespace = namespace_for(ns, options)
+    if opts["quiet"] and not opts["json"]:
+        namespace.authorize()
+        listed = namespace.task_names() if opts["all"] else [t.name for t in namespace.running_tasks()]
+        sys.stdout.write("".join(f"{n}\n" for n in listed))
+        return 0
+    tasks = namespace.tasks() if opts["all"] else namespace.running_tasks()
+    records = readable_records(tasks, "ls")
+    # A task that ended between the listing and its record is no longer running: ls without --all drops it.
+    records = [r for r in records if r.state != "unknown" and (opts["all"] or r.state in render.LIVE_STATES)]
+    if opts["json"]:
+        sys.stdout.write(render.records_json(ns, records))
+    else:
+        sys.stdout.write(render.tree(ns, records, long=opts["long"]))
+    return 0
+
+
+LS_FLAGS = {"-l": "long", "--long": "long", "--all": "all", "--json": "json", "-q": "quiet", "--quiet": "quiet"}
+JSON_FLAG = {"--json": "json"}
+
+
+def _flags(args: list[str], flags: dict[str, str], parser: Callable[[], argparse.ArgumentParser],
+           positionals: int = 0) -> dict[str, Any]:
+    """The options of a view: read by hand in the plain form, else by its argparse parser."""
+    try:
+        given, words = plain_flags(args, flags, positionals)
+    except NotPlain:
+        return vars(parser().parse_args(args))
+    return {**given, "task": words[0]} if words else given
+
+
+def ls_parser() -> argparse.ArgumentParser:
     parser = parser_for("ls")
     parser.add_argument("-l", "--long", action="store_true", help="whole command lines")
     parser.add_argument("--all", action="store_true", help="finished tasks too, with their result")
     parser.add_argument("--json", action="store_true", help="the tasks as one JSON document (docs/json.md)")
     parser.add_argument("-q", "--quiet", action="store_true", help="task names only (for scripts and completion)")
-    opts = parser.parse_args(args)
-    namespace = namespace_for(ns, options)
-    if opts.quiet and not opts.json:
-        namespace.authorize()
-        listed = namespace.task_names() if opts.all else [t.name for t in namespace.running_tasks()]
-        sys.stdout.write("".join(f"{n}\n" for n in listed))
-        return 0
-    tasks = namespace.tasks() if opts.all else namespace.running_tasks()
-    records = readable_records(tasks, "ls")
-    # A task that ended between the listing and its record is no longer running: ls without --all drops it.
-    records = [r for r in records if r.state != "unknown" and (opts.all or r.state in render.LIVE_STATES)]
-    if opts.json:
-        sys.stdout.write(render.records_json(ns, records))
-    else:
-        sys.stdout.write(render.tree(ns, records, long=opts.long))
-    return 0
+    return parser
 
 
 def cmd_status(ns: str, args: list[str], options: Options) -> int:
     from lanco import render, stats
 
-    parser = parser_for("status")
-    parser.add_argument("--json", action="store_true", help="one JSON document (docs/json.md)")
-    parser.add_argument("task", metavar="TASK", help="the task to describe, running or finished")
-    opts = parser.parse_args(args)
-    task = task_for(ns, opts.task, options)
+    opts = _flags(args, JSON_FLAG, status_parser, positionals=1)
+    task = task_for(ns, opts["task"], options)
     record = task.record()
     if record.state == "unknown":
-        raise LancoError(f"task {opts.task} is not known")
+        raise LancoError(f"task {task.name} is not known")
     live = None
     if record.state in ("running", "frozen"):
         live = stats.live_detail(task.namespace.backend, ns, task.name)
-    if opts.json:
+    if opts["json"]:
         sys.stdout.write(render.status_json(record, live))
     else:
         sys.stdout.write(render.status_text(record, live, now=time.time()))
     return 0
 
 
+def status_parser() -> argparse.ArgumentParser:
+    parser = parser_for("status")
+    parser.add_argument("--json", action="store_true", help="one JSON document (docs/json.md)")
+    parser.add_argument("task", metavar="TASK", help="the task to describe, running or finished")
+    return parser
+
+
 def cmd_dump(ns: str, args: list[str], options: Options) -> int:
     from lanco import render, stats
 
-    parser = parser_for("dump")
-    parser.parse_args(args)
+    if args:
+        parser_for("dump").parse_args(args)  # the help, or the usage error
     namespace = namespace_for(ns, options)
     backend = namespace.backend
     entries = {}
