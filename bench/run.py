@@ -19,10 +19,15 @@ from typing import Any
 if __package__ in (None, ""):  # run as bench/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.phases import PHASES, Settings, cli_prefix, log
+from bench.cold import big_daemon, cold_launches
+from bench.phases import PHASES as MEASURED
+from bench.phases import Settings, cli_prefix, log
 from bench.probes import loadavg
 from bench.sandbox import Sandbox
 from bench.stats import Figure, table
+
+PHASES = {"cold": cold_launches, **MEASURED, "daemon": big_daemon}
+"""Cold first: the machine is at its quietest when the bench starts."""
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
