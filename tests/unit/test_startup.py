@@ -34,6 +34,18 @@ code = main(sys.argv[1:])
 print(code, " ".join(sorted(sys.modules)))
 """
 
+QUIET_PROBE = """
+import os, sys
+from lanco.cli import main
+shown = os.dup(1)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+code = main(sys.argv[1:])
+sys.stdout.flush()
+os.dup2(shown, 1)
+print(code, " ".join(sorted(sys.modules)))
+"""
+"""The probe for a command that prints: what it prints is not the probe's to read."""
+
 
 def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
     """Run the command line in a fresh interpreter (isolated, like the installed script); its exit code and the
@@ -62,6 +74,20 @@ def test_hot_commands_leave_heavy_modules_unloaded(argv: list[str], exit_code: i
     assert code == exit_code
     assert "lanco.task" in modules or "run" in argv  # the path was walked, not cut short
     assert not modules & {*NEVER, *also_never}, sorted(modules & {*NEVER, *also_never})
+
+
+@pytest.mark.parametrize(("argv", "exit_code"), [
+    (["testns", "ls", "--json"], 0), (["testns", "ls", "-l", "--all"], 0), (["testns", "status", "t"], 1),
+    (["testns", "status", "--json", "t"], 1), (["testns", "dump"], 0), (["ls", "--json"], 0),
+])
+def test_views_leave_argparse_json_and_re_unloaded(argv: list[str], exit_code: int) -> None:
+    """Views are what monitoring polls: read by hand in their plain forms, written by json's C encoder alone."""
+    existing_namespace()
+    code, modules = loaded_by(argv, QUIET_PROBE)
+    assert code == exit_code
+    assert "lanco.config" in modules and "lanco.render" in modules  # the path was walked, not cut short
+    heavy = {*NEVER, *LIGHT, "argparse", "json", "re", "enum", "shutil", "signal"}
+    assert not modules & heavy, sorted(modules & heavy)
 
 
 def test_the_installed_command_adds_nothing_to_check() -> None:
