@@ -129,17 +129,27 @@ def parser_for(command: str) -> argparse.ArgumentParser:
     return Parser(prog=f"lanco NAMESPACE {command}", add_help=True, formatter_class=Formatter, allow_abbrev=False)
 
 
-def plain_flags(args: Sequence[str], flags: dict[str, str], positionals: int) -> tuple[dict[str, bool], list[str]]:
+def plain_flags(args: Sequence[str], flags: dict[str, str], positionals: int,
+                valued: dict[str, tuple[str, str | None]] | None = None) -> tuple[dict[str, object], list[str]]:
     """({destination: given}, positionals) when ``args`` holds only the named flags, each whole (``--json``, not
-    ``-lq``), and exactly ``positionals`` other words. Views are what scripts and monitoring poll, and argparse,
-    with the gettext and locale it loads, would be a third of a view's cost. Anything else raises
-    :class:`NotPlain`, and the command's argparse parser reads it: ``--help``, every usage error, and every other
-    form stay argparse's own (a test compares the two readings)."""
-    given = dict.fromkeys(flags.values(), False)
+    ``-lq``), the ``valued`` options (option: (destination, default)) each followed by a value that is no option,
+    and exactly ``positionals`` other words. Views are what scripts and monitoring poll, and argparse, with the
+    gettext and locale it loads, would be a third of a view's cost. Anything else raises :class:`NotPlain`, and
+    the command's argparse parser reads it: ``--help``, every usage error, and every other form stay argparse's
+    own (a test compares the two readings)."""
+    valued = valued or {}
+    given: dict[str, object] = dict.fromkeys(flags.values(), False)
+    given.update(valued.values())
     words = []
-    for arg in args:
+    rest = iter(args)
+    for arg in rest:
         if arg in flags:
             given[flags[arg]] = True
+        elif arg in valued:
+            value = next(rest, None)
+            if value is None or value.startswith("-"):
+                raise NotPlain
+            given[valued[arg][0]] = value
         elif arg.startswith("-") and arg != "-":
             raise NotPlain
         else:

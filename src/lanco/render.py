@@ -382,6 +382,19 @@ class _IndentedWriter:
         return opening + separator[1:] + body + self.levels[depth][1][1:] + closing
 
 
+def compact_json(value: object) -> str:
+    """``json.dumps(value, separators=(",", ":"))``, written by the C encoder."""
+    if _C_MAKE_ENCODER is not None:
+        try:
+            encode = _C_MAKE_ENCODER(None, _refuse, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+            return "".join(encode(value, 0))
+        except (_NotPlainJSON, TypeError, ValueError, RecursionError):
+            pass  # whatever json.dumps does with it, it does the same
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
 def indented_json(value: object, indent: int) -> str:
     """``json.dumps(value, indent=indent)``, written by the C encoder."""
     if _C_MAKE_ENCODER is not None:

@@ -7,15 +7,18 @@ previous and the current sample into a :class:`Frame` (CPU % from the usage delt
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from lanco.messages import escape
-from lanco.render import pressure_data
+from lanco.render import compact_json, pressure_data
 from lanco.units import format_size
+
+# Plain classes, not dataclasses: dataclasses (with inspect, ast and dis) and typing would be most of what a frame
+# of top --json costs.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 SCHEMA_VERSION = 1
 SORT_KEYS = {"c": "cpu", "m": "memory", "p": "pids", "n": "name"}
@@ -26,60 +29,60 @@ BAR_EIGHTHS = " ▏▎▍▌▋▊▉█"
 NAME_WIDTH = (4, 24)
 
 
-@dataclass(frozen=True)
 class TaskSample:
-    """One running task at one instant; None where the cgroup mode has no source for a figure."""
+    """One running task at one instant; None where the cgroup mode has no source for a figure. ``oom_kills``:
+    processes of this run the kernel's OOM killer took (a v1 task may run on after many)."""
 
-    name: str
-    state: str
-    process_count: int
-    command: str
-    cpu_usage_usec: int | None = None
-    memory_current_bytes: int | None = None
-    memory_max_bytes: int | None = None
-    pressure: Mapping[str, float | None] | None = None
-    oom_kills: int | None = None
-    """Processes of this run the kernel's OOM killer took (a v1 task may run on after many)."""
+    __slots__ = ("command", "cpu_usage_usec", "memory_current_bytes", "memory_max_bytes", "name", "oom_kills",
+                 "pressure", "process_count", "state")
+
+    def __init__(self, name: str, state: str, process_count: int, command: str, cpu_usage_usec: int | None = None,
+                 memory_current_bytes: int | None = None, memory_max_bytes: int | None = None,
+                 pressure: Mapping[str, float | None] | None = None, oom_kills: int | None = None) -> None:
+        self.name, self.state, self.process_count, self.command = name, state, process_count, command
+        self.cpu_usage_usec, self.memory_current_bytes = cpu_usage_usec, memory_current_bytes
+        self.memory_max_bytes, self.pressure, self.oom_kills = memory_max_bytes, pressure, oom_kills
 
 
-@dataclass(frozen=True)
 class Sample:
-    namespace: str
-    monotonic_s: float
-    epoch_s: float
-    nbcpus: int
-    memory_total_bytes: int | None
-    tasks: tuple[TaskSample, ...]
+    """What the kernel said of a namespace's running tasks at one instant."""
+
+    __slots__ = ("epoch_s", "memory_total_bytes", "monotonic_s", "namespace", "nbcpus", "tasks")
+
+    def __init__(self, namespace: str, monotonic_s: float, epoch_s: float, nbcpus: int,
+                 memory_total_bytes: int | None, tasks: tuple[TaskSample, ...]) -> None:
+        self.namespace, self.monotonic_s, self.epoch_s = namespace, monotonic_s, epoch_s
+        self.nbcpus, self.memory_total_bytes, self.tasks = nbcpus, memory_total_bytes, tasks
 
 
-@dataclass(frozen=True)
 class Row:
-    name: str
-    state: str
-    process_count: int
-    command: str
-    cpu_percent: float | None
-    """Share of one CPU over the interval, as top and systemd-cgtop count it: 250.0 is two and a half CPUs."""
-    cpu_usage_usec: int | None
-    cpu_history: tuple[float, ...]
-    memory_current_bytes: int | None
-    memory_max_bytes: int | None
-    memory_percent: float | None
-    """Of memory_max_bytes when the task has a limit, else of the host's memory."""
-    pressure: Mapping[str, float | None] | None
-    oom_kills: int | None = None
+    """One task of a frame. ``cpu_percent``: share of one CPU over the interval, as top and systemd-cgtop count
+    it (250.0 is two and a half CPUs); ``memory_percent``: of memory_max_bytes when the task has a limit, else of
+    the host's memory."""
+
+    __slots__ = ("command", "cpu_history", "cpu_percent", "cpu_usage_usec", "memory_current_bytes",
+                 "memory_max_bytes", "memory_percent", "name", "oom_kills", "pressure", "process_count", "state")
+
+    def __init__(self, name: str, state: str, process_count: int, command: str, cpu_percent: float | None,
+                 cpu_usage_usec: int | None, cpu_history: tuple[float, ...], memory_current_bytes: int | None,
+                 memory_max_bytes: int | None, memory_percent: float | None,
+                 pressure: Mapping[str, float | None] | None, oom_kills: int | None = None) -> None:
+        self.name, self.state, self.process_count, self.command = name, state, process_count, command
+        self.cpu_percent, self.cpu_usage_usec, self.cpu_history = cpu_percent, cpu_usage_usec, cpu_history
+        self.memory_current_bytes, self.memory_max_bytes = memory_current_bytes, memory_max_bytes
+        self.memory_percent, self.pressure, self.oom_kills = memory_percent, pressure, oom_kills
 
 
-@dataclass(frozen=True)
 class Frame:
-    namespace: str
-    epoch_s: float
-    interval_s: float | None
-    nbcpus: int
-    sort: str
-    rows: tuple[Row, ...]
-    history: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    """CPU history per task name, to hand to the next build_frame."""
+    """What top shows at one instant; ``history`` is the CPU history per task name, for the next build_frame."""
+
+    __slots__ = ("epoch_s", "history", "interval_s", "namespace", "nbcpus", "rows", "sort")
+
+    def __init__(self, namespace: str, epoch_s: float, interval_s: float | None, nbcpus: int, sort: str,
+                 rows: tuple[Row, ...], history: Mapping[str, tuple[float, ...]] | None = None) -> None:
+        self.namespace, self.epoch_s, self.interval_s, self.nbcpus = namespace, epoch_s, interval_s, nbcpus
+        self.sort, self.rows = sort, rows
+        self.history: Mapping[str, tuple[float, ...]] = {} if history is None else history
 
     @property
     def process_count(self) -> int:
@@ -174,13 +177,14 @@ def _pressure(row: Row, resource: str) -> str:
     return _number(row.pressure.get(f"{resource}_some"))
 
 
-@dataclass(frozen=True)
 class Column:
-    header: str
-    width: int
-    align: str  # "<" or ">"
-    drop_order: int
-    """When the screen is too narrow, columns go in increasing drop_order; 0 never goes."""
+    """A column of the text frame; when the screen is too narrow, columns go in increasing ``drop_order`` (0 never
+    goes). ``align`` is "<" or ">"."""
+
+    __slots__ = ("align", "drop_order", "header", "width")
+
+    def __init__(self, header: str, width: int, align: str, drop_order: int) -> None:
+        self.header, self.width, self.align, self.drop_order = header, width, align, drop_order
 
 
 _COLUMNS = {
@@ -220,11 +224,13 @@ def _fit(text: str, width: int, align: str = "<") -> str:
     return text.ljust(width) if align == "<" else text.rjust(width)
 
 
-@dataclass(frozen=True)
 class FrameText:
-    summary: str
-    header: str
-    rows: tuple[str, ...]
+    """A frame's lines: the summary, the column headers, one line a task."""
+
+    __slots__ = ("header", "rows", "summary")
+
+    def __init__(self, summary: str, header: str, rows: tuple[str, ...]) -> None:
+        self.summary, self.header, self.rows = summary, header, rows
 
     def __str__(self) -> str:
         return "\n".join((self.summary, self.header, *self.rows)) + "\n"
@@ -322,4 +328,4 @@ def frame_data(frame: Frame) -> dict[str, Any]:
 
 def frame_json(frame: Frame) -> str:
     """One frame as one line of JSON (JSON lines: one document a line, a frame a document)."""
-    return json.dumps(frame_data(frame), separators=(",", ":")) + "\n"
+    return compact_json(frame_data(frame)) + "\n"

@@ -10,6 +10,7 @@ from lanco.errors import UsageError
 _SIZE = r"([0-9]+)([KMGT]?)(i?B?)"
 _SIZE_FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _DURATION = r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?"
+"""The grammar of a duration: split_duration reads it by hand, and the tests hold it to this."""
 _DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 MAX = -1
@@ -35,11 +36,10 @@ def parse_size(text: str, *, what: str = "size", allow_zero: bool = False) -> in
 
 def parse_duration(text: str, *, what: str = "duration", allow_zero: bool = False) -> float:
     """Seconds for ``text`` (a bare number is seconds); must be positive, or zero with ``allow_zero``."""
-    import re  # parsing only: a run without options loads no re
-    match = re.fullmatch(_DURATION, text.strip(), re.ASCII)
-    if not match:
+    split = split_duration(text)
+    if split is None:
         raise UsageError(f"invalid {what} {text!r}: expected a number with ms, s, m, h or d")
-    value = float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
+    value = float(split[0]) * _DURATION_FACTORS[split[1]]
     if not math.isfinite(value) or value > MAX_DURATION:
         raise UsageError(f"invalid {what} {text!r}: longer than {MAX_DURATION / 86400:.0f} days")
     if value == 0 and allow_zero:
@@ -47,6 +47,22 @@ def parse_duration(text: str, *, what: str = "duration", allow_zero: bool = Fals
     if value <= 0:
         raise UsageError(f"invalid {what} {text!r}: must be greater than zero")
     return value
+
+
+def split_duration(text: str) -> tuple[str, str | None] | None:
+    """(number, unit or None) when ``text``, stripped, is a duration as ``_DURATION`` reads it; else None. By hand:
+    re (with enum) would be a third of what ``stop -t 5s`` and a frame of ``top -d 1`` load."""
+    stripped = text.strip()
+    unit = next((u for u in ("ms", "s", "m", "h", "d") if stripped.endswith(u)), None)
+    number = stripped[:-len(unit)] if unit else stripped
+    whole, dot, fraction = number.partition(".")
+    if not _digits(whole) or (dot and not _digits(fraction)):
+        return None
+    return number, unit
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def format_size(value: int | None) -> str:

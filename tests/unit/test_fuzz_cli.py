@@ -140,22 +140,34 @@ def test_nothing_after_task_is_read_as_lanco_s(options: list[list[str]], command
     assert parsed == (command[1:] if command[0] == "--" else command), (before, command)
 
 
-VIEW_WORDS = ["-l", "--long", "--all", "--json", "-q", "--quiet", "-lq", "--js", "-h", "--", "-", "t1", "", "é", "-x"]
+VIEW_WORDS = ["-l", "--long", "--all", "--json", "-q", "--quiet", "-lq", "--js", "-h", "--", "-", "t1", "", "é", "-x",
+              "-d", "--delay", "-n", "--iterations", "-s", "--sort", "1", "2s", "cpu", "name", "-1", "--delay=1"]
 
 
 @settings(max_examples=400, deadline=None)
 @given(args=st.lists(st.one_of(st.sampled_from(VIEW_WORDS), st.text(max_size=6)), max_size=5))
 def test_views_read_by_hand_only_what_argparse_reads_the_same(args: list[str]) -> None:
     from lanco.cli import NotPlain, plain_flags
-    from lanco.commands.view import JSON_FLAG, LS_FLAGS, ls_parser, namespaces_parser, status_parser
+    from lanco.commands.view import (
+        JSON_FLAG,
+        LS_FLAGS,
+        TOP_VALUED,
+        ls_parser,
+        namespaces_parser,
+        status_parser,
+        top_parser,
+    )
     from lanco.errors import UsageError
 
-    for flags, parser, positionals in ((LS_FLAGS, ls_parser, 0), (JSON_FLAG, namespaces_parser, 0),
-                                       (JSON_FLAG, status_parser, 1)):
+    for flags, parser, positionals, valued in ((LS_FLAGS, ls_parser, 0, None), (JSON_FLAG, namespaces_parser, 0, None),
+                                               (JSON_FLAG, status_parser, 1, None),
+                                               (JSON_FLAG, top_parser, 0, TOP_VALUED)):
         try:
-            given, words = plain_flags(args, flags, positionals)
+            given, words = plain_flags(args, flags, positionals, valued)
         except NotPlain:
             continue
+        if parser is top_parser and given["sort"] not in ("cpu", "memory", "name", "pids"):
+            continue  # cmd_top hands an unknown sort key to argparse for its usage error
         try:
             parsed = vars(parser().parse_args(args))
         except (UsageError, SystemExit) as exc:

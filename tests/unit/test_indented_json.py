@@ -1,4 +1,5 @@
-"""lanco.render.indented_json: the very text of json.dumps(value, indent=N), whatever the value."""
+"""lanco.render.indented_json and compact_json: the very text of json.dumps(value, indent=N), and of json.dumps
+with tight separators, whatever the value."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanco.record import TaskRecord
-from lanco.render import LiveDetail, dump_json, dump_task, indented_json, records_json, status_json
+from lanco.render import LiveDetail, compact_json, dump_json, dump_task, indented_json, records_json, status_json
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
                     st.text())
@@ -82,3 +83,18 @@ def test_documents_are_those_of_json_dumps() -> None:
                          (dump_json("testns", {"web": dump_task(record, live, cmdlines)}, namespace_cpu_usec=7,
                                     nbcpus=2, monotonic_ms=1, epoch_s=2.5), 1)):
         assert text == json.dumps(json.loads(text), indent=indent) + "\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=VALUES)
+def test_compact_json_is_the_text_of_json_dumps_with_tight_separators(value: Any) -> None:
+    assert compact_json(value) == json.dumps(value, separators=(",", ":"))
+
+
+def test_compact_json_leaves_to_json_dumps_what_the_c_encoder_refuses() -> None:
+    with pytest.raises(TypeError):
+        compact_json({"when": object()})
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular"):
+        compact_json(loop)

@@ -62,7 +62,7 @@ def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
 @pytest.mark.parametrize(("argv", "exit_code", "also_never"), [
     (["testns", "check", "t"], 1, ("argparse", "shutil", "signal", "re", "json", "enum", *LIGHT)),
     (["testns", "stop", "t"], 1, ("argparse", "shutil", "re", "json", "signal", "enum", *LIGHT)),
-    (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil", "json")),
+    (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil", "json", "re", "enum")),
     (["testns", "wait", "t"], 1, ("argparse", "shutil", *LIGHT)),
     (["testns", "run", "t", "lanco-no-such-command"], 127, ("shutil", *LIGHT)),
     (["testns", "run", "--bogus", "t", "true"], 2, ("shutil",)),
@@ -79,6 +79,7 @@ def test_hot_commands_leave_heavy_modules_unloaded(argv: list[str], exit_code: i
 @pytest.mark.parametrize(("argv", "exit_code"), [
     (["testns", "ls", "--json"], 0), (["testns", "ls", "-l", "--all"], 0), (["testns", "status", "t"], 1),
     (["testns", "status", "--json", "t"], 1), (["testns", "dump"], 0), (["ls", "--json"], 0),
+    (["testns", "top", "-n", "1", "-d", "10ms", "--json"], 0), (["testns", "top", "-n", "2", "-d", "0.01"], 0),
 ])
 def test_views_leave_argparse_json_and_re_unloaded(argv: list[str], exit_code: int) -> None:
     """Views are what monitoring polls: read by hand in their plain forms, written by json's C encoder alone."""

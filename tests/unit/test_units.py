@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lanco.errors import UsageError
@@ -118,3 +118,15 @@ def test_duration_accepts_or_raises_usage_error(text: str) -> None:
 ])
 def test_format_size(value: int | None, text: str) -> None:
     assert format_size(value) == text
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=st.one_of(st.from_regex(r"\A\s?[0-9]{0,3}(\.[0-9]{0,2})?(ms|s|m|h|d|x|sm|)?\s?\Z"),
+                      st.text(alphabet="0123456789.msdh ²٣\t", max_size=8), st.text(max_size=6)))
+def test_durations_are_read_by_hand_as_their_grammar_reads_them(text: str) -> None:
+    import re
+
+    from lanco.units import _DURATION, split_duration
+
+    match = re.fullmatch(_DURATION, text.strip(), re.ASCII)
+    assert split_duration(text) == (None if match is None else (match.group(1), match.group(2))), text

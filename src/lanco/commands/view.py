@@ -90,10 +90,10 @@ JSON_FLAG = {"--json": "json"}
 
 
 def _flags(args: list[str], flags: dict[str, str], parser: Callable[[], argparse.ArgumentParser],
-           positionals: int = 0) -> dict[str, Any]:
+           positionals: int = 0, valued: dict[str, tuple[str, str | None]] | None = None) -> dict[str, Any]:
     """The options of a view: read by hand in the plain form, else by its argparse parser."""
     try:
-        given, words = plain_flags(args, flags, positionals)
+        given, words = plain_flags(args, flags, positionals, valued)
     except NotPlain:
         return vars(parser().parse_args(args))
     return {**given, "task": words[0]} if words else given
@@ -159,6 +159,36 @@ def cmd_top(ns: str, args: list[str], options: Options) -> int:
     from lanco import stats, top
     from lanco.units import parse_duration
 
+    opts = _flags(args, JSON_FLAG, top_parser, valued=TOP_VALUED)
+    if opts["sort"] not in top.SORT_KEYS.values():
+        top_parser().parse_args(args)  # the usage error, in argparse's words
+    delay = parse_duration(opts["delay"], what="delay")
+    iterations = None
+    if opts["iterations"] is not None:
+        if not opts["iterations"].isdigit() or int(opts["iterations"]) < 1:
+            raise UsageError(f"invalid number of frames {opts['iterations']!r}: a whole number from 1")
+        iterations = int(opts["iterations"])
+    namespace = namespace_for(ns, options)
+    namespace.authorize()
+
+    def sampler() -> top.Sample:
+        return stats.sample_namespace(namespace)
+
+    if not opts["json"] and iterations is None and sys.stdout.isatty() and sys.stdin.isatty():
+        from lanco import topscreen
+
+        return topscreen.run(sampler, delay, opts["sort"])
+    return _top_stream(sampler, delay, opts["sort"], iterations, opts["json"])
+
+
+TOP_VALUED: dict[str, tuple[str, str | None]] = {
+    "-d": ("delay", "1"), "--delay": ("delay", "1"), "-n": ("iterations", None), "--iterations": ("iterations", None),
+    "-s": ("sort", "cpu"), "--sort": ("sort", "cpu")}
+
+
+def top_parser() -> argparse.ArgumentParser:
+    from lanco import top
+
     parser = parser_for("top")
     parser.add_argument("-d", "--delay", default="1", metavar="SECONDS", help="seconds between frames (default 1)")
     parser.add_argument("-n", "--iterations", metavar="N",
@@ -167,34 +197,16 @@ def cmd_top(ns: str, args: list[str], options: Options) -> int:
     parser.add_argument("-s", "--sort", choices=keys, default="cpu", metavar="KEY",
                         help=f"sort by KEY: {', '.join(keys)} (default cpu)")
     parser.add_argument("--json", action="store_true", help="frames as JSON lines")
-    opts = parser.parse_args(args)
-    delay = parse_duration(opts.delay, what="delay")
-    iterations = None
-    if opts.iterations is not None:
-        if not opts.iterations.isdigit() or int(opts.iterations) < 1:
-            raise UsageError(f"invalid number of frames {opts.iterations!r}: a whole number from 1")
-        iterations = int(opts.iterations)
-    namespace = namespace_for(ns, options)
-    namespace.authorize()
-
-    def sampler() -> top.Sample:
-        return stats.sample_namespace(namespace)
-
-    if not opts.json and iterations is None and sys.stdout.isatty() and sys.stdin.isatty():
-        from lanco import topscreen
-
-        return topscreen.run(sampler, delay, opts.sort)
-    return _top_stream(sampler, delay, opts.sort, iterations, opts.json)
+    return parser
 
 
 def _top_stream(take: Callable[[], top.Sample], delay: float, sort: str, iterations: int | None,
                 as_json: bool) -> int:
     """Frames as plain text (a blank line between two) or JSON lines, for pipes, scripts and tests."""
-    import shutil
-
     from lanco import top
+    from lanco.cli import terminal_columns
 
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    width = terminal_columns() if sys.stdout.isatty() else None
     previous = take()
     # CPU % needs two samples: the first frame comes after a short priming interval rather than without it.
     time.sleep(min(delay, 0.5))
