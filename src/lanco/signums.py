@@ -19,11 +19,6 @@ def valid_signals() -> set[int]:
     return {int(number) for number in _signal.valid_signals()}
 
 
-def catchable_signals() -> set[int]:
-    """Every signal whose action can be set: all but SIGKILL and SIGSTOP."""
-    return valid_signals() - {SIGKILL, _signal.SIGSTOP}
-
-
 def reset_dispositions() -> None:
     """Every ignored signal back to its default, and none blocked: an ignored signal stays ignored across execve.
     CPython ignores SIGPIPE and SIGXFSZ at start-up, a launcher started as a shell's ``&`` job ignores SIGINT and

@@ -7,6 +7,10 @@ import os
 
 from lanco import signums
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 MONITOR_SCRIPT = "monitor.sh"
 WAITER_SCRIPT = "waitempty.py"
 
@@ -47,34 +51,39 @@ def _is_executable_file(path: str) -> bool:
     return os.path.exists(path) and os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path)
 
 
-def start_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd: str | None = None,
-                   *, root_joins: list[str] | None = None) -> None:
-    """Start ``argv`` in a session of its own, as a process that belongs to no launcher.
+_PR_SET_CHILD_SUBREAPER = 36
+_libc: Any = None
 
-    ``fds`` maps the child's descriptor numbers to ours; every other descriptor is closed, every signal has its
-    default action and none is blocked. The detaching child is reaped here, so a long-lived caller (a daemon using
-    the API) never collects zombies from us.
+
+def _prctl() -> Any:
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc.prctl
+
+
+def start_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd: str | None = None,
+                   *, subreaper: bool = False, root_joins: list[str] | None = None) -> None:
+    """Start ``argv`` as a grandchild in a session of its own, so that it belongs to no launcher.
+
+    ``fds`` maps the child's descriptor numbers to ours; every other descriptor is closed. The intermediate
+    child is reaped here, so a long-lived caller (a daemon using the API) never collects zombies from us.
+    With ``subreaper``, orphans below the grandchild are re-parented to it rather than to PID 1 (the flag
+    survives execve): a monitor then reaps the processes a killed task leaves, instead of an init that
+    may take its time.
     """
-    reap_intermediate(begin_detached(argv, env, fds, cwd, root_joins=root_joins), argv[0])
+    reap_intermediate(begin_detached(argv, env, fds, cwd, subreaper=subreaper, root_joins=root_joins), argv[0])
 
 
 def begin_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cwd: str | None = None,
-                   *, root_joins: list[str] | None = None, pid_fd: int = -1) -> int:
-    """:func:`start_detached` without the wait: returns the detaching child's pid, which the caller must pass
-    to :func:`reap_intermediate`. A caller that waits for word from the started process anyway (``run`` waits for
-    the monitor's report) reaps after that word, so that the two waits overlap instead of adding up. With ``pid_fd``
-    (a pipe's write end) the detaching child writes the started process's pid there before it exits.
-
-    util-linux's ``setsid --fork``, started by ``posix_spawn`` (a vfork: its cost does not grow with the caller's
-    memory), detaches where it can: a daemon of 1 GiB paid two copies of its page tables for a double fork of
-    itself. The double fork stays for what setsid cannot do: report the pid, change directory, or join root's
-    cgroups before dropping root's rights for the owner's.
-    """
-    acting_as_owner = os.getuid() == 0 and os.geteuid() != 0
-    if pid_fd < 0 and cwd is None and not acting_as_owner:
-        setsid = _forking_setsid()
-        if setsid:
-            return _spawn_through_setsid(setsid, argv, env, fds)
+                   *, subreaper: bool = False, root_joins: list[str] | None = None, pid_fd: int = -1) -> int:
+    """:func:`start_detached` without the wait: returns the intermediate child's pid, which the caller must pass
+    to :func:`reap_intermediate`. A caller that waits for word from the grandchild anyway (``run`` waits for the
+    monitor's report) reaps after that word, so that the two waits overlap instead of adding up. With ``pid_fd``
+    (a pipe's write end) the intermediate child writes the grandchild's pid there before it exits."""
+    prctl = _prctl() if subreaper else None
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 127
@@ -84,7 +93,9 @@ def begin_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cw
             if grandchild == 0:
                 if pid_fd >= 0:
                     os.close(pid_fd)
-                if acting_as_owner:
+                if prctl is not None:
+                    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+                if os.getuid() == 0 and os.geteuid() != 0:
                     _settle_as_owner(root_joins)
                 _exec_with_fds(argv, env, fds, cwd)
             if pid_fd >= 0:
@@ -95,44 +106,6 @@ def begin_detached(argv: list[str], env: dict[str, str], fds: dict[int, int], cw
         finally:
             os._exit(code)
     return pid
-
-
-_setsid: str | None = None
-"""The setsid that forks, once looked up: "" when there is none (busybox's forks only a group leader)."""
-
-
-def _forking_setsid() -> str:
-    global _setsid
-    if _setsid is None:
-        found = which("setsid") or ""
-        _setsid = "" if not found or os.path.basename(os.path.realpath(found)) == "busybox" else found
-    return _setsid
-
-
-def _spawn_through_setsid(setsid: str, argv: list[str], env: dict[str, str], fds: dict[int, int]) -> int:
-    # Each source is parked above every target first (close-on-exec: gone at the exec), so that mapping one cannot
-    # clobber another; a descriptor of the caller's that a child would inherit and no target names is closed.
-    parked = {target: fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, 1000) for target, source in fds.items()}
-    try:
-        actions: list[tuple[int, int] | tuple[int, int, int]] = [
-            (os.POSIX_SPAWN_DUP2, high, target) for target, high in parked.items()]
-        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds() if fd not in fds]
-        return os.posix_spawn(setsid, [setsid, "--fork", *argv], env, file_actions=actions,
-                              setsigdef=signums.catchable_signals(), setsigmask=())
-    finally:
-        for high in parked.values():
-            os.close(high)
-
-
-def _inheritable_fds() -> list[int]:
-    found = []
-    for entry in os.listdir("/proc/self/fd"):
-        try:
-            if os.get_inheritable(int(entry)):
-                found.append(int(entry))
-        except OSError:
-            continue  # the listing's own descriptor, closed since
-    return found
 
 
 def reap_intermediate(pid: int, program: str) -> None:

@@ -418,7 +418,7 @@ class Backend:
         from lanco.spawn import begin_detached, reap_intermediate
 
         prepare()
-        pid = begin_detached(argv, env, fds, cwd, root_joins=self.monitor_join_files(ns))
+        pid = begin_detached(argv, env, fds, cwd, subreaper=True, root_joins=self.monitor_join_files(ns))
         return lambda: reap_intermediate(pid, argv[0])
 
     def remove_dirs(self, directories: Iterable[str]) -> None:
