@@ -66,7 +66,9 @@ def guest_script(args: list[str]) -> str:
         *lines,
         f"{background} {shlex.join(SIDE_LANE)} > /tmp/side-lane.log 2>&1 &",
         "side=$!",
-        f"({pytest} {shlex.join(MAIN_LANE)}; echo $? > /tmp/main-lane.status) 2>&1 | tee /tmp/main-lane.log",
+        # Unbuffered: through tee, a lane that the timeout ends would lose what pytest had not flushed yet.
+        f"(PYTHONUNBUFFERED=1 {pytest} {shlex.join(MAIN_LANE)}; echo $? > /tmp/main-lane.status) 2>&1"
+        " | tee /tmp/main-lane.log",
         "main=$(cat /tmp/main-lane.status)",
         "wait $side; side=$?",
         "echo '----- side lane (tests/guest, test_resources, test_views) -----'; cat /tmp/side-lane.log",
