@@ -23,7 +23,7 @@ import time
 
 from bench.phases import SLEEP, Settings, _finish, _ms, bare_argv, lanco_argv, log
 from bench.probes import run_command
-from bench.sandbox import Sandbox
+from bench.sandbox import Sandbox, remove_cgroup
 from bench.stats import Figure, median
 
 COLD_GAP_S = 0.3
@@ -53,14 +53,7 @@ def _remove_floor(sandbox: Sandbox, name: str) -> None:
     with contextlib.suppress(Exception):
         backend.kill(sandbox.ns_name, name)
     for directory in reversed(directories):
-        for _ in range(200):
-            try:
-                os.rmdir(directory)
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                time.sleep(0.005)
+        remove_cgroup(directory, attempts=200, pause=0.005)
 
 
 def cold_launches(settings: Settings, sandbox: Sandbox) -> list[Figure]:

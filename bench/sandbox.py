@@ -24,6 +24,18 @@ def read_pids(procs_file: str) -> list[int]:
         return []
 
 
+def remove_cgroup(directory: str, attempts: int, pause: float) -> None:
+    """rmdir, again while the kernel still counts a process that has just left (EBUSY); gone already is done."""
+    for _ in range(attempts):
+        try:
+            os.rmdir(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(pause)
+
+
 class Sandbox:
     """Owns one namespace; every process it ever stops is found through that namespace's cgroups."""
 
@@ -138,14 +150,7 @@ class Sandbox:
                         with contextlib.suppress(OSError):
                             os.kill(pid, signal.SIGKILL)
             for directory in walk:
-                for _ in range(100):
-                    try:
-                        os.rmdir(directory)
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        time.sleep(0.05)
+                remove_cgroup(directory, attempts=100, pause=0.05)
             if os.path.isdir(top):
                 forced.append(f"{top}: could not be removed")
             else:
