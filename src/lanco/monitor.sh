@@ -22,7 +22,6 @@
 #   LANCO_MON_RESTART   no, on-failure or always         LANCO_MON_RESTART_MAX  most restarts, or empty: no bound
 #   LANCO_MON_RESTART_DELAY  seconds between a run's end and the next run
 #   LANCO_MON_GO        set when the monitor must wait for "go" on descriptor 5 before anything (systemd scopes)
-#   LANCO_MON_CWD       the absolute directory the monitor and the task run in, or empty: the launcher's
 # Lists are one item per line. Descriptor 3 is the launcher's report pipe, 1 and 4 the task's stdout and
 # stderr; 2 is /dev/null, so that the shell's own notes ("Terminated") stay out of the task's log; 6 the name's
 # start lock, until the monitor file is written.
@@ -288,9 +287,6 @@ record_run() {
 }
 
 state=$LANCO_MON_STATE
-if [ -n "$LANCO_MON_CWD" ]; then
-    cd -- "$LANCO_MON_CWD" 2>/dev/null || { echo "error cannot enter the working directory $LANCO_MON_CWD" >&3; exit 125; }
-fi
 # Placed through systemd (LANCO_MON_GO), the launcher moves this very process: it joins nothing itself.
 [ -n "$LANCO_MON_GO" ] || join_cgroups "$LANCO_MON_MONITORS" || exit 125
 read_starttime
@@ -358,7 +354,7 @@ while :; do
             LANCO_MON_EVENTS LANCO_MON_WAITER LANCO_MON_STATS LANCO_MON_HOOK LANCO_MON_HOOK_AS LANCO_MON_NS \
             LANCO_MON_TASK LANCO_MON_LOG LANCO_MON_EXEC LANCO_MON_UMASK LANCO_MON_TIMEOUT LANCO_MON_STOP_SIGNAL \
             LANCO_MON_STOP_GRACE_MS LANCO_MON_KILL LANCO_MON_FREEZER LANCO_MON_RESTART LANCO_MON_RESTART_MAX \
-            LANCO_MON_RESTART_DELAY LANCO_MON_PATH LANCO_MON_GO LANCO_MON_CWD NL
+            LANCO_MON_RESTART_DELAY LANCO_MON_PATH LANCO_MON_GO NL
         set +f
         exec "$@"
     )
