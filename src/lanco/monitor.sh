@@ -22,6 +22,7 @@
 #   LANCO_MON_RESTART   no, on-failure or always         LANCO_MON_RESTART_MAX  most restarts, or empty: no bound
 #   LANCO_MON_RESTART_DELAY  seconds between a run's end and the next run
 #   LANCO_MON_GO        set when the monitor must wait for "go" on descriptor 5 before anything (systemd scopes)
+#   LANCO_MON_CWD       the absolute directory the monitor and the task run in, or empty: the launcher's
 # Lists are one item per line. Descriptor 3 is the launcher's report pipe, 1 and 4 the task's stdout and
 # stderr; 2 is /dev/null, so that the shell's own notes ("Terminated") stay out of the task's log; 6 the name's
 # start lock, until the monitor file is written.
@@ -317,6 +318,13 @@ if [ -n "$LANCO_MON_GO" ]; then
     [ "$_go" = go ] || exit 125
 fi
 
+# The task's directory is entered here rather than by the launcher, so that one the owner may not enter is said in
+# a word of the report (below, where a run that never started leaves nothing), after systemd has placed this shell.
+cwd_refused=
+if [ -n "$LANCO_MON_CWD" ]; then
+    cd -- "$LANCO_MON_CWD" 2>/dev/null || cwd_refused=1
+fi
+
 runs=0
 restarts=0
 while :; do
@@ -332,6 +340,10 @@ while :; do
     # The task: a foreground subshell, so that SIGINT and SIGQUIT keep their default action in it (a shell
     # ignores both in asynchronous lists, beyond the reach of trap).
     (
+        if [ -n "$cwd_refused" ]; then
+            echo "error cannot enter the working directory $LANCO_MON_CWD" >&3
+            exit 125
+        fi
         join_cgroups "$LANCO_MON_JOIN" || exit 125
         read -r _self _rest < /proc/self/stat
         echo "$_self" > "$state/pid"
@@ -354,7 +366,7 @@ while :; do
             LANCO_MON_EVENTS LANCO_MON_WAITER LANCO_MON_STATS LANCO_MON_HOOK LANCO_MON_HOOK_AS LANCO_MON_NS \
             LANCO_MON_TASK LANCO_MON_LOG LANCO_MON_EXEC LANCO_MON_UMASK LANCO_MON_TIMEOUT LANCO_MON_STOP_SIGNAL \
             LANCO_MON_STOP_GRACE_MS LANCO_MON_KILL LANCO_MON_FREEZER LANCO_MON_RESTART LANCO_MON_RESTART_MAX \
-            LANCO_MON_RESTART_DELAY LANCO_MON_PATH LANCO_MON_GO NL
+            LANCO_MON_RESTART_DELAY LANCO_MON_PATH LANCO_MON_GO LANCO_MON_CWD NL
         set +f
         exec "$@"
     )

@@ -434,6 +434,7 @@ class Task:
             "LANCO_MON_NS": ns,
             "LANCO_MON_TASK": self.name,
             "LANCO_MON_LOG": log_path or "",
+            "LANCO_MON_CWD": cwd or "",
         })
         report_r, report_w = os.pipe()
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -443,7 +444,7 @@ class Task:
             finish_start = backend.start_monitor(ns, self.name,
                                                  [monitor_shell(), package_file(MONITOR_SCRIPT), *argv], env,
                                                  {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err,
-                                                  6: lock_fd}, cwd, write_limits)
+                                                  6: lock_fd}, None, write_limits)
         except BaseException:
             os.close(report_r)
             raise

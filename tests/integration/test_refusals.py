@@ -9,6 +9,8 @@ import pwd
 import shutil
 import stat
 
+import pytest
+
 from tests.conftest import Sandbox
 from tests.integration.conftest import make_namespace
 from tests.integration.test_lifecycle import one_warning
@@ -165,3 +167,24 @@ def test_an_interpreter_gone_before_a_restart_is_named_in_the_log(sandbox: Sandb
     assert log_lines[-1].endswith(f" [WARN/run] task t: command {script} cannot run: its interpreter {interpreter} "
                                   "(its #! line) is not found"), log_lines
     assert len(log_lines) == 2, log_lines  # the shell's own line, then lanco's
+
+
+@pytest.mark.parametrize("mode", [None, "v1"])  # where this host lets its test user place tasks
+def test_a_working_directory_the_owner_cannot_enter_is_refused_leaving_the_name_free(sandbox: Sandbox,
+                                                                                     test_user: str,
+                                                                                     mode: str | None) -> None:
+    # A directory that exists but is closed to the owner: run checks only that it exists, and the monitor, which
+    # enters it itself (after systemd placed it, on that route), says so before anything of the run is kept.
+    ns = make_namespace(sandbox, mode, user=test_user)
+    closed = sandbox.root / "closed"
+    closed.mkdir(mode=0o700)
+    result = sandbox.lanco(ns, "run", "--cwd", str(closed), "t", "true", user=test_user)
+    assert result.returncode == 1
+    assert one_warning(result.stderr, "run") == f"cannot start task t: cannot enter the working directory {closed}"
+    assert os.listdir(sandbox.state_dir(ns) / "tasks") == []
+    assert sandbox.lanco(ns, "check", "t", user=test_user).returncode == 1
+    opened = sandbox.root / "opened"
+    opened.mkdir(mode=0o755)
+    ran = sandbox.ok(ns, "run", "-f", "--cwd", str(opened), "t", "sh", "-c", "pwd; echo $PWD", user=test_user)
+    assert ran.returncode == 0
+    assert ran.stdout == f"{opened}\n{opened}\n"  # -f: the output comes to the caller
