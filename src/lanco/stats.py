@@ -68,7 +68,7 @@ def sample_namespace(namespace: Namespace, *, cmdline: Callable[[int], str] | No
                      nbcpus: int | None = None, memory_total: int | None = None) -> Sample:
     """One reading of every running task of ``namespace`` for top. A task that ends while it is read is
     left out rather than shown half-read."""
-    # Here, not above: top's frames (dataclasses, json) are no part of what status and dump import.
+    # Here, not above: top's frame types are no part of what status and dump import.
     from lanco.top import Sample, TaskSample
 
     backend, ns = namespace.backend, namespace.name
