@@ -7,7 +7,7 @@ import sys
 import time
 
 from lanco import logfile
-from lanco.cli import NotPlain, Options, namespace_for, parser_for, plain_flags, task_for
+from lanco.cli import NotPlain, Options, namespace_for, parser_for, plain_flags, task_for, terminal_columns
 from lanco.errors import LancoError, UsageError
 
 TYPE_CHECKING = False
@@ -181,21 +181,24 @@ def cmd_top(ns: str, args: list[str], options: Options) -> int:
     return _top_stream(sampler, delay, opts["sort"], iterations, opts["json"])
 
 
+TOP_DEFAULT_DELAY, TOP_DEFAULT_SORT = "1", "cpu"
+"""What top's plain reading and its argparse parser both take when the option is not given."""
 TOP_VALUED: dict[str, tuple[str, str | None]] = {
-    "-d": ("delay", "1"), "--delay": ("delay", "1"), "-n": ("iterations", None), "--iterations": ("iterations", None),
-    "-s": ("sort", "cpu"), "--sort": ("sort", "cpu")}
+    "-d": ("delay", TOP_DEFAULT_DELAY), "--delay": ("delay", TOP_DEFAULT_DELAY), "-n": ("iterations", None),
+    "--iterations": ("iterations", None), "-s": ("sort", TOP_DEFAULT_SORT), "--sort": ("sort", TOP_DEFAULT_SORT)}
 
 
 def top_parser() -> argparse.ArgumentParser:
     from lanco import top
 
     parser = parser_for("top")
-    parser.add_argument("-d", "--delay", default="1", metavar="SECONDS", help="seconds between frames (default 1)")
+    parser.add_argument("-d", "--delay", default=TOP_DEFAULT_DELAY, metavar="SECONDS",
+                        help=f"seconds between frames (default {TOP_DEFAULT_DELAY})")
     parser.add_argument("-n", "--iterations", metavar="N",
                         help="print N frames (text, or JSON with --json), then exit")
     keys = sorted(top.SORT_KEYS.values())
-    parser.add_argument("-s", "--sort", choices=keys, default="cpu", metavar="KEY",
-                        help=f"sort by KEY: {', '.join(keys)} (default cpu)")
+    parser.add_argument("-s", "--sort", choices=keys, default=TOP_DEFAULT_SORT, metavar="KEY",
+                        help=f"sort by KEY: {', '.join(keys)} (default {TOP_DEFAULT_SORT})")
     parser.add_argument("--json", action="store_true", help="frames as JSON lines")
     return parser
 
@@ -204,7 +207,6 @@ def _top_stream(take: Callable[[], top.Sample], delay: float, sort: str, iterati
                 as_json: bool) -> int:
     """Frames as plain text (a blank line between two) or JSON lines, for pipes, scripts and tests."""
     from lanco import top
-    from lanco.cli import terminal_columns
 
     width = terminal_columns() if sys.stdout.isatty() else None
     previous = take()
