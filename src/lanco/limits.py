@@ -12,8 +12,8 @@ import math
 import os
 import stat
 
-# _collections_abc, not collections.abc: the package collections would load with it, for two names.
-from _collections_abc import Iterable, Mapping
+# _collections_abc, not collections.abc: the package collections would load with it, for one name.
+from _collections_abc import Mapping
 
 from lanco.errors import UsageError
 from lanco.units import MAX, format_size, parse_size
@@ -22,25 +22,24 @@ from lanco.values import FrozenValue
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from typing import Any
 
     from lanco.cgroups.backend import Backend
+    from lanco.optiontypes import DeviceRates as DeviceRates
     from lanco.optiontypes import LimitOptions as LimitOptions
-
-DeviceRates = Mapping[str, int | str] | Iterable[str]
-"""Per-device rates: ``{"/dev/sda": "10M", "8:16": 1048576}`` or ``["/dev/sda=10M", "8:16=1M"]``."""
 
 
 if not TYPE_CHECKING:
     # Hidden from type checkers, which then still flag a misspelled attribute of this module; they read
     # LimitOptions from the import above.
     def __getattr__(name: str) -> object:
-        # LimitOptions is a TypedDict, and typing too dear for run and set: made on first use (lanco.optiontypes).
-        if name == "LimitOptions":
+        # LimitOptions is a TypedDict, and typing too dear for run and set: made on first use (lanco.optiontypes),
+        # with the alias of its device rates.
+        if name in ("LimitOptions", "DeviceRates"):
             from lanco import optiontypes
 
-            return optiontypes.LimitOptions
+            return getattr(optiontypes, name)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

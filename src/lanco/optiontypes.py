@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypedDict
 
-from lanco.limits import DeviceRates
+DeviceRates = Mapping[str, int | str] | Iterable[str]
+"""Per-device rates: ``{"/dev/sda": "10M", "8:16": 1048576}`` or ``["/dev/sda=10M", "8:16=1M"]``."""
 
 
 class LimitOptions(TypedDict, total=False):

@@ -14,6 +14,7 @@ import os
 import time
 
 from lanco import messages
+from lanco.cgroups import cgroupfs
 from lanco.cgroups.backend import Backend
 from lanco.cgroups.detect import CgroupMount, natural_mode, read_mounts
 from lanco.cgroups.systemd import TRACKER_KIND as SYSTEMD_KIND
@@ -93,22 +94,6 @@ def init_own_namespace(name: str, *, user: str | None, group: str | None, mode: 
 
 # -- container-like delegated cgroups ------------------------------------------------------------------------
 
-def _pids(directory: str) -> list[int]:
-    try:
-        with open(os.path.join(directory, "cgroup.procs"), encoding="ascii") as f:
-            return [int(p) for p in f.read().split()]
-    except (OSError, ValueError):
-        return []
-
-
-def _words(path: str) -> set[str]:
-    try:
-        with open(path, encoding="ascii") as f:
-            return set(f.read().split())
-    except OSError:
-        return set()
-
-
 def prepare_base_parent(backend: Backend, take_over: bool) -> None:
     """Let the cgroup above the namespace base hand controllers down, on v2.
 
@@ -123,9 +108,9 @@ def prepare_base_parent(backend: Backend, take_over: bool) -> None:
     parent = os.path.dirname(backend.base_dir(backend.tracker).rstrip("/"))
     if not os.path.exists(os.path.join(parent, "cgroup.events")):
         return  # the real root cgroup: exempt from the rule
-    available = _words(os.path.join(parent, "cgroup.controllers")) & set(_WANTED_CONTROLLERS)
-    missing = available - _words(os.path.join(parent, "cgroup.subtree_control"))
-    holders = _pids(parent)
+    available = cgroupfs.words(os.path.join(parent, "cgroup.controllers")) & set(_WANTED_CONTROLLERS)
+    missing = available - cgroupfs.enabled_controllers(parent)
+    holders = cgroupfs.pids(parent)
     if not missing or not holders:
         return
     if not take_over and holders != [os.getpid()]:
@@ -136,8 +121,7 @@ def prepare_base_parent(backend: Backend, take_over: bool) -> None:
         return
     take_over_cgroup(parent)
     try:
-        with open(os.path.join(parent, "cgroup.subtree_control"), "w", encoding="ascii") as f:
-            f.write(" ".join(f"+{c}" for c in sorted(missing)))
+        cgroupfs.enable_controllers(parent, sorted(missing))
     except OSError as exc:
         raise CgroupError(f"cannot enable {' '.join(sorted(missing))} in {parent}: {exc.strerror}") from exc
 
@@ -154,13 +138,12 @@ def take_over_cgroup(directory: str) -> list[int]:
     moved: list[int] = []
     # Passes until none is left: a process may fork while the others move.
     for _ in range(100):
-        holders = _pids(directory)
+        holders = cgroupfs.pids(directory)
         if not holders:
             return moved
         for pid in holders:
             try:
-                with open(os.path.join(leaf, "cgroup.procs"), "w", encoding="ascii") as f:
-                    f.write(str(pid))
+                cgroupfs.join(leaf, pid)
                 moved.append(pid)
             except OSError as exc:
                 if exc.errno == errno.ESRCH:

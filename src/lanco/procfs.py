@@ -67,3 +67,15 @@ def boot_id() -> str:
             return f.read().strip()
     except OSError:
         return ""
+
+
+def unified_cgroup(pid: int | str = "self") -> str | None:
+    """A process's cgroup in the unified hierarchy (the ``0::`` line of /proc/PID/cgroup); this one's by default."""
+    try:
+        text = read_bytes(f"/proc/{pid}/cgroup").decode(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("0::"):
+            return line[3:].strip()
+    return None

@@ -6,6 +6,7 @@ import fcntl
 import os
 
 from lanco import signums
+from lanco.cgroups import cgroupfs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -212,11 +213,7 @@ def _settle_as_owner(root_joins: list[str] | None) -> None:  # pragma: no cover 
     owner = (os.geteuid(), os.getegid())
     os.seteuid(0)
     for path in root_joins or ():
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
+        cgroupfs.write(path, "0")
     become_owner_for_good(owner)
 
 

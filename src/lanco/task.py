@@ -9,7 +9,7 @@ import sys
 import time
 
 from lanco import contexts, logfile, messages, procfs, signums
-from lanco.cgroups.backend import poll_ms
+from lanco.cgroups.cgroupfs import poll_ms
 from lanco.errors import (
     AlreadyRunning,
     CgroupError,

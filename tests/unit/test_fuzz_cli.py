@@ -147,7 +147,7 @@ VIEW_WORDS = ["-l", "--long", "--all", "--json", "-q", "--quiet", "-lq", "--js",
 @settings(max_examples=400, deadline=None)
 @given(args=st.lists(st.one_of(st.sampled_from(VIEW_WORDS), st.text(max_size=6)), max_size=5))
 def test_views_read_by_hand_only_what_argparse_reads_the_same(args: list[str]) -> None:
-    from lanco.cli import NotPlain, plain_flags
+    from lanco.commands import NotPlain, plain_flags
     from lanco.commands.view import (
         JSON_FLAG,
         LS_FLAGS,

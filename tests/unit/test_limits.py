@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lanco import limits as limits_module
-from lanco.cgroups import backend as backend_module
+from lanco.cgroups import cgroupfs
 from lanco.cgroups.backend import Backend
 from lanco.cgroups.detect import CgroupMount
 from lanco.errors import CgroupError, LimitUnavailable, UsageError
@@ -180,7 +180,7 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
             f.write(value)
         done.append((os.path.basename(path), value))
 
-    monkeypatch.setattr(backend_module, "_write", write_file)
+    monkeypatch.setattr(cgroupfs, "write", write_file)
     return done
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import lanco
-from lanco.cli import parser_for, terminal_columns
+from lanco.commands import parser_for, terminal_columns
 from lanco.spawn import which
 from tests.unit.test_cli import existing_namespace
 

@@ -171,20 +171,21 @@ class TestContainers:
         root = tmp_path / "cg"
         write(root / "system.slice/other.scope/cgroup.procs", "1\n")
         write(root / "system.slice/mine.scope/init/cgroup.procs", f"{os.getpid()}\n")
-        monkeypatch.setattr(nsview, "own_v2_cgroup", lambda: "/init")
+        monkeypatch.setattr(nsview, "unified_cgroup", lambda: "/init")
         seen = nsview.namespace_view(CgroupMount(str(root), "/../..", 2, frozenset()))
         assert seen == CgroupMount(str(root / "system.slice/mine.scope"), "/", 2, frozenset())
         plain = CgroupMount(str(root), "/", 2, frozenset())
         assert nsview.namespace_view(plain) is plain
 
     def test_take_over_moves_everyone_into_init(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        from lanco import placement
+        from lanco.cgroups import cgroupfs
 
         top = tmp_path / "ct"
-        top.mkdir()
+        (top / "init").mkdir(parents=True)
+        (top / "init" / "cgroup.procs").write_text("")  # cgroupfs has it as soon as the cgroup is made
         # The kernel empties the source as processes move; a fake tree needs telling: two passes, one forks.
         passes = iter([[10, 11], [12], []])
-        monkeypatch.setattr(placement, "_pids", lambda directory: next(passes))
+        monkeypatch.setattr(cgroupfs, "pids", lambda directory: next(passes))
         assert take_over_cgroup(str(top)) == [10, 11, 12]
         assert (top / "init" / "cgroup.procs").read_text() == "12"
 

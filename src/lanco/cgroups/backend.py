@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import time
 
+from lanco.cgroups import cgroupfs
 from lanco.cgroups.detect import (
     NAMED_HIERARCHY,
     CgroupMount,
@@ -25,12 +25,12 @@ from lanco.cgroups.detect import (
     unified_mount,
 )
 from lanco.errors import CgroupError, CgroupsMissing, LimitUnavailable, PermissionDenied
-from lanco.procfs import read_bytes
+from lanco.procfs import unified_cgroup
 from lanco.values import FrozenValue, Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable
 
 MONITORS = ".monitors"
 TRACKERS = ("unified", "named")
@@ -38,61 +38,6 @@ TRACKERS = ("unified", "named")
 _V2_DELEGATE_FALLBACK = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")
 _V1_DELEGATE = ("cgroup.procs", "tasks", "notify_on_release", "cgroup.clone_children")
 _V2_WANTED_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io")
-
-
-def _write(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
-def _read(path: str) -> str:
-    # Unbuffered (procfs.read_bytes): ls, dump and top read several cgroup files of every task.
-    return read_bytes(path).decode("ascii", errors="replace")
-
-
-_ATTRIBUTE_READ = 65536
-
-
-def _read_attribute(path: str) -> str:
-    """A cgroup file of one value or a few keyed lines, read with one system call fewer than :func:`_read`.
-
-    The kernel shows such a file as a single record, which a read hands over whole up to the size asked for: a
-    shorter read is the end, and the read that would return nothing is spared (dump reads some 20 files a task).
-    A list such as ``cgroup.procs`` comes a page at a time and needs :func:`_read`.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunk = os.read(fd, _ATTRIBUTE_READ)
-        chunks = [chunk]
-        while len(chunk) == _ATTRIBUTE_READ:
-            chunk = os.read(fd, _ATTRIBUTE_READ)
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode("ascii", errors="replace")
-
-
-def _keyed(path: str, key: str) -> int | None:
-    """The value of ``key`` in a flat-keyed cgroup file (``key value`` lines), or None."""
-    try:
-        for line in _read_attribute(path).splitlines():
-            name, _, value = line.partition(" ")
-            if name == key:
-                return int(value)
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def _single(path: str) -> int | None:
-    try:
-        text = _read_attribute(path).strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
 
 
 class TaskFigures(Value):
@@ -224,7 +169,7 @@ class Backend:
         # A real uid of root (root acting as a namespace's owner) can take root back to place the monitor.
         if os.geteuid() == 0 or os.getuid() == 0 or self.tracker.version != 2:
             return None
-        own = own_v2_cgroup()
+        own = unified_cgroup()
         if own is None:
             return None
         target = f"{self.base}/{ns}"
@@ -241,20 +186,12 @@ class Backend:
     # -- namespaces ----------------------------------------------------------------------------------------
 
     def v2_available_controllers(self, directory: str) -> set[str]:
-        try:
-            return set(_read(os.path.join(directory, "cgroup.controllers")).split())
-        except OSError:
-            return set()
+        return cgroupfs.words(os.path.join(directory, "cgroup.controllers"))
 
     def enabled_controllers(self, ns: str) -> set[str]:
         """Controllers whose limits a task of ``ns`` can carry."""
-        if self.tracker.version == 2 and self.mode == "v2":
-            try:
-                enabled = set(_read(os.path.join(self.ns_dir(ns), "cgroup.subtree_control")).split())
-            except OSError:
-                enabled = set()
-        else:
-            enabled = set()
+        v2 = self.tracker.version == 2 and self.mode == "v2"
+        enabled = cgroupfs.enabled_controllers(self.ns_dir(ns)) if v2 else set()
         enabled |= {c for c, m in self.on_demand.items() if os.path.isdir(self.ns_dir(ns, m))}
         return enabled | set(self.controllers)
 
@@ -292,7 +229,7 @@ class Backend:
                         adjusted.append(directory)
         except OSError as exc:
             self.remove_dirs(reversed(made))
-            raise CgroupError(f"cannot create the cgroups of namespace {ns}: {_describe(exc)}") from exc
+            raise CgroupError(f"cannot create the cgroups of namespace {ns}: {cgroupfs.describe(exc)}") from exc
         return NamespaceSetup(made, list(dict.fromkeys(adjusted)))
 
     def _enable_v2_controllers(self, base: str, ns_dir: str) -> list[str]:
@@ -300,13 +237,9 @@ class Backend:
         changed: list[str] = []
         for directory in (base, ns_dir):
             wanted = self.v2_available_controllers(directory) & set(_V2_WANTED_CONTROLLERS)
-            try:
-                enabled = set(_read(os.path.join(directory, "cgroup.subtree_control")).split())
-            except OSError:
-                enabled = set()
-            if wanted - enabled:
-                _write(os.path.join(directory, "cgroup.subtree_control"),
-                       " ".join(f"+{c}" for c in sorted(wanted - enabled)))
+            missing = wanted - cgroupfs.enabled_controllers(directory)
+            if missing:
+                cgroupfs.enable_controllers(directory, sorted(missing))
                 changed.append(directory)
         return changed
 
@@ -315,21 +248,21 @@ class Backend:
         """Give ``directory`` and the files a delegatee needs to the namespace's owner; True if any had to change."""
         if mount.version == 2:
             try:
-                names = tuple(_read("/sys/kernel/cgroup/delegate").split())
+                names = tuple(cgroupfs.read("/sys/kernel/cgroup/delegate").split())
             except OSError:
                 names = _V2_DELEGATE_FALLBACK
         else:
             names = _V1_DELEGATE
-        changed = _set_owner(directory, uid, gid, 0o775 if group_access else 0o755)
+        changed = cgroupfs.set_owner(directory, uid, gid, 0o775 if group_access else 0o755)
         for name in names:
             path = os.path.join(directory, name)
             if not os.path.exists(path):
                 continue
             if not processes and name in ("cgroup.procs", "tasks"):
                 # Taken back from an owner an earlier init gave them to.
-                changed |= _set_owner(path, 0, 0, 0o644)
+                changed |= cgroupfs.set_owner(path, 0, 0, 0o644)
                 continue
-            changed |= _set_owner(path, uid, gid, None, 0o020 if group_access else 0)
+            changed |= cgroupfs.set_owner(path, uid, gid, None, 0o020 if group_access else 0)
         return changed
 
     def slice_dirs(self, ns: str) -> list[str]:
@@ -399,12 +332,12 @@ class Backend:
                     made.append(directory)
             if owner is not None:
                 for directory in made:
-                    _chown_tree(directory, *owner)
+                    cgroupfs.chown_tree(directory, *owner)
         except OSError as exc:
             self.remove_dirs(reversed(made))
             if exc.errno == errno.ENOENT and any(self._namespace_gone(ns, m) for m in [*self.hierarchies, *wanted]):
                 raise CgroupsMissing(ns) from exc
-            raise CgroupError(f"cannot create the cgroups of task {task}: {_describe(exc)}") from exc
+            raise CgroupError(f"cannot create the cgroups of task {task}: {cgroupfs.describe(exc)}") from exc
 
     def remove_task(self, ns: str, task: str, attempts: int = 40) -> None:
         for directory in self.task_dirs(ns, task):
@@ -445,7 +378,7 @@ class Backend:
                 return
             except OSError as exc:
                 if exc.errno != errno.EBUSY or attempt == attempts - 1:
-                    raise CgroupError(f"cannot remove cgroup {directory}: {_describe(exc)}") from exc
+                    raise CgroupError(f"cannot remove cgroup {directory}: {cgroupfs.describe(exc)}") from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
@@ -463,9 +396,9 @@ class Backend:
     @staticmethod
     def _procs_under(top: str) -> list[int]:
         found: list[int] = []
-        for directory in _walk_dirs(top):
+        for directory in cgroupfs.walk_dirs(top):
             try:
-                found.extend(int(p) for p in _read(os.path.join(directory, "cgroup.procs")).split())
+                found.extend(int(p) for p in cgroupfs.read(os.path.join(directory, "cgroup.procs")).split())
             except (FileNotFoundError, ProcessLookupError):
                 continue
             except OSError as exc:
@@ -476,7 +409,7 @@ class Backend:
 
     def populated(self, ns: str, task: str) -> bool:
         events = self.events_file(ns, task)
-        if events is not None and _keyed(events, "populated"):
+        if events is not None and cgroupfs.keyed(events, "populated"):
             return True
         if events is None and self._procs_under(self.task_dir(ns, task)):
             return True
@@ -488,7 +421,7 @@ class Backend:
         kill_file = os.path.join(self.task_dir(ns, task), "cgroup.kill")
         if os.path.exists(kill_file):
             try:
-                _write(kill_file, "1")
+                cgroupfs.write(kill_file, "1")
             except FileNotFoundError:
                 pass
             if not self.all_hierarchies[1:]:
@@ -521,7 +454,7 @@ class Backend:
         if pids_dir is None:
             return
         try:
-            _write(os.path.join(pids_dir, "pids.max"), "0")
+            cgroupfs.write(os.path.join(pids_dir, "pids.max"), "0")
         except OSError:
             pass
 
@@ -534,13 +467,13 @@ class Backend:
     def frozen(self, ns: str, task: str) -> bool:
         """True while the task is frozen (or freezing)."""
         if self.tracker.version == 2:
-            return _keyed(os.path.join(self.task_dir(ns, task), "cgroup.events"), "frozen") == 1 or \
-                _single(os.path.join(self.task_dir(ns, task), "cgroup.freeze")) == 1
+            return cgroupfs.keyed(os.path.join(self.task_dir(ns, task), "cgroup.events"), "frozen") == 1 or \
+                cgroupfs.single(os.path.join(self.task_dir(ns, task), "cgroup.freeze")) == 1
         freezer = self.controller_dir("freezer", ns, task)
         if freezer is None:
             return False
         try:
-            return _read_attribute(os.path.join(freezer, "freezer.state")).strip() in ("FROZEN", "FREEZING")
+            return cgroupfs.read_attribute(os.path.join(freezer, "freezer.state")).strip() in ("FROZEN", "FREEZING")
         except OSError:
             return False
 
@@ -566,14 +499,14 @@ class Backend:
     def _freeze_state(self, ns: str, task: str) -> str:
         """``frozen``, ``thawed`` or ``changing``, as the kernel reports it."""
         if self.tracker.version == 2:
-            events = _keyed(os.path.join(self.task_dir(ns, task), "cgroup.events"), "frozen")
-            wanted = _single(os.path.join(self.task_dir(ns, task), "cgroup.freeze"))
+            events = cgroupfs.keyed(os.path.join(self.task_dir(ns, task), "cgroup.events"), "frozen")
+            wanted = cgroupfs.single(os.path.join(self.task_dir(ns, task), "cgroup.freeze"))
             if events == 1 and wanted == 1:
                 return "frozen"
             return "thawed" if wanted == 0 else "changing"
         freezer = self.controller_dir("freezer", ns, task)
         try:
-            state = _read(os.path.join(freezer, "freezer.state")).strip() if freezer else "THAWED"
+            state = cgroupfs.read(os.path.join(freezer, "freezer.state")).strip() if freezer else "THAWED"
         except OSError:
             state = "THAWED"
         return {"FROZEN": "frozen", "THAWED": "thawed"}.get(state, "changing")
@@ -598,12 +531,12 @@ class Backend:
             return False
         path, freeze, thaw = control
         try:
-            _write(path, freeze if frozen else thaw)
+            cgroupfs.write(path, freeze if frozen else thaw)
         except OSError:
             return False
         if frozen and self.tracker.version != 2:
             deadline = time.monotonic() + 0.2
-            while time.monotonic() < deadline and _read(path).strip() != "FROZEN":
+            while time.monotonic() < deadline and cgroupfs.read(path).strip() != "FROZEN":
                 time.sleep(0.001)
         return True
 
@@ -612,7 +545,7 @@ class Backend:
         deadline = time.monotonic() + timeout
         events = self.events_file(ns, task)
         if events is not None:
-            if not _poll_unpopulated(events, deadline):
+            if not cgroupfs.wait_unpopulated(events, deadline):
                 return False
             if not self.all_hierarchies[1:]:
                 return True
@@ -638,7 +571,7 @@ class Backend:
     def check_limit(self, ns: str, key: str, option: str) -> None:
         """Refuse limit ``key`` (a ``Limits`` field) where this mode lacks its controller or the kernel its file;
         reads only the namespace's own directories, so nothing needs to exist for the task yet."""
-        controller, v2_files, v1_files = _LIMIT_FILES[key]
+        controller, v2_files, v1_files = LIMIT_FILES[key]
         mount = self._limit_mount(controller)
         name = self._controller_name(controller)
         self.require(ns, name, option)
@@ -661,7 +594,7 @@ class Backend:
 
     def controllers_for(self, keys: Iterable[str]) -> set[str]:
         """The controllers (as cgroup v2 names them) that limits ``keys`` are written in."""
-        return {_LIMIT_FILES[key][0] for key in keys}
+        return {LIMIT_FILES[key][0] for key in keys}
 
     def _controller_name(self, controller: str) -> str:
         return controller if self.mode == "v2" else _V1_NAMES.get(controller, controller)
@@ -678,9 +611,10 @@ class Backend:
 
     def _write_limit(self, directory: str, name: str, value: str, task: str, note: str = "") -> None:
         try:
-            _write(os.path.join(directory, name), value)
+            cgroupfs.write(os.path.join(directory, name), value)
         except OSError as exc:
-            raise CgroupError(f"cannot set {name} to {value!r} for task {task}: {_describe(exc)}{note}") from exc
+            raise CgroupError(f"cannot set {name} to {value!r} for task {task}: "
+                              f"{cgroupfs.describe(exc)}{note}") from exc
 
     def set_memory_max(self, ns: str, task: str, limit: int) -> None:
         self.set_memory(ns, task, maximum=limit)
@@ -704,9 +638,9 @@ class Backend:
             raise LimitUnavailable(f"--memory-high needs memory.high, which the v1 memory controller does not have "
                                    f"(cgroup mode {self.mode})")
         limit_file, total_file = "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"
-        current_limit = _single(os.path.join(directory, limit_file))
+        current_limit = cgroupfs.single(os.path.join(directory, limit_file))
         current_limit = self._UNLIMITED if current_limit is None else current_limit
-        current_total = _single(os.path.join(directory, total_file))
+        current_total = cgroupfs.single(os.path.join(directory, total_file))
         new_limit = current_limit if maximum is None else (self._UNLIMITED if maximum < 0 else maximum)
         new_total: int | None = None
         if swap_max is not None:
@@ -826,7 +760,7 @@ class Backend:
         # Looked up once: in v2 mode it reads the namespace's subtree_control, and listings ask for every task.
         memory = self._memory_figures_dir(ns, task)
         for source in self._stat_sources(ns, task, memory):
-            value = _single(source.path) if source.field == "-" else _keyed(source.path, source.field)
+            value = cgroupfs.single(source.path) if source.field == "-" else cgroupfs.keyed(source.path, source.field)
             if source.key == "cpu_usec":
                 figures.cpu_usec = value
             elif source.key == "cpu_nsec":
@@ -837,7 +771,7 @@ class Backend:
                 figures.oom_kills = value
         if memory is not None:
             name = "memory.current" if self._is_v2_controller("memory") else "memory.usage_in_bytes"
-            figures.memory_bytes = _single(os.path.join(memory, name))
+            figures.memory_bytes = cgroupfs.single(os.path.join(memory, name))
         return figures
 
     # -- views ---------------------------------------------------------------------------------------------
@@ -860,18 +794,18 @@ class Backend:
         """CPU time used so far; for a namespace it includes its finished tasks, as the kernel keeps it."""
         parts = (ns, task) if task else (ns,)
         if self.tracker.version == 2:
-            return _keyed(os.path.join(self._dir(self.tracker, *parts), "cpu.stat"), "usage_usec")
+            return cgroupfs.keyed(os.path.join(self._dir(self.tracker, *parts), "cpu.stat"), "usage_usec")
         cpuacct = self._view_dir("cpuacct", ns, task)
         if cpuacct is None:
             return None
-        nsec = _single(os.path.join(cpuacct[0], "cpuacct.usage"))
+        nsec = cgroupfs.single(os.path.join(cpuacct[0], "cpuacct.usage"))
         return None if nsec is None else nsec // 1000
 
     def memory_current_bytes(self, ns: str, task: str) -> int | None:
         where = self._view_dir("memory", ns, task)
         if where is None:
             return None
-        return _single(os.path.join(where[0], "memory.current" if where[1] else "memory.usage_in_bytes"))
+        return cgroupfs.single(os.path.join(where[0], "memory.current" if where[1] else "memory.usage_in_bytes"))
 
     def oom_kills(self, ns: str, task: str) -> int | None:
         """Processes of the task the kernel's OOM killer took so far (``oom_kill`` of v2 ``memory.events``, of v1
@@ -879,7 +813,7 @@ class Backend:
         where = self._view_dir("memory", ns, task)
         if where is None:
             return None
-        return _keyed(os.path.join(where[0], "memory.events" if where[1] else "memory.oom_control"), "oom_kill")
+        return cgroupfs.keyed(os.path.join(where[0], "memory.events" if where[1] else "memory.oom_control"), "oom_kill")
 
     def memory_limit_bytes(self, ns: str, task: str) -> int | None:
         """The hard memory limit of the task, or None when it has none (or the mode cannot tell)."""
@@ -925,13 +859,16 @@ class Backend:
             directory, v2 = cpu
             if v2:
                 try:
-                    quota, _, period = _read_attribute(os.path.join(directory, "cpu.max")).strip().partition(" ")
+                    quota, _, period = cgroupfs.read_attribute(os.path.join(directory, "cpu.max")).partition(" ")
+                    period = period.strip()
                 except OSError:
                     quota, period = "max", ""
             else:
-                quota = str(_single(os.path.join(directory, "cpu.cfs_quota_us")) or "max")
+                quota = str(cgroupfs.single(os.path.join(directory, "cpu.cfs_quota_us")) or "max")
                 # Without a quota (-1) the period says nothing: spare dump that read for every task.
-                period = str(_single(os.path.join(directory, "cpu.cfs_period_us")) or "") if quota.isdigit() else ""
+                period = ""
+                if quota.isdigit():
+                    period = str(cgroupfs.single(os.path.join(directory, "cpu.cfs_period_us")) or "")
             if quota.isdigit() and period.isdigit():
                 found["cpu_quota_usec"], found["cpu_period_usec"] = int(quota), int(period)
         return found
@@ -943,7 +880,7 @@ class Backend:
     def _limit(cls, path: str) -> int | None:
         """A limit file's value, or None for ``max``, a v1 "no limit", or a file that is not there."""
         try:
-            text = _read_attribute(path).strip()
+            text = cgroupfs.read_attribute(path).strip()
         except OSError:
             return None
         if not text.isdigit():
@@ -955,7 +892,7 @@ class Backend:
     def _pressure_lines(path: str) -> dict[str, float]:
         """``avg10`` of each line of a PSI file (``some avg10=1.50 avg60=... total=...``)."""
         try:
-            text = _read_attribute(path)
+            text = cgroupfs.read_attribute(path)
         except OSError:
             # A kernel booted with psi=0 lists the files but refuses to read them (EOPNOTSUPP).
             return {}
@@ -978,7 +915,7 @@ _CPU_PERIOD_USEC = 100_000
 _CPU_QUOTA_MIN_USEC = 1_000
 # Limit -> (controller as v2 names it, its v2 files, its v1 files): one of the files must exist for the limit to
 # be enforceable; no v1 file means v1 has no such limit.
-_LIMIT_FILES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+LIMIT_FILES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "memory_max": ("memory", ("memory.max",), ("memory.limit_in_bytes",)),
     "memory_high": ("memory", ("memory.high",), ()),
     "memory_swap_max": ("memory", ("memory.swap.max",), ("memory.memsw.limit_in_bytes",)),
@@ -1003,7 +940,7 @@ def _make_cpuset_usable(directory: str) -> None:
     for name in ("cpuset.cpus", "cpuset.mems"):
         _inherit_cpuset_file(directory, name)
     try:
-        _write(os.path.join(directory, "cgroup.clone_children"), "1")
+        cgroupfs.write(os.path.join(directory, "cgroup.clone_children"), "1")
     except OSError:
         pass  # the copies above are what matters; this only spares the next level the same work
 
@@ -1012,10 +949,10 @@ def _inherit_cpuset_file(directory: str, name: str) -> None:
     """Copy the parent's value of ``name`` into a v1 cpuset cgroup where it is still empty."""
     path = os.path.join(directory, name)
     try:
-        if not _read(path).strip():
-            _write(path, _read(os.path.join(os.path.dirname(directory.rstrip("/")), name)).strip())
+        if not cgroupfs.read(path).strip():
+            cgroupfs.write(path, cgroupfs.read(os.path.join(os.path.dirname(directory.rstrip("/")), name)).strip())
     except OSError as exc:
-        raise CgroupError(f"cannot prepare cpuset cgroup {directory}: {_describe(exc)}") from exc
+        raise CgroupError(f"cannot prepare cpuset cgroup {directory}: {cgroupfs.describe(exc)}") from exc
 
 
 def _partition_note(device: str) -> str:
@@ -1024,104 +961,10 @@ def _partition_note(device: str) -> str:
     if not os.path.exists(os.path.join(sysfs, "partition")):
         return ""
     try:
-        disk = _read(os.path.join(sysfs, "..", "dev")).strip()
+        disk = cgroupfs.read(os.path.join(sysfs, "..", "dev")).strip()
     except OSError:
         return f" ({device} is a partition; the kernel limits whole disks)"
     return f" ({device} is a partition; the kernel limits whole disks, such as {disk})"
-
-
-def own_v2_cgroup(pid: int | str = "self") -> str | None:
-    """A process's cgroup in the unified hierarchy (the ``0::`` line of /proc/PID/cgroup); this one's by default."""
-    try:
-        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("0::"):
-                    return line[3:].strip()
-    except OSError:
-        return None
-    return None
-
-
-def _walk_dirs(top: str) -> Iterator[str]:
-    yield top
-    try:
-        # cgroupfs counts a directory's subdirectories in its links (2 + subdirectories): a stat is a third of
-        # the cost of a listing, and a task's cgroup rarely has children. Other filesystems may say 1: list.
-        if os.stat(top).st_nlink == 2:
-            return
-        entries = list(os.scandir(top))
-    except OSError:
-        return
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk_dirs(entry.path)
-
-
-def _set_owner(path: str, uid: int, gid: int, mode: int | None, add_bits: int = 0) -> bool:
-    """Give ``path`` to ``uid``:``gid`` with permission bits ``mode`` (None: those it has) plus ``add_bits``, each
-    only where it differs; True if anything had to change."""
-    st = os.stat(path)
-    changed = False
-    if (st.st_uid, st.st_gid) != (uid, gid):
-        os.chown(path, uid, gid)
-        changed = True
-    current = st.st_mode & 0o7777
-    wanted = (current if mode is None else mode) | add_bits
-    if wanted != current:
-        os.chmod(path, wanted)
-        changed = True
-    return changed
-
-
-def _chown_tree(directory: str, uid: int, gid: int) -> None:
-    os.chown(directory, uid, gid)
-    for entry in os.scandir(directory):
-        if entry.is_file(follow_symlinks=False):
-            try:
-                os.chown(entry.path, uid, gid)
-            except OSError:
-                pass
-
-
-def _poll_unpopulated(events: str, deadline: float) -> bool:
-    try:
-        fd = os.open(events, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return True
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLPRI | select.POLLERR)
-        while True:
-            os.lseek(fd, 0, os.SEEK_SET)
-            text = os.read(fd, 4096).decode()
-            if "populated 0" in text:
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            # kernfs raises POLLPRI when the file changes; the read above re-armed it. A change right after
-            # another (a thaw, then the last exit) can come without a wake-up (measured: 1 stop of a frozen
-            # task in 2 on 6.18), so look again every 100 ms all the same.
-            poller.poll(poll_ms(min(remaining, _EVENTS_RECHECK)))
-    except OSError as exc:
-        if exc.errno == errno.ENODEV or exc.errno == errno.ENOENT:
-            return True
-        raise
-    finally:
-        os.close(fd)
-
-
-_EVENTS_RECHECK = 0.1
-
-
-def poll_ms(seconds: float | None) -> int | None:
-    """A poll() timeout: milliseconds, at least 1, capped at an hour (poll takes a C int)."""
-    return None if seconds is None else max(1, min(int(seconds * 1000), 3_600_000))
-
-
-def _describe(exc: OSError) -> str:
-    name = errno.errorcode.get(exc.errno or 0, "error")
-    return f"{exc.strerror} ({name})" + (f": {exc.filename}" if exc.filename else "")
 
 
 def ensure_named_mount(mounts: list[CgroupMount]) -> CgroupMount:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 
-from lanco.cgroups.backend import own_v2_cgroup
+from lanco.cgroups import cgroupfs
 from lanco.cgroups.detect import CgroupMount
+from lanco.procfs import unified_cgroup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,15 +38,11 @@ def namespace_view(mount: CgroupMount) -> CgroupMount:
     if mount.version != 2 or not mount.root.startswith("/.."):
         return mount
     parts = mount.root.strip("/").split("/")
-    own = own_v2_cgroup()
+    own = unified_cgroup()
     if own is None or any(p != ".." for p in parts):
         return mount
-    pid = str(os.getpid())
+    pid = os.getpid()
     for candidate in _dirs_at_depth(mount.path, len(parts)):
-        try:
-            with open(os.path.join(candidate, own.lstrip("/"), "cgroup.procs"), encoding="ascii") as f:
-                if pid in f.read().split():
-                    return CgroupMount(candidate, "/", 2, mount.controllers, mount.name)
-        except OSError:
-            continue
+        if pid in cgroupfs.pids(os.path.join(candidate, own.lstrip("/"))):
+            return CgroupMount(candidate, "/", 2, mount.controllers, mount.name)
     return mount

@@ -35,17 +35,12 @@ import pwd
 import time
 
 from lanco import contexts
-from lanco.cgroups.backend import (
-    _LIMIT_FILES,
-    Backend,
-    _describe,
-    _write,
-    open_backend,
-    own_v2_cgroup,
-)
+from lanco.cgroups import cgroupfs
+from lanco.cgroups.backend import LIMIT_FILES, Backend, open_backend
 from lanco.cgroups.detect import CgroupMount
 from lanco.errors import CgroupError, LimitUnavailable, UsageError
 from lanco.privileges import user_name
+from lanco.procfs import unified_cgroup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -324,7 +319,7 @@ class SystemdBackend(Backend):
         where = runtime_dir(uid)
         return (f"cannot place tasks of namespace {ns}: cgroup v2 lets an unprivileged user move a process only "
                 f"between cgroups whose common ancestor it may write, and this process runs in "
-                f"{own_v2_cgroup() or '?'}, so neither {self.ns_dir(ns)} nor a scope of its own is within reach; "
+                f"{unified_cgroup() or '?'}, so neither {self.ns_dir(ns)} nor a scope of its own is within reach; "
                 f"no systemd user manager answers for {user} ({where}/systemd/private and {where}/bus are "
                 f"missing) to create a delegated scope in {user_manager_cgroup(uid)}/{TOP_SLICE}. Remedies: "
                 f"loginctl enable-linger {user} (a user manager without a login session), run lanco from a login "
@@ -345,7 +340,7 @@ class SystemdBackend(Backend):
         if self._route(ns) != "scope":
             super().check_limit(ns, key, option)
             return
-        controller, files, _ = _LIMIT_FILES[key]
+        controller, files, _ = LIMIT_FILES[key]
         delegated = self.delegated_controllers()
         manager = self._cgroup_path(user_manager_cgroup(os.geteuid()))
         if controller not in delegated:
@@ -405,7 +400,7 @@ class SystemdBackend(Backend):
                         # systemd moves the monitor into the scope before it finishes the job: the split and the
                         # limits overlap the rest of the job, which takes as long again in the guest.
                         nonlocal split
-                        if not (own_v2_cgroup(monitor.pid) or "").endswith("/" + unit):
+                        if not (unified_cgroup(monitor.pid) or "").endswith("/" + unit):
                             return False
                         self._split_scope(scope, unit, task, monitor.pid)
                         prepare()
@@ -437,19 +432,19 @@ class SystemdBackend(Backend):
     def _split_scope(self, scope: str, unit: str, task: str, monitor_pid: int) -> None:
         """Split the fresh scope into ``monitor/`` (the monitor) and ``task/``, with the controllers systemd
         delegated enabled for ``task/``."""
-        own_path = own_v2_cgroup(monitor_pid)
+        own_path = unified_cgroup(monitor_pid)
         actual = self._cgroup_path(own_path) if own_path else "?"
         if os.path.normpath(actual) != os.path.normpath(scope):
             raise CgroupError(f"cannot start task {task}: systemd placed its scope at {actual}, not at {scope}")
         try:
             for name in (SCOPE_MONITOR, SCOPE_TASK):
                 os.mkdir(f"{scope}/{name}")
-            _write(f"{scope}/{SCOPE_MONITOR}/cgroup.procs", str(monitor_pid))
+            cgroupfs.join(f"{scope}/{SCOPE_MONITOR}", monitor_pid)
             enable = sorted(self.v2_available_controllers(scope) & set(_WANTED_CONTROLLERS))
             if enable:
-                _write(f"{scope}/cgroup.subtree_control", " ".join(f"+{c}" for c in enable))
+                cgroupfs.enable_controllers(scope, enable)
         except OSError as exc:
-            raise CgroupError(f"cannot prepare scope {unit} for task {task}: {_describe(exc)}") from exc
+            raise CgroupError(f"cannot prepare scope {unit} for task {task}: {cgroupfs.describe(exc)}") from exc
 
     def remove_task(self, ns: str, task: str, attempts: int = 40) -> None:
         self._pending.pop((ns, task), None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lanco.cli import Options, parser_for, task_for
+from lanco.commands import Options, parser_for, task_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

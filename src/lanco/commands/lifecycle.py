@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from lanco.cli import Options, namespace_for, parser_for, task_for
+from lanco.commands import Options, namespace_for, parser_for, task_for
 from lanco.errors import LancoError, UsageError
 
 TYPE_CHECKING = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from lanco import messages
-from lanco.cli import Options, parser_for
+from lanco.commands import Options, parser_for
 from lanco.errors import PermissionDenied, UsageError, as_lanco_error
 
 TOKEN = "restore"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from lanco import messages
-from lanco.cli import Options, namespace_for, parser_for
+from lanco.commands import Options, namespace_for, parser_for
 from lanco.errors import LancoError, UsageError
 
 TYPE_CHECKING = False

@@ -7,7 +7,7 @@ import sys
 import time
 
 from lanco import logfile
-from lanco.cli import NotPlain, Options, namespace_for, parser_for, plain_flags, task_for, terminal_columns
+from lanco.commands import NotPlain, Options, namespace_for, parser_for, plain_flags, task_for, terminal_columns
 from lanco.errors import LancoError, UsageError
 
 TYPE_CHECKING = False
