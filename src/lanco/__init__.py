@@ -21,6 +21,8 @@ __all__ = [
     "NamespaceMissing",
     "NotRunning",
     "PermissionDenied",
+    "StateError",
+    "SystemFailure",
     "Task",
     "TaskRecord",
     "UsageError",
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
         NamespaceMissing,
         NotRunning,
         PermissionDenied,
+        StateError,
+        SystemFailure,
         UsageError,
     )
     from lanco.namespace import Namespace

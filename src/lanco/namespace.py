@@ -25,6 +25,7 @@ from lanco.errors import (
     StateError,
     StillRunning,
     UsageError,
+    maps_os_errors,
 )
 from lanco.names import check_namespace_name
 from lanco.privileges import acting_as, user_name, with_owner_ids
@@ -63,6 +64,7 @@ class Namespace:
     >>> ns.run("first-task", ["openssl", "speed", "aes"])
     """
 
+    @maps_os_errors
     def __init__(self, name: str, *, cgroup_mode: str | None = None, cgroup_base: str | None = None) -> None:
         self.name = check_namespace_name(name)
         try:
@@ -87,6 +89,7 @@ class Namespace:
         self._backend: Backend | None = None
 
     @property
+    @maps_os_errors
     def backend(self) -> Backend:
         if self._backend is None:
             if self.config.tracker == "systemd":
@@ -133,6 +136,7 @@ class Namespace:
     # -- creation and removal ------------------------------------------------------------------------------
 
     @classmethod
+    @maps_os_errors
     def init(cls, name: str, *, user: str | None = None, group: str | None = None,
              cgroup_mode: str | None = None, cgroup_base: str | None = None, take_over: bool = False) -> Namespace:
         """Create the namespace for ``user``/``group`` (root; a user's own where systemd delegates to them);
@@ -181,6 +185,7 @@ class Namespace:
         return cls(name)
 
     @classmethod
+    @maps_os_errors
     def restore(cls, name: str) -> list[str]:
         """Make again what a boot takes from a namespace root initialised, from its recorded configuration, by
         init's own steps: the mount of lanco's named hierarchy where the namespace tracks its tasks there, its
@@ -195,6 +200,7 @@ class Namespace:
                                    f"restore makes again only namespaces root initialised, in {system_state_dir(name)}")
         return _set_up(config, take_over=False, save=False)
 
+    @maps_os_errors
     def release(self, *, dry_run: bool = False) -> list[str]:
         """Destroy the namespace (cgroups, records, configuration; logs stay). It must have no running task.
         Root releases any namespace; a user, the namespace of their own that they made with ``init``."""
@@ -277,6 +283,7 @@ class Namespace:
         self.authorize()
         return Task(self, name)
 
+    @maps_os_errors
     @with_owner_ids
     def task_names(self) -> list[str]:
         """Every task with a cgroup or a record, running or finished. A record directory holding no record (only
@@ -291,6 +298,7 @@ class Namespace:
             os.path.lexists(os.path.join(tasks_dir, e, f)) for f in ("spec.json", "result")))
         return sorted(names)
 
+    @maps_os_errors
     @with_owner_ids
     def settle_tasks(self) -> list[str]:
         """Record as ``lost`` every run whose monitor is gone without a result, as a boot leaves every run that was
@@ -303,12 +311,14 @@ class Namespace:
                     lost.append(task.name)
         return lost
 
+    @maps_os_errors
     def tasks(self) -> list[Task]:
         from lanco.task import Task
 
         self.authorize()
         return [Task(self, n) for n in self.task_names()]
 
+    @maps_os_errors
     def tracked_tasks(self) -> list[Task]:
         """Every task with a cgroup: running, frozen, or ending (a caller that reads the records tells them apart
         without a look at each cgroup first)."""
@@ -317,12 +327,14 @@ class Namespace:
         self.authorize()
         return [Task(self, n) for n in self.backend.task_names(self.name)]
 
+    @maps_os_errors
     def running_tasks(self) -> list[Task]:
         from lanco.task import Task
 
         self.authorize()
         return [t for t in (Task(self, n) for n in self.backend.task_names(self.name)) if t.is_running()]
 
+    @maps_os_errors
     @with_owner_ids
     def stop_tasks(self, names: Sequence[str] | None = None, *, timeout: float | None = None,
                    stop_signal: int | None = None) -> dict[str, TaskRecord | LancoError]:
@@ -336,6 +348,7 @@ class Namespace:
             [t for t in self.tasks() if _maybe_active(t)]
         return stop_together(targets, timeout, stop_signal)
 
+    @maps_os_errors
     def rotate_logs(self) -> list[tuple[str, Rotation | LancoError]]:
         """Rotate every log of the namespace that is over its task's ``--log-max-size`` (see
         :meth:`lanco.task.Task.rotate_log`). Returns, in the order of the task names, each log rotated and each
@@ -357,6 +370,7 @@ class Namespace:
                     outcome.append((name, rotation))
         return outcome
 
+    @maps_os_errors
     def run(self, task: str, argv: Sequence[str], **options: Unpack[RunOptions]) -> Task:
         """Start ``argv`` as ``task``; the options (limits, timeout, restart, environment, ...) are those of
         :class:`lanco.runopts.RunOptions`, as for :meth:`lanco.task.Task.start`."""

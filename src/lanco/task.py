@@ -23,6 +23,7 @@ from lanco.errors import (
     StillRunning,
     UsageError,
     as_lanco_error,
+    maps_os_errors,
 )
 from lanco.names import check_task_name
 from lanco.privileges import with_owner_ids
@@ -106,6 +107,7 @@ class Task:
 
     # -- queries -------------------------------------------------------------------------------------------
 
+    @maps_os_errors
     def is_running(self) -> bool:
         """True while the task's cgroup (in any hierarchy) holds at least one process, or its first process lives
         on outside it (see :meth:`_stray_first_process`)."""
@@ -114,6 +116,7 @@ class Task:
             return False
         return backend.populated(self._ns, self.name) or self._stray_first_process([]) is not None
 
+    @maps_os_errors
     @_as_owner
     def is_active(self) -> bool:
         """Running, or between two runs of ``run --restart`` (no process, but its monitor will start one).
@@ -176,6 +179,7 @@ class Task:
                 self._write_marker("monitor", f"{monitor} {started}")
             return
 
+    @maps_os_errors
     def pids(self) -> list[int]:
         found = self._backend.pids(self._ns, self.name)
         stray = self._stray_first_process(found)
@@ -195,6 +199,7 @@ class Task:
             return None
         return main
 
+    @maps_os_errors
     @_as_owner
     def record(self) -> TaskRecord:
         record = TaskRecord(self._ns, self.name, "unknown")
@@ -257,6 +262,7 @@ class Task:
         log = (read_spec(self.state_dir) or {}).get("log")
         return str(log) if log else self.namespace.config.default_log(self.name)
 
+    @maps_os_errors
     @_as_owner
     def show_log(self, out: BinaryIO, *, lines: int | None = None, follow: bool = False) -> None:
         """Copy the task's log (its last ``lines`` lines) to ``out``; with ``follow``, go on as ``tail -F``
@@ -277,6 +283,7 @@ class Task:
                 return
         logfile.follow(path, f, out, os.path.join(self.state_dir, "spec.json"), self._log_path)
 
+    @maps_os_errors
     @_as_owner
     def rotate_log(self) -> Rotation | None:
         """Rotate the task's log if it is over the size its run was given (``--log-max-size``): copied to ``.1``
@@ -333,6 +340,7 @@ class Task:
 
     # -- start ---------------------------------------------------------------------------------------------
 
+    @maps_os_errors
     def start(self, argv: list[str], **options: Unpack[RunOptions]) -> None:
         """Start ``argv`` under this name; returns once its first process is inside the task's cgroup.
 
@@ -346,6 +354,7 @@ class Task:
 
         self.launch(argv, RunPlan.build(options))
 
+    @maps_os_errors
     @_as_owner
     def launch(self, argv: list[str], plan: RunPlan) -> None:
         """:meth:`start` with options parsed already (the command line parses them before it opens the
@@ -518,6 +527,7 @@ class Task:
 
     # -- stop, wait ----------------------------------------------------------------------------------------
 
+    @maps_os_errors
     @_as_owner
     def stop(self, timeout: float | None = None, stop_signal: int | None = None) -> TaskRecord:
         """Signal every process, wait up to ``timeout`` seconds, then kill the whole cgroup.
@@ -659,6 +669,7 @@ class Task:
 
     # -- control of a running task ---------------------------------------------------------------------------
 
+    @maps_os_errors
     @_as_owner
     def freeze(self) -> None:
         """Stop every process of the task where it stands (v2 cgroup.freeze, v1 freezer) until :meth:`thaw`."""
@@ -666,18 +677,21 @@ class Task:
         with self._lock():  # a log rotation's own freeze and thaw (rotate_log) must not undo this one
             self._backend.set_frozen(self._ns, self.name, True)
 
+    @maps_os_errors
     @_as_owner
     def thaw(self) -> None:
         self._require_running()
         with self._lock():
             self._backend.set_frozen(self._ns, self.name, False)
 
+    @maps_os_errors
     def set_limits(self, **limits: Unpack[LimitOptions]) -> TaskRecord:
         """Change limits of the running task (``"max"`` lifts one); its record keeps the limits in force."""
         from lanco.limits import Limits
 
         return self.apply_limits(Limits.build(limits))
 
+    @maps_os_errors
     @_as_owner
     def apply_limits(self, wanted: Limits) -> TaskRecord:
         """:meth:`set_limits` with the limits parsed already."""
@@ -710,6 +724,7 @@ class Task:
             raise NotRunning(f"task {self.name} is not running")
         self._live_spec()
 
+    @maps_os_errors
     @_as_owner
     def signal(self, signum: int, *, resume: bool = False) -> int:
         """Send ``signum`` to every process of the task; returns how many got it. With ``resume`` (as ``stop``
@@ -738,6 +753,7 @@ class Task:
             seen.update(fresh)
         return len(seen)
 
+    @maps_os_errors
     @_as_owner
     def wait(self, timeout: float | None = None) -> TaskRecord:
         """Block until the task has ended (its monitor recorded the result) and return its record."""
@@ -810,6 +826,7 @@ class Task:
 
     # -- release and recovery ------------------------------------------------------------------------------
 
+    @maps_os_errors
     @_as_owner
     def release(self, *, dry_run: bool = False) -> list[str]:
         """Forget a finished task: its leftover cgroups and its record (its logs stay)."""
@@ -847,6 +864,7 @@ class Task:
                and time.monotonic() < deadline):
             time.sleep(0.005)
 
+    @maps_os_errors
     @_as_owner
     def settle(self) -> bool:
         """Record a run whose monitor died (every run a boot ended) as ``lost``, remove its cgroups and run its

@@ -17,6 +17,8 @@ import pytest
 from lanco import messages
 from lanco.cgroups.backend import Backend
 from lanco.cgroups.detect import CgroupMount
+from lanco.config import NamespaceConfig
+from lanco.namespace import Namespace
 
 NS = "testns"
 TASK = "first-task"
@@ -111,3 +113,17 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture
+def namespace(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> Namespace:
+    """A v1 namespace of the caller's on the fake cgroupfs, as init leaves it."""
+    backend = host.v1()
+    make_namespace(backend)
+    state = os.path.join(os.environ["LANCO_STATE_DIR"], NS)
+    os.makedirs(os.path.join(state, "tasks"))
+    NamespaceConfig(name=NS, owner_uid=os.geteuid(), owner_gid=os.getegid(), group_access=False, mode="v1",
+                    tracker="named", cgroup_base="/lanco", state_dir=state, log_dir=os.path.join(state, "log"),
+                    created=0.0).save()
+    monkeypatch.setattr("lanco.namespace.open_backend", lambda *a, **k: backend)
+    return Namespace(NS)

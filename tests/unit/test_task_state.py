@@ -10,24 +10,9 @@ import time
 import pytest
 
 from lanco import messages
-from lanco.config import NamespaceConfig
 from lanco.namespace import Namespace
 from lanco.task import Task
 from tests.unit.conftest import NS, TASK, FakeHost, make_namespace, write
-
-
-@pytest.fixture
-def namespace(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> Namespace:
-    """A v1 namespace of the caller's on the fake cgroupfs, as init leaves it."""
-    backend = host.v1()
-    make_namespace(backend)
-    state = os.path.join(os.environ["LANCO_STATE_DIR"], NS)
-    os.makedirs(os.path.join(state, "tasks"))
-    NamespaceConfig(name=NS, owner_uid=os.geteuid(), owner_gid=os.getegid(), group_access=False, mode="v1",
-                    tracker="named", cgroup_base="/lanco", state_dir=state, log_dir=os.path.join(state, "log"),
-                    created=0.0).save()
-    monkeypatch.setattr("lanco.namespace.open_backend", lambda *a, **k: backend)
-    return Namespace(NS)
 
 
 def test_a_lock_whose_file_was_removed_while_waited_for_is_taken_anew(namespace: Namespace) -> None:
