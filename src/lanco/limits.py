@@ -22,25 +22,10 @@ from lanco.values import FrozenValue
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
     from lanco.cgroups.backend import Backend
-    from lanco.optiontypes import DeviceRates as DeviceRates
-    from lanco.optiontypes import LimitOptions as LimitOptions
-
-
-if not TYPE_CHECKING:
-    # Hidden from type checkers, which then still flag a misspelled attribute of this module; they read
-    # LimitOptions from the import above.
-    def __getattr__(name: str) -> object:
-        # LimitOptions is a TypedDict, and typing too dear for run and set: made on first use (lanco.optiontypes),
-        # with the alias of its device rates.
-        if name in ("LimitOptions", "DeviceRates"):
-            from lanco import optiontypes
-
-            return getattr(optiontypes, name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DeviceRate(FrozenValue):
@@ -56,17 +41,36 @@ class DeviceRate(FrozenValue):
 
 
 class LimitSpec(FrozenValue):
-    """How one limit is called on the command line, and in messages about its value."""
+    """Everything lanco knows of one limit; the command line, the API, the record, the checks and the cgroup files
+    are all derived from these entries."""
 
-    _fields = ("option", "what", "metavar", "help")
+    _fields = ("option", "what", "metavar", "help", "kind", "controller", "v2_files", "v1_files", "record_key",
+               "in_force")
     __slots__ = _fields
     option: str
+    """Its command-line option (``-m/--memory-max``); the API keyword is the table's key."""
     what: str
+    """How messages call its value (``invalid memory limit '5X'``)."""
     metavar: str
     help: str
+    kind: str
+    """The kind of its value (a key of ``KINDS``): how it is parsed, recorded and shown."""
+    controller: str
+    """The controller whose files carry it, as cgroup v2 names it; ``lanco.cgroups.controllers`` writes them."""
+    v2_files: tuple[str, ...]
+    """The v2 files that carry it: the first that exists is written. None: v2 has no such limit."""
+    v1_files: tuple[str, ...]
+    """Likewise in v1 (where ``io`` is ``blkio``)."""
+    record_key: str
+    """Its key in the task's record, and in ``limits_in_force`` (with its unit: ``memory_max_bytes``)."""
+    in_force: bool
+    """Whether ``status`` reads it back from the kernel's file (``limits_in_force``)."""
 
-    def __init__(self, option: str, what: str, metavar: str = "N", help: str = "") -> None:
-        self._set_fields(option, what, metavar, help)
+    def __init__(self, option: str, what: str, metavar: str, help: str, kind: str, controller: str,
+                 v2_files: tuple[str, ...], v1_files: tuple[str, ...] = (), record_key: str = "",
+                 in_force: bool = False) -> None:
+        self._set_fields(option, what, metavar, help, kind, controller, v2_files, v1_files, record_key,
+                         in_force)
 
 
 SYS_DEV_BLOCK = "/sys/dev/block"
@@ -76,18 +80,82 @@ CPU_PERCENT_MIN = 1.0
 CPU_PERCENT_MAX = 100_000.0
 WEIGHT_RANGE = (1, 10_000)
 
+# The limits table. To add a limit: an entry here, its typed key in LimitOptions below, and, where its file takes
+# more than its value, a line in the controller's module of lanco.cgroups.controllers (docs/architecture.md).
 SPECS: dict[str, LimitSpec] = {
-    "memory_max": LimitSpec("-m/--memory-max", "memory limit", "SIZE", "hard memory limit (512K, 64M, 2G, max)"),
-    "memory_high": LimitSpec("--memory-high", "memory high limit", "SIZE", "memory throttling threshold (v2)"),
-    "memory_swap_max": LimitSpec("--memory-swap-max", "swap limit", "SIZE", "swap on top of the memory (0: none)"),
-    "cpu_quota": LimitSpec("--cpu-quota", "CPU quota", "PERCENT", "percent of one CPU (150: one and a half)"),
-    "cpu_weight": LimitSpec("--cpu-weight", "CPU weight", "N", "relative CPU share, 1-10000 (default 100)"),
-    "cpuset": LimitSpec("--cpuset", "cpuset", "CPUS", "CPUs to run on, such as 0-3,6"),
-    "pids_max": LimitSpec("--pids-max", "pids limit", "N", "most processes and threads at once"),
-    "io_weight": LimitSpec("--io-weight", "IO weight", "N", "relative IO share, 1-10000 (default 100)"),
-    "io_read_bps": LimitSpec("--io-read-bps", "IO read rate", "DEV=RATE", "read bytes/s from DEV (path or MAJ:MIN)"),
-    "io_write_bps": LimitSpec("--io-write-bps", "IO write rate", "DEV=RATE", "written bytes/s to DEV"),
+    "memory_max": LimitSpec("-m/--memory-max", "memory limit", "SIZE", "hard memory limit (512K, 64M, 2G, max)",
+                            "bytes", "memory", ("memory.max",), ("memory.limit_in_bytes",), "memory_max_bytes",
+                            in_force=True),
+    "memory_high": LimitSpec("--memory-high", "memory high limit", "SIZE", "memory throttling threshold (v2)",
+                             "bytes", "memory", ("memory.high",), (), "memory_high_bytes", in_force=True),
+    "memory_swap_max": LimitSpec("--memory-swap-max", "swap limit", "SIZE", "swap on top of the memory (0: none)",
+                                 "bytes_or_zero", "memory", ("memory.swap.max",), ("memory.memsw.limit_in_bytes",),
+                                 "memory_swap_max_bytes", in_force=True),
+    "cpu_quota": LimitSpec("--cpu-quota", "CPU quota", "PERCENT", "percent of one CPU (150: one and a half)",
+                           "percent", "cpu", ("cpu.max",), ("cpu.cfs_quota_us",), "cpu_quota_percent"),
+    "cpu_weight": LimitSpec("--cpu-weight", "CPU weight", "N", "relative CPU share, 1-10000 (default 100)",
+                            "weight", "cpu", ("cpu.weight",), ("cpu.shares",), "cpu_weight"),
+    "cpuset": LimitSpec("--cpuset", "cpuset", "CPUS", "CPUs to run on, such as 0-3,6",
+                        "cpus", "cpuset", ("cpuset.cpus",), ("cpuset.cpus",), "cpuset"),
+    "pids_max": LimitSpec("--pids-max", "pids limit", "N", "most processes and threads at once",
+                          "count", "pids", ("pids.max",), ("pids.max",), "pids_max", in_force=True),
+    "io_weight": LimitSpec("--io-weight", "IO weight", "N", "relative IO share, 1-10000 (default 100)",
+                           "weight", "io", ("io.weight", "io.bfq.weight"), ("blkio.weight", "blkio.bfq.weight"),
+                           "io_weight"),
+    "io_read_bps": LimitSpec("--io-read-bps", "IO read rate", "DEV=RATE", "read bytes/s from DEV (path or MAJ:MIN)",
+                             "rates", "io", ("io.max",), ("blkio.throttle.read_bps_device",), "io_read_bps"),
+    "io_write_bps": LimitSpec("--io-write-bps", "IO write rate", "DEV=RATE", "written bytes/s to DEV",
+                              "rates", "io", ("io.max",), ("blkio.throttle.write_bps_device",), "io_write_bps"),
 }
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    DeviceRates = Mapping[str, int | str] | Iterable[str]
+    """Per-device rates: ``{"/dev/sda": "10M", "8:16": 1048576}`` or ``["/dev/sda=10M", "8:16=1M"]``."""
+
+    class LimitOptions(TypedDict, total=False):
+        """The limits ``run`` and ``set`` take, as keyword arguments of the API (one key per entry of SPECS, which
+        a unit test keeps equal); strings are parsed as on the command line (``"64M"``, ``"max"``), numbers are
+        taken in the unit named. At run time this TypedDict is made from SPECS (:func:`_typed_options`)."""
+
+        memory_max: int | str | None
+        memory_high: int | str | None
+        memory_swap_max: int | str | None
+        cpu_quota: float | str | None
+        cpu_weight: int | str | None
+        cpuset: str | None
+        pids_max: int | str | None
+        io_weight: int | str | None
+        io_read_bps: DeviceRates | None
+        io_write_bps: DeviceRates | None
+else:
+    # Hidden from type checkers, which then still flag a misspelled attribute of this module; they read the
+    # declarations above.
+    def __getattr__(name: str) -> object:
+        if name in ("LimitOptions", "DeviceRates"):
+            return _typed_options()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _typed_options() -> dict[str, object]:
+    """LimitOptions and DeviceRates for the API's readers, made from the table on first use: typing is too dear
+    for run and set, which never ask for them."""
+    from collections.abc import Iterable
+    from typing import TypedDict
+
+    rates = Mapping[str, int | str] | Iterable[str]
+    api_types: dict[str, object] = {
+        "bytes": int | str | None, "bytes_or_zero": int | str | None, "percent": float | str | None,
+        "weight": int | str | None, "count": int | str | None, "cpus": str | None, "rates": rates | None,
+    }
+    options = TypedDict("LimitOptions", {key: api_types[spec.kind] for key, spec in SPECS.items()},  # type: ignore[misc]
+                        total=False)
+    options.__doc__ = ("The limits run and set take, as keyword arguments of the API: "
+                       + "; ".join(f"{key}: {spec.help}" for key, spec in SPECS.items()) + ".")
+    options.__module__ = __name__
+    globals().update(LimitOptions=options, DeviceRates=rates)
+    return {"LimitOptions": options, "DeviceRates": rates}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,28 +172,21 @@ def given(namespace: argparse.Namespace) -> dict[str, Any]:
 
 
 class Limits(FrozenValue):
-    """Limits to enforce on one task; None (or an empty tuple) leaves a limit as the kernel has it."""
+    """Limits to enforce on one task, one field per entry of SPECS; None (or an empty tuple of rates) leaves a
+    limit as the kernel has it."""
 
-    _fields = ("memory_max", "memory_high", "memory_swap_max", "cpu_quota", "cpu_weight", "cpuset", "pids_max",
-               "io_weight", "io_read_bps", "io_write_bps")
+    _fields = tuple(SPECS)
     __slots__ = _fields
-    memory_max: int | None
-    memory_high: int | None
-    memory_swap_max: int | None
-    cpu_quota: float | None
-    cpu_weight: int | None
-    cpuset: str | None
-    pids_max: int | None
-    io_weight: int | None
-    io_read_bps: tuple[DeviceRate, ...]
-    io_write_bps: tuple[DeviceRate, ...]
 
-    def __init__(self, memory_max: int | None = None, memory_high: int | None = None,
-                 memory_swap_max: int | None = None, cpu_quota: float | None = None, cpu_weight: int | None = None,
-                 cpuset: str | None = None, pids_max: int | None = None, io_weight: int | None = None,
-                 io_read_bps: tuple[DeviceRate, ...] = (), io_write_bps: tuple[DeviceRate, ...] = ()) -> None:
-        self._set_fields(memory_max, memory_high, memory_swap_max, cpu_quota, cpu_weight, cpuset, pids_max,
-                         io_weight, io_read_bps, io_write_bps)
+    if TYPE_CHECKING:
+        # The fields come from the table; a type checker takes each as Any rather than a declaration to repeat.
+        def __getattr__(self, name: str) -> Any: ...
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(SPECS)
+        if unknown:
+            raise TypeError(f"unknown limit {sorted(unknown)[0]!r}")
+        self._set_fields(*(values.get(key, KINDS[SPECS[key].kind].unset) for key in self._fields))
 
     # -- building ------------------------------------------------------------------------------------------
 
@@ -136,15 +197,15 @@ class Limits(FrozenValue):
         for key, raw in options.items():
             if key not in SPECS or raw is None:
                 continue
-            parse = _PARSERS[key]
-            values[key] = parse(raw, SPECS[key].what)
+            spec = SPECS[key]
+            values[key] = KINDS[spec.kind].parse(raw, spec.what)
         return cls(**values)
 
     def __bool__(self) -> bool:
         return any(True for _ in self.items())
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        """The limits that are set, in a fixed order, as (key, value)."""
+        """The limits that are set, in the table's order, as (key, value)."""
         for key, value in zip(self._fields, self.field_values(), strict=True):
             if value is not None and value != ():
                 yield key, value
@@ -167,56 +228,27 @@ class Limits(FrozenValue):
 
     def apply(self, backend: Backend, ns: str, task: str) -> None:
         """Write the limits into the task's cgroups (before the task joins them, or while it runs for ``set``)."""
-        if self.memory_max is not None or self.memory_high is not None or self.memory_swap_max is not None:
-            backend.set_memory(ns, task, maximum=self.memory_max, high=self.memory_high,
-                               swap_max=self.memory_swap_max)
-        if self.cpu_quota is not None:
-            backend.set_cpu_quota(ns, task, self.cpu_quota)
-        if self.cpu_weight is not None:
-            backend.set_cpu_weight(ns, task, self.cpu_weight)
-        if self.cpuset is not None:
-            backend.set_cpuset(ns, task, self.cpuset)
-        if self.pids_max is not None:
-            backend.set_pids_max(ns, task, self.pids_max)
-        if self.io_weight is not None:
-            backend.set_io_weight(ns, task, self.io_weight)
-        for rate in self.io_read_bps:
-            backend.set_io_rate(ns, task, rate.device, read=rate.rate)
-        for rate in self.io_write_bps:
-            backend.set_io_rate(ns, task, rate.device, write=rate.rate)
+        backend.apply_limits(ns, task, self)
 
     # -- the record ----------------------------------------------------------------------------------------
 
     def as_record(self) -> dict[str, Any]:
         """The limits as JSON-ready data for the task's record; numbers carry their unit in their key and an
         explicit "no limit" is the string ``max``."""
-        record: dict[str, Any] = {}
-        for key, value in self.items():
-            if key in ("io_read_bps", "io_write_bps"):
-                record[key] = {r.device: _max_or(r.rate) for r in value}
-            else:
-                record[_RECORD_KEYS.get(key, key)] = _max_or(value)
-        return record
+        return {SPECS[key].record_key: KINDS[SPECS[key].kind].to_record(value) for key, value in self.items()}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Limits:
         """The inverse of :meth:`as_record`; unknown or damaged entries are skipped, never fatal."""
         values: dict[str, Any] = {}
-        by_record_key = {v: k for k, v in _RECORD_KEYS.items()}
+        by_record_key = {spec.record_key: key for key, spec in SPECS.items()}
         by_record_key["memory_max"] = "memory_max"  # records written before the keys carried units
         for record_key, value in record.items():
-            key = by_record_key.get(record_key, record_key)
-            if key not in SPECS:
+            key = by_record_key.get(record_key)
+            if key is None:
                 continue
             try:
-                if key in ("io_read_bps", "io_write_bps"):
-                    values[key] = tuple(DeviceRate(str(d), _from_max(r)) for d, r in dict(value).items())
-                elif key == "cpuset":
-                    values[key] = str(value)
-                elif key == "cpu_quota":
-                    values[key] = float(_from_max(value))
-                else:
-                    values[key] = int(_from_max(value))
+                values[key] = KINDS[SPECS[key].kind].from_record(value)
             except (TypeError, ValueError):
                 continue
         return cls(**values)
@@ -224,28 +256,8 @@ class Limits(FrozenValue):
 
 def describe(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Human-readable (label, value) pairs of a record's ``limits``, for ``status`` and the like."""
-    limits = Limits.from_record(record)
-    rows: list[tuple[str, str]] = []
-    for key, value in limits.items():
-        label = SPECS[key].option.rpartition("--")[2]
-        if key in ("io_read_bps", "io_write_bps"):
-            text = ", ".join(f"{r.device} {_size_text(r.rate)}/s" for r in value)
-        elif key.startswith("memory_"):
-            text = _size_text(value)
-        elif key == "cpu_quota":
-            text = "max" if value == MAX else f"{value:g}% of a CPU"
-        else:
-            text = "max" if value == MAX else str(value)
-        rows.append((label, text))
-    return rows
-
-
-_RECORD_KEYS = {
-    "memory_max": "memory_max_bytes",
-    "memory_high": "memory_high_bytes",
-    "memory_swap_max": "memory_swap_max_bytes",
-    "cpu_quota": "cpu_quota_percent",
-}
+    return [(SPECS[key].option.rpartition("--")[2], KINDS[SPECS[key].kind].text(value))
+            for key, value in Limits.from_record(record).items()]
 
 
 def _max_or(value: int | float) -> int | float | str:
@@ -413,15 +425,40 @@ def block_device(text: str, what: str = "device") -> str:
     return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
 
 
-_PARSERS: dict[str, Any] = {
-    "memory_max": _size,
-    "memory_high": _size,
-    "memory_swap_max": _swap,
-    "cpu_quota": _cpu_quota,
-    "cpu_weight": _weight,
-    "cpuset": _cpuset,
-    "pids_max": _pids,
-    "io_weight": _weight,
-    "io_read_bps": _device_rates,
-    "io_write_bps": _device_rates,
+class Kind(FrozenValue):
+    """A kind of limit value: how it is parsed from the command line or the API, what leaves it unset, and how it
+    is recorded, read back from a record and shown."""
+
+    _fields = ("parse", "unset", "to_record", "from_record", "text")
+    __slots__ = _fields
+    parse: Callable[[Any, str], Any]
+    unset: Any
+    to_record: Callable[[Any], Any]
+    from_record: Callable[[Any], Any]
+    text: Callable[[Any], str]
+
+    def __init__(self, parse: Callable[[Any, str], Any], unset: Any, to_record: Callable[[Any], Any],
+                 from_record: Callable[[Any], Any], text: Callable[[Any], str]) -> None:
+        self._set_fields(parse, unset, to_record, from_record, text)
+
+
+def _whole_from_record(value: Any) -> int:
+    return int(_from_max(value))
+
+
+def _number_text(value: int) -> str:
+    return "max" if value == MAX else str(value)
+
+
+KINDS: dict[str, Kind] = {
+    "bytes": Kind(_size, None, _max_or, _whole_from_record, _size_text),
+    "bytes_or_zero": Kind(_swap, None, _max_or, _whole_from_record, _size_text),
+    "percent": Kind(_cpu_quota, None, _max_or, lambda v: float(_from_max(v)),
+                    lambda v: "max" if v == MAX else f"{v:g}% of a CPU"),
+    "weight": Kind(_weight, None, _max_or, _whole_from_record, _number_text),
+    "count": Kind(_pids, None, _max_or, _whole_from_record, _number_text),
+    "cpus": Kind(_cpuset, None, str, str, str),
+    "rates": Kind(_device_rates, (), lambda v: {r.device: _max_or(r.rate) for r in v},
+                  lambda v: tuple(DeviceRate(str(d), _from_max(r)) for d, r in dict(v).items()),
+                  lambda v: ", ".join(f"{r.device} {_size_text(r.rate)}/s" for r in v)),
 }

@@ -1,45 +1,16 @@
-"""The keyword options of the API, as TypedDicts: ``LimitOptions`` (``Task.set_limits``) and ``RunOptions``
-(``Namespace.run``, ``Task.start``).
+"""The keyword options of ``Namespace.run`` and ``Task.start`` as a TypedDict, ``RunOptions``: the limits'
+(``lanco.limits.LimitOptions``, made from the limits table) and those of the run itself.
 
-They exist for type checkers and for readers. Defining them imports typing, which costs every command several
-milliseconds, so no command imports this module: ``lanco.limits.LimitOptions`` and
-``lanco.runopts.RunOptions`` load it on first use, and those modules list the keys themselves
-(``SPECS``, ``RUN_OPTION_KEYS``; a unit test keeps them equal).
+It exists for type checkers and for readers. Defining it imports typing, which costs every command several
+milliseconds, so no command imports this module: ``lanco.runopts.RunOptions`` loads it on first use, and
+runopts lists the keys itself (``PLAN_OPTION_KEYS`` and the limits table's; a unit test keeps them equal).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TypedDict
 
-DeviceRates = Mapping[str, int | str] | Iterable[str]
-"""Per-device rates: ``{"/dev/sda": "10M", "8:16": 1048576}`` or ``["/dev/sda=10M", "8:16=1M"]``."""
-
-
-class LimitOptions(TypedDict, total=False):
-    """The limits ``run`` and ``set`` take, as keyword arguments of the API; strings are parsed as on the command
-    line (``"64M"``, ``"max"``), numbers are taken in the unit named."""
-
-    memory_max: int | str | None
-    """Hard memory limit in bytes; the task is OOM-killed, whole, past it."""
-    memory_high: int | str | None
-    """Memory throttling threshold in bytes (v2 only)."""
-    memory_swap_max: int | str | None
-    """Swap the task may use, in bytes, on top of its memory (0: none)."""
-    cpu_quota: float | str | None
-    """Percent of one CPU (150 = one and a half CPUs)."""
-    cpu_weight: int | str | None
-    """Relative CPU share, 1-10000, default 100."""
-    cpuset: str | None
-    """CPUs the task may run on, as a list such as ``0-3,6``."""
-    pids_max: int | str | None
-    """Most processes and threads the task may have at once."""
-    io_weight: int | str | None
-    """Relative IO share, 1-10000, default 100."""
-    io_read_bps: DeviceRates | None
-    """Read bytes per second per block device (a path or MAJ:MIN)."""
-    io_write_bps: DeviceRates | None
-    """Write bytes per second per block device (a path or MAJ:MIN)."""
+from lanco.limits import LimitOptions
 
 
 class RunOptions(LimitOptions, total=False):

@@ -33,12 +33,11 @@ DEFAULT_RESTART_DELAY = 0.1
 """As systemd's RestartSec: long enough that a command failing at once does not spin a CPU."""
 RESTART_POLICIES = ("no", "on-failure", "always")
 MONITOR_VARIABLE_PREFIX = "LANCO_MON_"
-RUN_OPTION_KEYS = frozenset((
-    "memory_max", "memory_high", "memory_swap_max", "cpu_quota", "cpu_weight", "cpuset", "pids_max", "io_weight",
-    "io_read_bps", "io_write_bps", "log", "keep_log", "exit_command", "foreground", "env", "extra_env", "env_file",
-    "cwd", "umask", "nice", "user", "group", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max",
-    "restart_delay", "log_max_size", "log_keep"))
-"""The keys of RunOptions: the limits' (lanco.limits.SPECS), then this module's."""
+PLAN_OPTION_KEYS = frozenset((
+    "log", "keep_log", "exit_command", "foreground", "env", "extra_env", "env_file", "cwd", "umask", "nice", "user",
+    "group", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max", "restart_delay", "log_max_size",
+    "log_keep"))
+"""The keys of RunOptions beside the limits' (those are the keys of the limits table, lanco.limits.SPECS)."""
 
 
 if not TYPE_CHECKING:
@@ -77,9 +76,9 @@ class RunPlan(FrozenValue):
 
     @classmethod
     def build(cls, options: Mapping[str, Any]) -> RunPlan:
-        from lanco.limits import Limits  # here: stop reads a Lifetime from this module, and needs no limits
+        from lanco.limits import SPECS, Limits  # here: stop reads a Lifetime from this module, and needs no limits
 
-        unknown = set(options) - RUN_OPTION_KEYS
+        unknown = set(options) - PLAN_OPTION_KEYS - SPECS.keys()
         if unknown:
             raise UsageError(f"unknown run option {sorted(unknown)[0]!r}")
         return cls(Limits.build(options), Lifetime.build(options), ProcessSettings.build(options),

@@ -13,6 +13,7 @@ import pytest
 from lanco.cgroups.backend import Backend, NamespaceSetup, StatSource, TaskFigures, open_backend
 from lanco.cgroups.detect import CgroupMount, parse_mountinfo
 from lanco.errors import CgroupError, CgroupsMissing, LimitUnavailable
+from lanco.limits import Limits
 from lanco.units import MAX
 from tests.unit.conftest import BASE, NS, TASK, FakeHost, make_namespace, read, write
 from tests.unit.test_detect import CONTAINER_V2, HYBRID, PURE_V1, PURE_V2
@@ -498,21 +499,21 @@ class TestLimits:
         # cgroupfs files take a write whole; a plain file would keep the tail of a longer old value: start empty.
         write(os.path.join(task, "memory.max"), "")
         write(os.path.join(task, "memory.oom.group"), "")
-        b.set_memory_max(NS, TASK, 64 << 20)
+        b.apply_limits(NS, TASK, Limits(memory_max=64 << 20))
         assert read(os.path.join(task, "memory.max")) == "67108864"
         assert read(os.path.join(task, "memory.oom.group")) == "1"
         write(os.path.join(task, "memory.max"), "")
-        b.set_memory_max(NS, TASK, MAX)
+        b.apply_limits(NS, TASK, Limits(memory_max=MAX))
         assert read(os.path.join(task, "memory.max")) == "max"
 
     def test_set_memory_max_v1(self, host: FakeHost) -> None:
         for b in (host.v1(), host.hybrid()):
             memory = b.task_dir(NS, TASK, host.memory)
             write(os.path.join(memory, "memory.limit_in_bytes"), "")
-            b.set_memory_max(NS, TASK, 512 << 10)
+            b.apply_limits(NS, TASK, Limits(memory_max=512 << 10))
             assert read(os.path.join(memory, "memory.limit_in_bytes")) == "524288"
             write(os.path.join(memory, "memory.limit_in_bytes"), "")
-            b.set_memory_max(NS, TASK, MAX)
+            b.apply_limits(NS, TASK, Limits(memory_max=MAX))
             assert read(os.path.join(memory, "memory.limit_in_bytes")) == "-1"
             # Nothing was written in the tracker's directory.
             assert not os.path.exists(os.path.join(b.task_dir(NS, TASK), "memory.max"))
@@ -521,7 +522,7 @@ class TestLimits:
         b = host.v2()
         os.makedirs(b.task_dir(NS, TASK))
         with pytest.raises(CgroupError, match=r"cannot set memory.max to '1048576' for task first-task: .*ENOENT"):
-            b.set_memory_max(NS, TASK, 1 << 20)  # writes never create files: cgroupfs has them all
+            b.apply_limits(NS, TASK, Limits(memory_max=1 << 20))  # writes never create files: cgroupfs has them all
         assert not os.path.exists(os.path.join(b.task_dir(NS, TASK), "memory.max"))
 
 

@@ -203,8 +203,22 @@ class TestRunPlan:
         from lanco import limits, runopts
 
         assert set(limits.SPECS) == limits.LimitOptions.__optional_keys__
-        assert runopts.RunOptions.__optional_keys__ == runopts.RUN_OPTION_KEYS
+        assert runopts.RunOptions.__optional_keys__ == runopts.PLAN_OPTION_KEYS | limits.SPECS.keys()
         assert runopts.RunOptions.__required_keys__ == frozenset()
+
+    def test_the_declaration_for_type_checkers_names_every_limit(self) -> None:
+        """At run time LimitOptions is made from the limits table; type checkers read its declaration beside the
+        table, which must name the same keys in the same order."""
+        import ast
+
+        from lanco import limits
+
+        tree = ast.parse(Path(limits.__file__).read_text(encoding="utf-8"))
+        declared = next(node for node in ast.walk(tree)
+                        if isinstance(node, ast.ClassDef) and node.name == "LimitOptions")
+        keys = [item.target.id for item in declared.body
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)]
+        assert keys == list(limits.SPECS)
 
 
 # -- what execve takes ------------------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ from lanco.values import FrozenValue, Value
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from typing import Any
+
+    from lanco.limits import Limits
 
 MONITORS = ".monitors"
 TRACKERS = ("unified", "named")
@@ -218,7 +221,9 @@ class Backend:
                     except FileExistsError:
                         pass
                     if mount.version == 1 and "cpuset" in mount.controllers:
-                        _make_cpuset_usable(directory)
+                        from lanco.cgroups.controllers import cpuset
+
+                        cpuset.make_usable(directory)
                 if mount.version == 2 and self.mode == "v2":
                     adjusted.extend(self._enable_v2_controllers(base, self._dir(mount, ns)))
                 # In v1 nothing of lanco's moves a process into the namespace cgroup itself: its cgroup.procs and
@@ -571,7 +576,10 @@ class Backend:
     def check_limit(self, ns: str, key: str, option: str) -> None:
         """Refuse limit ``key`` (a ``Limits`` field) where this mode lacks its controller or the kernel its file;
         reads only the namespace's own directories, so nothing needs to exist for the task yet."""
-        controller, v2_files, v1_files = LIMIT_FILES[key]
+        from lanco.limits import SPECS
+
+        spec = SPECS[key]
+        controller, v2_files, v1_files = spec.controller, spec.v2_files, spec.v1_files
         mount = self._limit_mount(controller)
         name = self._controller_name(controller)
         self.require(ns, name, option)
@@ -594,7 +602,9 @@ class Backend:
 
     def controllers_for(self, keys: Iterable[str]) -> set[str]:
         """The controllers (as cgroup v2 names them) that limits ``keys`` are written in."""
-        return {LIMIT_FILES[key][0] for key in keys}
+        from lanco.limits import SPECS
+
+        return {SPECS[key].controller for key in keys}
 
     def _controller_name(self, controller: str) -> str:
         return controller if self.mode == "v2" else _V1_NAMES.get(controller, controller)
@@ -609,118 +619,17 @@ class Backend:
         mount = self._limit_mount(controller)
         return self.task_dir(ns, task, mount), mount.version == 2
 
-    def _write_limit(self, directory: str, name: str, value: str, task: str, note: str = "") -> None:
-        try:
-            cgroupfs.write(os.path.join(directory, name), value)
-        except OSError as exc:
-            raise CgroupError(f"cannot set {name} to {value!r} for task {task}: "
-                              f"{cgroupfs.describe(exc)}{note}") from exc
+    def apply_limits(self, ns: str, task: str, limits: Limits) -> None:
+        """Write ``limits`` into the task's cgroups, controller by controller in the limits table's order."""
+        from lanco.cgroups import controllers
+        from lanco.limits import SPECS
 
-    def set_memory_max(self, ns: str, task: str, limit: int) -> None:
-        self.set_memory(ns, task, maximum=limit)
-
-    def set_memory(self, ns: str, task: str, *, maximum: int | None = None, high: int | None = None,
-                   swap_max: int | None = None) -> None:
-        """Memory limits in bytes (``MAX``: none). ``swap_max`` is the swap allowed on top of the memory, as v2
-        counts it; v1 counts memory plus swap, and never lets that total fall below the memory limit."""
-        directory, v2 = self._limit_dir("memory", ns, task)
-        if v2:
-            if maximum is not None:
-                self._write_limit(directory, "memory.max", _v2_value(maximum), task)
-                # So that an OOM kill takes the whole task rather than one of its processes.
-                self._write_limit(directory, "memory.oom.group", "1", task)
-            if high is not None:
-                self._write_limit(directory, "memory.high", _v2_value(high), task)
-            if swap_max is not None:
-                self._write_limit(directory, "memory.swap.max", _v2_value(swap_max), task)
-            return
-        if high is not None:
-            raise LimitUnavailable(f"--memory-high needs memory.high, which the v1 memory controller does not have "
-                                   f"(cgroup mode {self.mode})")
-        limit_file, total_file = "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"
-        current_limit = cgroupfs.single(os.path.join(directory, limit_file))
-        current_limit = self._UNLIMITED if current_limit is None else current_limit
-        current_total = cgroupfs.single(os.path.join(directory, total_file))
-        new_limit = current_limit if maximum is None else (self._UNLIMITED if maximum < 0 else maximum)
-        new_total: int | None = None
-        if swap_max is not None:
-            if swap_max < 0:
-                new_total = self._UNLIMITED
-            elif new_limit >= self._UNLIMITED:
-                raise LimitUnavailable(f"--memory-swap-max needs a memory limit in cgroup mode {self.mode}: the v1 "
-                                       "memory controller limits memory and swap together")
-            else:
-                new_total = new_limit + swap_max
-        elif maximum is not None and current_total is not None and current_total < self._UNLIMITED:
-            # The task had a swap allowance: it keeps it on top of its new memory limit.
-            new_total = self._UNLIMITED if new_limit >= self._UNLIMITED else \
-                new_limit + max(0, current_total - current_limit)
-        writes = [(limit_file, new_limit)] if maximum is not None else []
-        if new_total is not None:
-            # Each write must keep memory <= memory+swap: raise the total first, lower it last.
-            if new_total >= current_limit:
-                writes.insert(0, (total_file, new_total))
-            else:
-                writes.append((total_file, new_total))
-        for name, value in writes:
-            self._write_limit(directory, name, "-1" if value >= self._UNLIMITED else str(value), task)
-
-    def set_cpu_quota(self, ns: str, task: str, percent: float) -> None:
-        """At most ``percent`` of one CPU (``MAX``: no quota), over periods of 100 ms."""
-        directory, v2 = self._limit_dir("cpu", ns, task)
-        quota = None if percent < 0 else max(_CPU_QUOTA_MIN_USEC, round(percent * _CPU_PERIOD_USEC / 100))
-        if v2:
-            self._write_limit(directory, "cpu.max", f"{quota or 'max'} {_CPU_PERIOD_USEC}", task)
-        else:
-            self._write_limit(directory, "cpu.cfs_period_us", str(_CPU_PERIOD_USEC), task)
-            self._write_limit(directory, "cpu.cfs_quota_us", str(quota or -1), task)
-
-    def set_cpu_weight(self, ns: str, task: str, weight: int) -> None:
-        """A v2 weight of 1-10000 (default 100); v1 shares keep the default at the default (100 -> 1024)."""
-        directory, v2 = self._limit_dir("cpu", ns, task)
-        if v2:
-            self._write_limit(directory, "cpu.weight", str(weight), task)
-        else:
-            self._write_limit(directory, "cpu.shares", str(min(max(weight * 1024 // 100, 2), 262144)), task)
-
-    def set_cpuset(self, ns: str, task: str, cpus: str) -> None:
-        directory, v2 = self._limit_dir("cpuset", ns, task)
-        self._write_limit(directory, "cpuset.cpus", cpus, task)
-        if not v2:
-            # Its parent's clone_children gave it the memory nodes already, unless the namespace predates that.
-            _inherit_cpuset_file(directory, "cpuset.mems")
-
-    def set_pids_max(self, ns: str, task: str, limit: int) -> None:
-        directory, _ = self._limit_dir("pids", ns, task)
-        self._write_limit(directory, "pids.max", _v2_value(limit), task)
-
-    def set_io_weight(self, ns: str, task: str, weight: int) -> None:
-        """A v2 weight of 1-10000 (default 100); the BFQ files take 1-1000, CFQ's blkio.weight 10-1000 (500)."""
-        directory, v2 = self._limit_dir("io", ns, task)
-        if v2:
-            if os.path.exists(os.path.join(directory, "io.weight")):
-                self._write_limit(directory, "io.weight", f"default {weight}", task)
-            else:
-                self._write_limit(directory, "io.bfq.weight", f"default {min(weight, 1000)}", task)
-        elif os.path.exists(os.path.join(directory, "blkio.weight")):
-            self._write_limit(directory, "blkio.weight", str(min(max(weight * 5, 10), 1000)), task)
-        else:
-            self._write_limit(directory, "blkio.bfq.weight", str(min(weight, 1000)), task)
-
-    def set_io_rate(self, ns: str, task: str, device: str, *, read: int | None = None,
-                    write: int | None = None) -> None:
-        """Bytes per second (``MAX``: no limit) read from or written to block device ``MAJ:MIN``."""
-        directory, v2 = self._limit_dir("io", ns, task)
-        note = _partition_note(device)
-        for key, v1_file, rate in (("rbps", "blkio.throttle.read_bps_device", read),
-                                   ("wbps", "blkio.throttle.write_bps_device", write)):
-            if rate is None:
-                continue
-            if v2:
-                self._write_limit(directory, "io.max", f"{device} {key}={_v2_value(rate)}", task, note)
-            else:
-                # v1 removes a device's rule when its rate is 0.
-                self._write_limit(directory, v1_file, f"{device} {max(rate, 0)}", task, note)
+        by_controller: dict[str, dict[str, Any]] = {}
+        for key, value in limits.items():
+            by_controller.setdefault(SPECS[key].controller, {})[key] = value
+        for controller, wanted in by_controller.items():
+            directory, v2 = self._limit_dir(controller, ns, task)
+            controllers.apply(controllers.LimitTarget(directory, v2, task, self.mode), controller, wanted)
 
     def _is_v2_controller(self, controller: str) -> bool:
         mount = self.controllers.get(controller, self.tracker)
@@ -820,7 +729,7 @@ class Backend:
         where = self._view_dir("memory", ns, task)
         if where is None:
             return None
-        return self._limit(os.path.join(where[0], "memory.max" if where[1] else "memory.limit_in_bytes"))
+        return cgroupfs.limit_value(os.path.join(where[0], "memory.max" if where[1] else "memory.limit_in_bytes"))
 
     def pressure(self, ns: str, task: str) -> dict[str, float | None] | None:
         """PSI ``avg10`` of the task's cgroup, in percent, keyed ``cpu_some``, ``cpu_full``, ``memory_some``,
@@ -838,55 +747,15 @@ class Backend:
     def limits_in_force(self, ns: str, task: str) -> dict[str, int]:
         """The limits the kernel enforces on the task now, read from its cgroup files; unlimited ones are left
         out. Keys carry their unit: memory_max_bytes, memory_high_bytes, memory_swap_max_bytes, pids_max,
-        cpu_quota_usec with cpu_period_usec."""
+        cpu_quota_usec with cpu_period_usec (those the limits table marks ``in_force``)."""
+        from lanco.cgroups import controllers
+
         found: dict[str, int] = {}
-        memory = self._view_dir("memory", ns, task)
-        if memory is not None:
-            directory, v2 = memory
-            names = ({"memory_max_bytes": "memory.max", "memory_high_bytes": "memory.high",
-                      "memory_swap_max_bytes": "memory.swap.max"} if v2 else
-                     {"memory_max_bytes": "memory.limit_in_bytes",
-                      "memory_swap_max_bytes": "memory.memsw.limit_in_bytes"})
-            for key, name in names.items():
-                value = self._limit(os.path.join(directory, name))
-                if value is not None:
-                    found[key] = value
-        pids = self._view_dir("pids", ns, task)
-        if pids is not None and (value := self._limit(os.path.join(pids[0], "pids.max"))) is not None:
-            found["pids_max"] = value
-        cpu = self._view_dir("cpu", ns, task)
-        if cpu is not None:
-            directory, v2 = cpu
-            if v2:
-                try:
-                    quota, _, period = cgroupfs.read_attribute(os.path.join(directory, "cpu.max")).partition(" ")
-                    period = period.strip()
-                except OSError:
-                    quota, period = "max", ""
-            else:
-                quota = str(cgroupfs.single(os.path.join(directory, "cpu.cfs_quota_us")) or "max")
-                # Without a quota (-1) the period says nothing: spare dump that read for every task.
-                period = ""
-                if quota.isdigit():
-                    period = str(cgroupfs.single(os.path.join(directory, "cpu.cfs_period_us")) or "")
-            if quota.isdigit() and period.isdigit():
-                found["cpu_quota_usec"], found["cpu_period_usec"] = int(quota), int(period)
+        for controller in ("memory", "pids", "cpu"):
+            where = self._view_dir(controller, ns, task)
+            if where is not None:
+                found.update(controllers.in_force(controllers.LimitTarget(*where, task, self.mode), controller))
         return found
-
-    _UNLIMITED = 1 << 62
-    """v1 writes "no limit" as a huge number (PAGE_COUNTER_MAX pages); anything this large is no limit."""
-
-    @classmethod
-    def _limit(cls, path: str) -> int | None:
-        """A limit file's value, or None for ``max``, a v1 "no limit", or a file that is not there."""
-        try:
-            text = cgroupfs.read_attribute(path).strip()
-        except OSError:
-            return None
-        if not text.isdigit():
-            return None
-        value = int(text)
-        return None if value >= cls._UNLIMITED else value
 
     @staticmethod
     def _pressure_lines(path: str) -> dict[str, float]:
@@ -911,62 +780,6 @@ class Backend:
 
 _V1_NAMES = {"io": "blkio"}
 """Controllers v1 calls otherwise (cgroup v2 names are lanco's own)."""
-_CPU_PERIOD_USEC = 100_000
-_CPU_QUOTA_MIN_USEC = 1_000
-# Limit -> (controller as v2 names it, its v2 files, its v1 files): one of the files must exist for the limit to
-# be enforceable; no v1 file means v1 has no such limit.
-LIMIT_FILES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "memory_max": ("memory", ("memory.max",), ("memory.limit_in_bytes",)),
-    "memory_high": ("memory", ("memory.high",), ()),
-    "memory_swap_max": ("memory", ("memory.swap.max",), ("memory.memsw.limit_in_bytes",)),
-    "cpu_quota": ("cpu", ("cpu.max",), ("cpu.cfs_quota_us",)),
-    "cpu_weight": ("cpu", ("cpu.weight",), ("cpu.shares",)),
-    "cpuset": ("cpuset", ("cpuset.cpus",), ("cpuset.cpus",)),
-    "pids_max": ("pids", ("pids.max",), ("pids.max",)),
-    "io_weight": ("io", ("io.weight", "io.bfq.weight"), ("blkio.weight", "blkio.bfq.weight")),
-    "io_read_bps": ("io", ("io.max",), ("blkio.throttle.read_bps_device",)),
-    "io_write_bps": ("io", ("io.max",), ("blkio.throttle.write_bps_device",)),
-}
-
-
-def _v2_value(value: int) -> str:
-    # A negative value is units.MAX, "no limit" (not imported: check loads this module and must stay quick).
-    return "max" if value < 0 else str(value)
-
-
-def _make_cpuset_usable(directory: str) -> None:
-    """A new v1 cpuset cgroup has no CPUs and no memory nodes and takes no process until given some: copy its
-    parent's, and have its own children start with a copy of its values (cgroup.clone_children)."""
-    for name in ("cpuset.cpus", "cpuset.mems"):
-        _inherit_cpuset_file(directory, name)
-    try:
-        cgroupfs.write(os.path.join(directory, "cgroup.clone_children"), "1")
-    except OSError:
-        pass  # the copies above are what matters; this only spares the next level the same work
-
-
-def _inherit_cpuset_file(directory: str, name: str) -> None:
-    """Copy the parent's value of ``name`` into a v1 cpuset cgroup where it is still empty."""
-    path = os.path.join(directory, name)
-    try:
-        if not cgroupfs.read(path).strip():
-            cgroupfs.write(path, cgroupfs.read(os.path.join(os.path.dirname(directory.rstrip("/")), name)).strip())
-    except OSError as exc:
-        raise CgroupError(f"cannot prepare cpuset cgroup {directory}: {cgroupfs.describe(exc)}") from exc
-
-
-def _partition_note(device: str) -> str:
-    """A hint for a limit refused on a partition: the kernel throttles whole disks."""
-    sysfs = f"/sys/dev/block/{device}"
-    if not os.path.exists(os.path.join(sysfs, "partition")):
-        return ""
-    try:
-        disk = cgroupfs.read(os.path.join(sysfs, "..", "dev")).strip()
-    except OSError:
-        return f" ({device} is a partition; the kernel limits whole disks)"
-    return f" ({device} is a partition; the kernel limits whole disks, such as {disk})"
-
-
 def ensure_named_mount(mounts: list[CgroupMount]) -> CgroupMount:
     """Mount lanco's named v1 hierarchy where missing (root only); it has no controllers of its own."""
     existing = named_mount(mounts)

@@ -193,3 +193,19 @@ def wait_unpopulated(events: str, deadline: float) -> bool:
         raise
     finally:
         os.close(fd)
+
+
+V1_UNLIMITED = 1 << 62
+"""v1 writes "no limit" as a huge number (PAGE_COUNTER_MAX pages); anything this large is no limit."""
+
+
+def limit_value(path: str) -> int | None:
+    """A limit file's value, or None for ``max``, a v1 "no limit", or a file that is not there."""
+    try:
+        text = read_attribute(path).strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    value = int(text)
+    return None if value >= V1_UNLIMITED else value

@@ -36,7 +36,7 @@ import time
 
 from lanco import contexts
 from lanco.cgroups import cgroupfs
-from lanco.cgroups.backend import LIMIT_FILES, Backend, open_backend
+from lanco.cgroups.backend import Backend, open_backend
 from lanco.cgroups.detect import CgroupMount
 from lanco.errors import CgroupError, LimitUnavailable, UsageError
 from lanco.privileges import user_name
@@ -340,7 +340,9 @@ class SystemdBackend(Backend):
         if self._route(ns) != "scope":
             super().check_limit(ns, key, option)
             return
-        controller, files, _ = LIMIT_FILES[key]
+        from lanco.limits import SPECS
+
+        controller, files = SPECS[key].controller, SPECS[key].v2_files
         delegated = self.delegated_controllers()
         manager = self._cgroup_path(user_manager_cgroup(os.geteuid()))
         if controller not in delegated:
