@@ -7,7 +7,7 @@
 _lanco_commands="init run check stop kill freeze thaw set status wait ls dump top logs release"
 _lanco_global_options="-d -D --cgroup-mode --cgroup-base --help --version"
 # The limit options of run and set; every one of them takes a value.
-_lanco_limit_options="-m --memory-max --memory-high --memory-swap-max --cpu-quota --cpu-weight --cpuset --pids-max
+_lanco_limit_options="-m --memory-max --memory-high --memory-low --memory-swap-max --cpu-quota --cpu-weight --cpuset --pids-max
                       --io-weight --io-read-bps --io-write-bps"
 
 # The task names of namespace $1; $2 is "all" for finished tasks too. Global options the user typed (the

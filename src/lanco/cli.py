@@ -41,9 +41,9 @@ commands:
                                      create the namespace (root; a user's own where systemd delegates)
   run [-f] [-L] [-l LOG] [--log-max-size SIZE] [--log-keep N] [-c CMD] [LIMITS] [LIFETIME] [PROCESS]
       TASK CMD [ARGS...]             start CMD as TASK; -f waits and exits with its code
-      LIMITS   -m/--memory-max SIZE, --memory-high SIZE, --memory-swap-max SIZE, --cpu-quota PERCENT,
-               --cpu-weight N, --cpuset CPUS, --pids-max N, --io-weight N, --io-read-bps DEV=RATE,
-               --io-write-bps DEV=RATE   (sizes 512K 64M 2G max; DEV a path or MAJ:MIN)
+      LIMITS   -m/--memory-max SIZE, --memory-high SIZE, --memory-low SIZE, --memory-swap-max SIZE,
+               --cpu-quota PERCENT, --cpu-weight N, --cpuset CPUS, --pids-max N, --io-weight N,
+               --io-read-bps DEV=RATE, --io-write-bps DEV=RATE   (sizes 512K 64M 2G max; DEV a path or MAJ:MIN)
       LIFETIME --timeout DURATION, --stop-signal SIG, --stop-timeout DURATION,
                --restart no|on-failure|always, --restart-max N, --restart-delay DURATION (500ms 30s 5m 2h)
       PROCESS  -e/--env K=V, --env-file FILE, --cwd DIR, --umask OCTAL, --nice N, --user USER, --group GROUP

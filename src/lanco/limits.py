@@ -63,12 +63,13 @@ class LimitSpec(FrozenValue):
     """Likewise in v1 (where ``io`` is ``blkio``)."""
     record_key: str
     """Its key in the task's record, and in ``limits_in_force`` (with its unit: ``memory_max_bytes``)."""
-    in_force: bool
-    """Whether ``status`` reads it back from the kernel's file (``limits_in_force``)."""
+    in_force: str
+    """What its file reads when the limit is not set, if ``status`` reads it back (``limits_in_force``): ``max``,
+    or ``0`` for a protection; "" where it is not read back."""
 
     def __init__(self, option: str, what: str, metavar: str, help: str, kind: str, controller: str,
                  v2_files: tuple[str, ...], v1_files: tuple[str, ...] = (), record_key: str = "",
-                 in_force: bool = False) -> None:
+                 in_force: str = "") -> None:
         self._set_fields(option, what, metavar, help, kind, controller, v2_files, v1_files, record_key,
                          in_force)
 
@@ -85,12 +86,15 @@ WEIGHT_RANGE = (1, 10_000)
 SPECS: dict[str, LimitSpec] = {
     "memory_max": LimitSpec("-m/--memory-max", "memory limit", "SIZE", "hard memory limit (512K, 64M, 2G, max)",
                             "bytes", "memory", ("memory.max",), ("memory.limit_in_bytes",), "memory_max_bytes",
-                            in_force=True),
+                            in_force="max"),
     "memory_high": LimitSpec("--memory-high", "memory high limit", "SIZE", "memory throttling threshold (v2)",
-                             "bytes", "memory", ("memory.high",), (), "memory_high_bytes", in_force=True),
+                             "bytes", "memory", ("memory.high",), (), "memory_high_bytes", in_force="max"),
+    "memory_low": LimitSpec("--memory-low", "memory protection", "SIZE",
+                            "memory kept from reclaim while the host is short of it (v2)",
+                            "bytes", "memory", ("memory.low",), (), "memory_low_bytes", in_force="0"),
     "memory_swap_max": LimitSpec("--memory-swap-max", "swap limit", "SIZE", "swap on top of the memory (0: none)",
                                  "bytes_or_zero", "memory", ("memory.swap.max",), ("memory.memsw.limit_in_bytes",),
-                                 "memory_swap_max_bytes", in_force=True),
+                                 "memory_swap_max_bytes", in_force="max"),
     "cpu_quota": LimitSpec("--cpu-quota", "CPU quota", "PERCENT", "percent of one CPU (150: one and a half)",
                            "percent", "cpu", ("cpu.max",), ("cpu.cfs_quota_us",), "cpu_quota_percent"),
     "cpu_weight": LimitSpec("--cpu-weight", "CPU weight", "N", "relative CPU share, 1-10000 (default 100)",
@@ -98,7 +102,7 @@ SPECS: dict[str, LimitSpec] = {
     "cpuset": LimitSpec("--cpuset", "cpuset", "CPUS", "CPUs to run on, such as 0-3,6",
                         "cpus", "cpuset", ("cpuset.cpus",), ("cpuset.cpus",), "cpuset"),
     "pids_max": LimitSpec("--pids-max", "pids limit", "N", "most processes and threads at once",
-                          "count", "pids", ("pids.max",), ("pids.max",), "pids_max", in_force=True),
+                          "count", "pids", ("pids.max",), ("pids.max",), "pids_max", in_force="max"),
     "io_weight": LimitSpec("--io-weight", "IO weight", "N", "relative IO share, 1-10000 (default 100)",
                            "weight", "io", ("io.weight", "io.bfq.weight"), ("blkio.weight", "blkio.bfq.weight"),
                            "io_weight"),
@@ -121,6 +125,7 @@ if TYPE_CHECKING:
 
         memory_max: int | str | None
         memory_high: int | str | None
+        memory_low: int | str | None
         memory_swap_max: int | str | None
         cpu_quota: float | str | None
         cpu_weight: int | str | None

@@ -129,3 +129,27 @@ def test_name_is_reused_at_once_and_from_an_exit_hook(sandbox: Sandbox, alice: s
     again = shlex.join(sandbox.command(ns, "run", "chain", "touch", str(marker)))
     sandbox.ok(ns, "run", "-c", again, "chain", "true", user=user)
     assert wait_until(lambda: marker.exists(), timeout=60)
+
+
+@pytest.mark.parametrize("who", ["root", "owner"])
+def test_memory_low_is_written_read_back_and_changed(sandbox: Sandbox, alice: str, who: str) -> None:
+    """The limit added through the limits table alone (issue 14's proof): --memory-low lands in the task's
+    memory.low on both routes (root's cgroups, the owner's systemd scope), status reads it back, set changes it."""
+    user = None if who == "root" else alice
+    ns = sandbox.ns_name("low")
+    sandbox.ok(ns, *(["init"] if user is None else ["init", "-u", alice]))
+    sandbox.ok(ns, "run", "--memory-low", "16M", "kept", "sleep", "300", user=user)
+    record = status(sandbox, ns, "kept", user)
+    (pid,) = [int(p["pid"]) for p in record["processes"]]  # type: ignore[attr-defined]
+
+    def memory_low() -> int:
+        with open(f"/sys/fs/cgroup{cgroup_of(pid)}/memory.low", encoding="ascii") as f:
+            return int(f.read())
+
+    assert memory_low() == 16 * MIB
+    assert record["limits"] == {"memory_low_bytes": 16 * MIB}, record
+    assert record["limits_in_force"] == {"memory_low_bytes": 16 * MIB}, record
+    sandbox.ok(ns, "set", "--memory-low", "8M", "kept", user=user)
+    assert memory_low() == 8 * MIB
+    assert status(sandbox, ns, "kept", user)["limits_in_force"] == {"memory_low_bytes": 8 * MIB}
+    sandbox.ok(ns, "stop", "kept", user=user)

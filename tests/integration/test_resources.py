@@ -216,6 +216,10 @@ def test_set_changes_the_limits_of_a_running_task(sandbox: Sandbox, mode: str, a
     assert result.returncode == 1
     assert "--memory-high needs memory.high, which the v1 memory controller does not have" in \
         one_warning(result.stderr, "set")
+    result = sandbox.lanco(ns, "set", "--memory-low", "64M", "t")
+    assert result.returncode == 1
+    assert "--memory-low needs memory.low, which the v1 memory controller does not have" in \
+        one_warning(result.stderr, "set")
     result = sandbox.lanco(ns, "set", "--cpuset", "0", "t")
     assert result.returncode == 1 and "started without --cpuset" in one_warning(result.stderr, "set")
     sandbox.ok(ns, "stop", "t")
@@ -444,7 +448,8 @@ def test_stop_is_not_undone_by_a_restart(sandbox: Sandbox, mode: str, api: None)
 # -- refusals ------------------------------------------------------------------------------------------------------
 
 LIMIT_OPTIONS = [
-    (["-m", "64M"], "memory"), (["--memory-high", "64M"], "memory"), (["--memory-swap-max", "0"], "memory"),
+    (["-m", "64M"], "memory"), (["--memory-high", "64M"], "memory"), (["--memory-low", "64M"], "memory"),
+    (["--memory-swap-max", "0"], "memory"),
     (["--cpu-quota", "20"], "cpu"), (["--cpu-weight", "50"], "cpu"), (["--cpuset", "0"], "cpuset"),
     (["--pids-max", "10"], "pids"), (["--io-weight", "50"], "io"), (["--io-read-bps", "MAJ:MIN=1M"], "io"),
     (["--io-write-bps", "MAJ:MIN=1M"], "io"),

@@ -448,3 +448,40 @@ class TestFreezer:
         write(os.path.join(b.task_dir(NS, TASK), "cgroup.kill"), "")
         assert b.kill_file(NS, TASK) == os.path.join(b.task_dir(NS, TASK), "cgroup.kill")
         assert host.v1().kill_file(NS, TASK) is None
+
+
+class TestMemoryLow:
+    """memory.low, the limit added by its entry in the limits table alone: parsed, checked, written, recorded,
+    shown and read back from the kernel like the others."""
+
+    def test_parsed_recorded_and_shown(self) -> None:
+        limits = Limits.build({"memory_low": "16M"})
+        assert limits == Limits(memory_low=16 << 20) and limits.memory_low == 16 << 20
+        assert limits.as_record() == {"memory_low_bytes": 16 << 20}
+        assert Limits.from_record(limits.as_record()) == limits
+        assert describe(limits.as_record()) == [("memory-low", "16.0M")]
+        with pytest.raises(UsageError, match="invalid memory protection '0'"):
+            Limits.build({"memory_low": "0"})
+
+    def test_written_on_v2_and_read_back_unless_zero(self, host: FakeHost,
+                                                     writes: list[tuple[str, str]]) -> None:
+        b = v2_with_controllers(host, (*V2_FILES, "memory.low"))
+        Limits(memory_low=16 << 20).check(b, NS)
+        Limits(memory_low=16 << 20).apply(b, NS, TASK)
+        assert writes == [("memory.low", str(16 << 20))]
+        assert b.limits_in_force(NS, TASK) == {"memory_low_bytes": 16 << 20}
+        write(os.path.join(b.task_dir(NS, TASK), "memory.low"), "0\n")  # the kernel's own: no protection
+        assert b.limits_in_force(NS, TASK) == {}
+
+    def test_refused_on_v1_naming_it(self, host: FakeHost) -> None:
+        b, _ = v1_host(host)
+        with pytest.raises(LimitUnavailable, match=r"--memory-low needs memory.low, which the v1 memory "
+                                                    r"controller does not have \(cgroup mode v1"):
+            Limits(memory_low=1 << 20).check(b, NS)
+
+    def test_a_cli_option_of_run_and_set(self) -> None:
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        limits_module.add_arguments(parser)
+        assert limits_module.given(parser.parse_args(["--memory-low", "1G"])) == {"memory_low": "1G"}

@@ -85,7 +85,7 @@ def in_force(target: LimitTarget, controller: str) -> dict[str, int]:
             continue
         for name in spec.v2_files if target.v2 else spec.v1_files:
             value = cgroupfs.limit_value(target.path(name))
-            if value is not None:
+            if value is not None and not (value == 0 and spec.in_force == "0"):
                 found[spec.record_key] = value
                 break
     if controller in _WITH_MODULES:
