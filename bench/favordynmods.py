@@ -3,7 +3,7 @@
 Every ``cgroup.procs`` write by pid write-locks ``cgroup_threadgroup_rwsem``, one percpu rwsem for all
 hierarchies (kernel/cgroup/cgroup.c). Its writer first waits for an RCU grace period unless another writer came
 shortly before (rcu_sync), so the first launch after an idle moment blocks for milliseconds. favordynmods keeps that
-rcu_sync entered: writers never wait, and every fork, exit and exec takes the rwsem's slower reader path.
+rcu_sync entered: writers never wait, and every fork and exit takes the rwsem's slower reader path.
 
 The flag lives on one hierarchy's root, its effect is global. This phase never touches the host's hierarchies: a
 cgroup2 mount anywhere shares the one v2 root and resets its flags (apply_cgroup_root_flags: nsdelegate,
