@@ -20,13 +20,14 @@ if __package__ in (None, ""):  # run as bench/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.cold import big_daemon, cold_launches
+from bench.favordynmods import favordynmods
 from bench.phases import PHASES as MEASURED
 from bench.phases import Settings, cli_prefix, log
 from bench.probes import loadavg
 from bench.sandbox import Sandbox
 from bench.stats import Figure, table
 
-PHASES = {"cold": cold_launches, **MEASURED, "daemon": big_daemon}
+PHASES = {"cold": cold_launches, **MEASURED, "daemon": big_daemon, "favordynmods": favordynmods}
 """Cold first: the machine is at its quietest when the bench starts."""
 
 
