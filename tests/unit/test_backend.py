@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from lanco.cgroups.backend import Backend, NamespaceSetup, StatSource, TaskFigures, open_backend
+from lanco.cgroups.backend import Backend, NamespaceSetup, open_backend
 from lanco.cgroups.detect import CgroupMount, parse_mountinfo
+from lanco.cgroups.figures import StatSource, TaskFigures
 from lanco.errors import CgroupError, CgroupsMissing, LimitUnavailable
 from lanco.limits import Limits
 from lanco.units import MAX

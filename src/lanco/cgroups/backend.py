@@ -1,22 +1,18 @@
-"""One interface over the three cgroup modes.
+"""One interface over the three cgroup modes: the :class:`Backend` a namespace works through, and
+:func:`open_backend`, which makes the one its recorded mode and tracker call for.
 
-A namespace owns ``<base>/<ns>/`` in every hierarchy it uses; each task is a leaf ``<base>/<ns>/<task>/`` and
-the monitors live in ``<base>/<ns>/.monitors/``. The *tracker* hierarchy decides whether a task exists and runs
-(its directory is the name's lock, its ``cgroup.procs`` the task's processes); the controller hierarchies carry
-limits and figures. In v2 mode both are the unified tree; in hybrid mode the tracker is the unified tree (or the
-named hierarchy for an owner who may not migrate there) and the controllers are v1; in v1 mode the tracker is
-the named hierarchy ``name=lanco``.
+The layout of a namespace's cgroups is described in :mod:`lanco.cgroups.tree`; the systemd route is a subclass,
+:class:`lanco.cgroups.systemd.SystemdBackend`.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import time
 
 from lanco.cgroups import cgroupfs
+from lanco.cgroups.control import TaskControl
 from lanco.cgroups.detect import (
-    NAMED_HIERARCHY,
     CgroupMount,
     controller_mounts,
     named_mount,
@@ -24,9 +20,12 @@ from lanco.cgroups.detect import (
     read_mounts,
     unified_mount,
 )
-from lanco.errors import CgroupError, CgroupsMissing, LimitUnavailable, PermissionDenied
+from lanco.cgroups.figures import FigureReader
+from lanco.cgroups.namedmount import ensure_named_mount, unmounted_named_hierarchy
+from lanco.cgroups.tree import MONITORS, TRACKERS
+from lanco.errors import CgroupError, CgroupsMissing, LimitUnavailable
 from lanco.procfs import unified_cgroup
-from lanco.values import FrozenValue, Value
+from lanco.values import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,46 +34,11 @@ if TYPE_CHECKING:
 
     from lanco.limits import Limits
 
-MONITORS = ".monitors"
-TRACKERS = ("unified", "named")
+__all__ = ["MONITORS", "TRACKERS", "Backend", "NamespaceSetup", "open_backend"]
 # Files a delegatee must own to manage a subtree, when the kernel does not publish the list itself.
 _V2_DELEGATE_FALLBACK = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")
 _V1_DELEGATE = ("cgroup.procs", "tasks", "notify_on_release", "cgroup.clone_children")
 _V2_WANTED_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io")
-
-
-class TaskFigures(Value):
-    """Live figures of one task's cgroup; None where the mode has no source for a figure."""
-
-    _fields = ("cpu_usec", "memory_bytes", "memory_peak_bytes", "oom_kills", "pids")
-    __slots__ = _fields
-    cpu_usec: int | None
-    memory_bytes: int | None
-    memory_peak_bytes: int | None
-    oom_kills: int | None
-    pids: list[int]
-
-    def __init__(self, cpu_usec: int | None = None, memory_bytes: int | None = None,
-                 memory_peak_bytes: int | None = None, oom_kills: int | None = None,
-                 pids: list[int] | None = None) -> None:
-        self.cpu_usec = cpu_usec
-        self.memory_bytes = memory_bytes
-        self.memory_peak_bytes = memory_peak_bytes
-        self.oom_kills = oom_kills
-        self.pids = [] if pids is None else pids
-
-
-class StatSource(FrozenValue):
-    """Where the monitor reads a final figure: ``field`` of a keyed file, or ``-`` for a one-value file."""
-
-    _fields = ("key", "path", "field")
-    __slots__ = _fields
-    key: str
-    path: str
-    field: str
-
-    def __init__(self, key: str, path: str, field: str) -> None:
-        self._set_fields(key, path, field)
 
 
 class NamespaceSetup(Value):
@@ -91,77 +55,10 @@ class NamespaceSetup(Value):
         self.adjusted = adjusted
 
 
-class Backend:
-    def __init__(self, mode: str, base: str, tracker: CgroupMount,
-                 controllers: dict[str, CgroupMount], on_demand: dict[str, CgroupMount] | None = None) -> None:
-        self.mode = mode
-        self.base = "/" + base.strip("/")
-        self.tracker = tracker
-        self.controllers = controllers
-        seen = {tracker.path}
-        self.hierarchies = [tracker]
-        for mount in controllers.values():
-            if mount.path not in seen:
-                seen.add(mount.path)
-                self.hierarchies.append(mount)
-        # v1 hierarchies a task joins only when one of its limits needs them (cpuset: a child there takes no
-        # process before its cpus and mems are set). Namespaces have a directory in them all the same.
-        self.on_demand = {c: m for c, m in (on_demand or {}).items() if m.path not in seen}
-        self._base_dirs: dict[str, str] = {}
-        self.on_demand_hierarchies = list({m.path: m for m in self.on_demand.values()}.values())
-
-    @property
-    def all_hierarchies(self) -> list[CgroupMount]:
-        """The hierarchies every task joins, then the on-demand ones: where a namespace has its directories."""
-        return self.hierarchies + self.on_demand_hierarchies
-
-    # -- paths ---------------------------------------------------------------------------------------------
-
-    def _dir(self, mount: CgroupMount, *parts: str) -> str:
-        # Computed once per hierarchy: listings ask for a dozen paths of every task. The parts are names (checked
-        # task and namespace names, fixed file names), so plain concatenation is os.path.join at a third of its
-        # cost, which dump paid some 30 times a task.
-        base_dir = self._base_dirs.get(mount.path)
-        if base_dir is None:
-            relative = self.base
-            if mount.root != "/" and os.path.commonpath([relative, mount.root]) == mount.root:
-                relative = os.path.relpath(relative, mount.root).removeprefix(".")
-            base_dir = os.path.join(mount.path, relative.lstrip("/")).rstrip("/")
-            self._base_dirs[mount.path] = base_dir
-        return "/".join((base_dir, *parts)) if parts else base_dir
-
-    def base_dir(self, mount: CgroupMount) -> str:
-        return self._dir(mount)
-
-    def ns_dir(self, ns: str, mount: CgroupMount | None = None) -> str:
-        return self._dir(mount or self.tracker, ns)
-
-    def task_dir(self, ns: str, task: str, mount: CgroupMount | None = None) -> str:
-        return self._dir(mount or self.tracker, ns, task)
-
-    def controller_dir(self, controller: str, ns: str, task: str) -> str | None:
-        mount = self.controllers.get(controller) or self.on_demand.get(controller)
-        return None if mount is None else self.task_dir(ns, task, mount)
-
-    def join_files(self, ns: str, task: str) -> list[str]:
-        """The ``cgroup.procs`` files a process writes ``0`` into to become part of the task: every hierarchy's,
-        and those of the on-demand hierarchies the task was created in."""
-        joined = self.hierarchies + [m for m in self.on_demand_hierarchies
-                                     if os.path.isdir(self.task_dir(ns, task, m))]
-        return [os.path.join(self.task_dir(ns, task, m), "cgroup.procs") for m in joined]
-
-    def monitor_join_files(self, ns: str) -> list[str]:
-        return [os.path.join(self._dir(m, ns, MONITORS), "cgroup.procs") for m in self.hierarchies]
-
-    def task_dirs(self, ns: str, task: str) -> list[str]:
-        """Every directory of the task, the tracker's last: it is the name's lock and goes last."""
-        return [self.task_dir(ns, task, m) for m in self.all_hierarchies[1:]] + [self.task_dir(ns, task)]
-
-    def events_file(self, ns: str, task: str) -> str | None:
-        """The v2 ``cgroup.events`` whose ``populated`` can be polled, or None when tracking is v1."""
-        if self.tracker.version != 2:
-            return None
-        return os.path.join(self.task_dir(ns, task), "cgroup.events")
+class Backend(TaskControl, FigureReader):
+    """One namespace base in one cgroup mode: its namespaces and tasks made and removed, monitors started, limits
+    checked and written; paths and processes come from :class:`CgroupTree`, kill and freeze from
+    :class:`TaskControl`, figures from :class:`FigureReader`."""
 
     def placement_problem(self, ns: str) -> str | None:
         """Why this process could not move a task into ``ns`` under cgroup v2's rule, or None if it can.
@@ -187,24 +84,6 @@ class Backend:
                 "loginctl enable-linger for sessions without login), or as root")
 
     # -- namespaces ----------------------------------------------------------------------------------------
-
-    def v2_available_controllers(self, directory: str) -> set[str]:
-        return cgroupfs.words(os.path.join(directory, "cgroup.controllers"))
-
-    def enabled_controllers(self, ns: str) -> set[str]:
-        """Controllers whose limits a task of ``ns`` can carry."""
-        v2 = self.tracker.version == 2 and self.mode == "v2"
-        enabled = cgroupfs.enabled_controllers(self.ns_dir(ns)) if v2 else set()
-        enabled |= {c for c, m in self.on_demand.items() if os.path.isdir(self.ns_dir(ns, m))}
-        return enabled | set(self.controllers)
-
-    def namespace_exists(self, ns: str) -> bool:
-        return os.path.isdir(self.ns_dir(ns))
-
-    def _namespace_gone(self, ns: str, mount: CgroupMount) -> bool:
-        """Whether the namespace's directory is missing in ``mount``: asked only once a file of it was not found,
-        so that no command pays a look on its way (a boot leaves cgroupfs empty, see :class:`CgroupsMissing`)."""
-        return not os.path.isdir(self._dir(mount, ns))
 
     def create_namespace(self, ns: str, uid: int, gid: int, group_access: bool) -> NamespaceSetup:
         """Create (or complete) the namespace's cgroups in every hierarchy, handed to their owner; says what it made
@@ -295,17 +174,6 @@ class Backend:
 
     # -- tasks ---------------------------------------------------------------------------------------------
 
-    def task_exists(self, ns: str, task: str) -> bool:
-        return os.path.isdir(self.task_dir(ns, task))
-
-    def task_names(self, ns: str) -> list[str]:
-        try:
-            # The entries' types come with the listing (cgroupfs fills d_type): no stat per task.
-            with os.scandir(self.ns_dir(ns)) as entries:
-                return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
-        except FileNotFoundError:
-            return []
-
     def create_task(self, ns: str, task: str, owner: tuple[int, int] | None = None,
                     controllers: Iterable[str] = (), run_id: str = "") -> None:
         """Create the task's cgroups, the tracker's first: FileExistsError there means the name is taken.
@@ -359,211 +227,7 @@ class Backend:
         pid = begin_detached(argv, env, fds, cwd, subreaper=True, root_joins=self.monitor_join_files(ns))
         return lambda: reap_intermediate(pid, argv[0])
 
-    def remove_dirs(self, directories: Iterable[str]) -> None:
-        for directory in directories:
-            try:
-                self._rmdir_tree(directory, attempts=5)
-            except CgroupError:
-                pass
-
-    def _rmdir_tree(self, directory: str, attempts: int = 40) -> None:
-        """Remove a cgroup and its sub-cgroups, depth first, retrying while the kernel says EBUSY."""
-        try:
-            children = [e.path for e in os.scandir(directory) if e.is_dir(follow_symlinks=False)]
-        except FileNotFoundError:
-            return
-        for child in children:
-            self._rmdir_tree(child, attempts)
-        delay = 0.001
-        for attempt in range(attempts):
-            try:
-                os.rmdir(directory)
-                return
-            except FileNotFoundError:
-                return
-            except OSError as exc:
-                if exc.errno != errno.EBUSY or attempt == attempts - 1:
-                    raise CgroupError(f"cannot remove cgroup {directory}: {cgroupfs.describe(exc)}") from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
-    # -- processes -----------------------------------------------------------------------------------------
-
-    def pids(self, ns: str, task: str) -> list[int]:
-        """Every process of the task, its sub-cgroups included (a task may create some in v1), in every hierarchy
-        the task has a cgroup in: a process that moved itself out of the tracker's cgroup (in v1 an owner may write
-        another cgroup.procs of theirs) is still the task's where it stays in the task's cgroup of another."""
-        found = self._procs_under(self.task_dir(ns, task))
-        for mount in self.all_hierarchies[1:]:
-            found.extend(p for p in self._procs_under(self.task_dir(ns, task, mount)) if p not in found)
-        return found
-
-    @staticmethod
-    def _procs_under(top: str) -> list[int]:
-        found: list[int] = []
-        for directory in cgroupfs.walk_dirs(top):
-            try:
-                found.extend(int(p) for p in cgroupfs.read(os.path.join(directory, "cgroup.procs")).split())
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            except OSError as exc:
-                # ENODEV: the monitor removed the cgroup between our open and read; it had no process left.
-                if exc.errno != errno.ENODEV:
-                    raise
-        return found
-
-    def populated(self, ns: str, task: str) -> bool:
-        events = self.events_file(ns, task)
-        if events is not None and cgroupfs.keyed(events, "populated"):
-            return True
-        if events is None and self._procs_under(self.task_dir(ns, task)):
-            return True
-        # Empty in the tracker: the task's cgroups in the other hierarchies may still hold a process of it.
-        return any(self._procs_under(self.task_dir(ns, task, m)) for m in self.all_hierarchies[1:])
-
-    def kill(self, ns: str, task: str) -> None:
-        """SIGKILL every process of the task, including those forked while killing."""
-        kill_file = os.path.join(self.task_dir(ns, task), "cgroup.kill")
-        if os.path.exists(kill_file):
-            try:
-                cgroupfs.write(kill_file, "1")
-            except FileNotFoundError:
-                pass
-            if not self.all_hierarchies[1:]:
-                return
-            # A process may have left the tracker's cgroup and stayed in the task's others: killed one by one below.
-        from lanco import signums
-
-        self._brake_forks(ns, task)
-        for _ in range(1000):
-            if not self.pids(ns, task):
-                return
-            frozen = self._set_frozen(ns, task, True)
-            for pid in self.pids(ns, task):
-                try:
-                    os.kill(pid, signums.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                except PermissionError:
-                    if frozen:
-                        self._set_frozen(ns, task, False)
-                    raise PermissionDenied(f"cannot kill process {pid} of task {task}: it runs as another user") \
-                        from None
-            if frozen:
-                # A v1 frozen process receives its SIGKILL only when thawed.
-                self._set_frozen(ns, task, False)
-            time.sleep(0.002)
-
-    def _brake_forks(self, ns: str, task: str) -> None:
-        pids_dir = self.controller_dir("pids", ns, task)
-        if pids_dir is None:
-            return
-        try:
-            cgroupfs.write(os.path.join(pids_dir, "pids.max"), "0")
-        except OSError:
-            pass
-
-    def freezable(self, ns: str, task: str) -> bool:
-        """Whether the mode can freeze this task (v2 cgroup.freeze, or a v1 freezer hierarchy)."""
-        if self.tracker.version == 2:
-            return os.path.exists(os.path.join(self.task_dir(ns, task), "cgroup.freeze"))
-        return self.controller_dir("freezer", ns, task) is not None
-
-    def frozen(self, ns: str, task: str) -> bool:
-        """True while the task is frozen (or freezing)."""
-        if self.tracker.version == 2:
-            return cgroupfs.keyed(os.path.join(self.task_dir(ns, task), "cgroup.events"), "frozen") == 1 or \
-                cgroupfs.single(os.path.join(self.task_dir(ns, task), "cgroup.freeze")) == 1
-        freezer = self.controller_dir("freezer", ns, task)
-        if freezer is None:
-            return False
-        try:
-            return cgroupfs.read_attribute(os.path.join(freezer, "freezer.state")).strip() in ("FROZEN", "FREEZING")
-        except OSError:
-            return False
-
-    def set_frozen(self, ns: str, task: str, frozen: bool, settle_timeout: float = 5.0) -> None:
-        """Freeze or thaw the whole task and wait until the kernel reports it done (a freeze completes once every
-        process has stopped); raises LimitUnavailable where the mode has no freezer."""
-        if not self.freezable(ns, task):
-            raise LimitUnavailable(f"freezing needs the freezer controller, which cgroup mode {self.mode} "
-                                   f"does not provide for namespace {ns}")
-        if not self._set_frozen(ns, task, frozen):
-            raise CgroupError(f"cannot {'freeze' if frozen else 'thaw'} task {task}")
-        deadline = time.monotonic() + settle_timeout
-        delay = 0.001
-        while self._freeze_state(ns, task) != ("frozen" if frozen else "thawed"):
-            if not self.task_exists(ns, task):
-                return  # the task ended meanwhile (a thaw lets a stop signal act) and its cgroup is gone
-            if time.monotonic() >= deadline:
-                raise CgroupError(f"task {task} is still {'freezing' if frozen else 'thawing'} after "
-                                  f"{settle_timeout:g}s (a process in uninterruptible sleep?)")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-
-    def _freeze_state(self, ns: str, task: str) -> str:
-        """``frozen``, ``thawed`` or ``changing``, as the kernel reports it."""
-        if self.tracker.version == 2:
-            events = cgroupfs.keyed(os.path.join(self.task_dir(ns, task), "cgroup.events"), "frozen")
-            wanted = cgroupfs.single(os.path.join(self.task_dir(ns, task), "cgroup.freeze"))
-            if events == 1 and wanted == 1:
-                return "frozen"
-            return "thawed" if wanted == 0 else "changing"
-        freezer = self.controller_dir("freezer", ns, task)
-        try:
-            state = cgroupfs.read(os.path.join(freezer, "freezer.state")).strip() if freezer else "THAWED"
-        except OSError:
-            state = "THAWED"
-        return {"FROZEN": "frozen", "THAWED": "thawed"}.get(state, "changing")
-
-    def freeze_control(self, ns: str, task: str) -> tuple[str, str, str] | None:
-        """The file that freezes the task, with the values that freeze and thaw it; None without a freezer."""
-        if self.tracker.version == 2:
-            return os.path.join(self.task_dir(ns, task), "cgroup.freeze"), "1", "0"
-        freezer = self.controller_dir("freezer", ns, task)
-        if freezer is None:
-            return None
-        return os.path.join(freezer, "freezer.state"), "FROZEN", "THAWED"
-
-    def kill_file(self, ns: str, task: str) -> str | None:
-        """The task's ``cgroup.kill`` (v2, 5.14+), or None where killing needs a signal per process."""
-        path = os.path.join(self.task_dir(ns, task), "cgroup.kill")
-        return path if self.tracker.version == 2 and os.path.exists(path) else None
-
-    def _set_frozen(self, ns: str, task: str, frozen: bool) -> bool:
-        control = self.freeze_control(ns, task)
-        if control is None:
-            return False
-        path, freeze, thaw = control
-        try:
-            cgroupfs.write(path, freeze if frozen else thaw)
-        except OSError:
-            return False
-        if frozen and self.tracker.version != 2:
-            deadline = time.monotonic() + 0.2
-            while time.monotonic() < deadline and cgroupfs.read(path).strip() != "FROZEN":
-                time.sleep(0.001)
-        return True
-
-    def wait_empty(self, ns: str, task: str, timeout: float) -> bool:
-        """Block until the task's cgroup holds no process (True) or ``timeout`` seconds pass (False)."""
-        deadline = time.monotonic() + timeout
-        events = self.events_file(ns, task)
-        if events is not None:
-            if not cgroupfs.wait_unpopulated(events, deadline):
-                return False
-            if not self.all_hierarchies[1:]:
-                return True
-        delay = 0.005
-        while self.pids(ns, task):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 0.25)
-        return True
-
-    # -- limits and figures --------------------------------------------------------------------------------
+    # -- limits -----------------------------------------------------------------------------------------
 
     def require(self, ns: str, controller: str, option: str) -> None:
         if controller not in self.enabled_controllers(ns):
@@ -631,196 +295,18 @@ class Backend:
             directory, v2 = self._limit_dir(controller, ns, task)
             controllers.apply(controllers.LimitTarget(directory, v2, task, self.mode), controller, wanted)
 
-    def _is_v2_controller(self, controller: str) -> bool:
-        mount = self.controllers.get(controller, self.tracker)
-        return mount.version == 2
 
-    def stat_sources(self, ns: str, task: str) -> list[StatSource]:
-        """Where the monitor reads the final figures before it removes the cgroup."""
-        return self._stat_sources(ns, task, self._memory_figures_dir(ns, task))
 
-    def _memory_figures_dir(self, ns: str, task: str) -> str | None:
-        """The task's directory with the memory controller's files, or None where it has none."""
-        memory = self.controller_dir("memory", ns, task)
-        if memory is None and self.mode == "v2" and "memory" in self.enabled_controllers(ns):
-            memory = self.task_dir(ns, task)
-        return memory
 
-    def _stat_sources(self, ns: str, task: str, memory: str | None) -> list[StatSource]:
-        sources: list[StatSource] = []
-        if self.tracker.version == 2:
-            sources.append(StatSource("cpu_usec", os.path.join(self.task_dir(ns, task), "cpu.stat"),
-                                      "usage_usec"))
-        elif (cpuacct := self.controller_dir("cpuacct", ns, task)) is not None:
-            sources.append(StatSource("cpu_nsec", os.path.join(cpuacct, "cpuacct.usage"), "-"))
-        if memory is not None:
-            if self._is_v2_controller("memory"):
-                sources.append(StatSource("memory_peak_bytes", os.path.join(memory, "memory.peak"), "-"))
-                sources.append(StatSource("oom_kills", os.path.join(memory, "memory.events"), "oom_kill"))
-            else:
-                sources.append(StatSource("memory_peak_bytes",
-                                          os.path.join(memory, "memory.max_usage_in_bytes"), "-"))
-                sources.append(StatSource("oom_kills", os.path.join(memory, "memory.oom_control"),
-                                          "oom_kill"))
-        return sources
 
-    def figures(self, ns: str, task: str) -> TaskFigures:
-        figures = TaskFigures(pids=self.pids(ns, task))
-        # Looked up once: in v2 mode it reads the namespace's subtree_control, and listings ask for every task.
-        memory = self._memory_figures_dir(ns, task)
-        for source in self._stat_sources(ns, task, memory):
-            value = cgroupfs.single(source.path) if source.field == "-" else cgroupfs.keyed(source.path, source.field)
-            if source.key == "cpu_usec":
-                figures.cpu_usec = value
-            elif source.key == "cpu_nsec":
-                figures.cpu_usec = None if value is None else value // 1000
-            elif source.key == "memory_peak_bytes":
-                figures.memory_peak_bytes = value
-            elif source.key == "oom_kills":
-                figures.oom_kills = value
-        if memory is not None:
-            name = "memory.current" if self._is_v2_controller("memory") else "memory.usage_in_bytes"
-            figures.memory_bytes = cgroupfs.single(os.path.join(memory, name))
-        return figures
 
-    # -- views ---------------------------------------------------------------------------------------------
-    # Read-only figures for ls, status, dump and top. Each reads a fixed handful of the task's own files and
-    # starts no process, so that a view of n tasks costs O(n) reads. A task of "" means the namespace itself.
 
-    def _view_dir(self, controller: str, ns: str, task: str) -> tuple[str, bool] | None:
-        """Where ``controller``'s files of the task are, and whether they are v2 files; None if nowhere."""
-        parts = (ns, task) if task else (ns,)
-        mount = self.controllers.get(controller)
-        if mount is not None:
-            return self._dir(mount, *parts), mount.version == 2
-        if self.mode == "v2" and self.tracker.version == 2:
-            # Controller files appear in a v2 cgroup only once the parent enables the controller: a missing
-            # file reads as None, so no need to consult subtree_control here.
-            return self._dir(self.tracker, *parts), True
-        return None
 
-    def cpu_usage_usec(self, ns: str, task: str) -> int | None:
-        """CPU time used so far; for a namespace it includes its finished tasks, as the kernel keeps it."""
-        parts = (ns, task) if task else (ns,)
-        if self.tracker.version == 2:
-            return cgroupfs.keyed(os.path.join(self._dir(self.tracker, *parts), "cpu.stat"), "usage_usec")
-        cpuacct = self._view_dir("cpuacct", ns, task)
-        if cpuacct is None:
-            return None
-        nsec = cgroupfs.single(os.path.join(cpuacct[0], "cpuacct.usage"))
-        return None if nsec is None else nsec // 1000
 
-    def memory_current_bytes(self, ns: str, task: str) -> int | None:
-        where = self._view_dir("memory", ns, task)
-        if where is None:
-            return None
-        return cgroupfs.single(os.path.join(where[0], "memory.current" if where[1] else "memory.usage_in_bytes"))
-
-    def oom_kills(self, ns: str, task: str) -> int | None:
-        """Processes of the task the kernel's OOM killer took so far (``oom_kill`` of v2 ``memory.events``, of v1
-        ``memory.oom_control``); None where the mode has no memory controller for the task."""
-        where = self._view_dir("memory", ns, task)
-        if where is None:
-            return None
-        return cgroupfs.keyed(os.path.join(where[0], "memory.events" if where[1] else "memory.oom_control"), "oom_kill")
-
-    def memory_limit_bytes(self, ns: str, task: str) -> int | None:
-        """The hard memory limit of the task, or None when it has none (or the mode cannot tell)."""
-        where = self._view_dir("memory", ns, task)
-        if where is None:
-            return None
-        return cgroupfs.limit_value(os.path.join(where[0], "memory.max" if where[1] else "memory.limit_in_bytes"))
-
-    def pressure(self, ns: str, task: str) -> dict[str, float | None] | None:
-        """PSI ``avg10`` of the task's cgroup, in percent, keyed ``cpu_some``, ``cpu_full``, ``memory_some``,
-        ``memory_full``, ``io_some``, ``io_full``; None when the task is tracked in v1 (no PSI there)."""
-        if self.tracker.version != 2:
-            return None
-        directory = self.task_dir(ns, task) if task else self.ns_dir(ns)
-        found: dict[str, float | None] = {}
-        for resource in ("cpu", "memory", "io"):
-            lines = self._pressure_lines(os.path.join(directory, f"{resource}.pressure"))
-            for kind in ("some", "full"):
-                found[f"{resource}_{kind}"] = lines.get(kind)
-        return found
-
-    def limits_in_force(self, ns: str, task: str) -> dict[str, int]:
-        """The limits the kernel enforces on the task now, read from its cgroup files; unlimited ones are left
-        out. Keys carry their unit: memory_max_bytes, memory_high_bytes, memory_swap_max_bytes, pids_max,
-        cpu_quota_usec with cpu_period_usec (those the limits table marks ``in_force``)."""
-        from lanco.cgroups import controllers
-
-        found: dict[str, int] = {}
-        for controller in ("memory", "pids", "cpu"):
-            where = self._view_dir(controller, ns, task)
-            if where is not None:
-                found.update(controllers.in_force(controllers.LimitTarget(*where, task, self.mode), controller))
-        return found
-
-    @staticmethod
-    def _pressure_lines(path: str) -> dict[str, float]:
-        """``avg10`` of each line of a PSI file (``some avg10=1.50 avg60=... total=...``)."""
-        try:
-            text = cgroupfs.read_attribute(path)
-        except OSError:
-            # A kernel booted with psi=0 lists the files but refuses to read them (EOPNOTSUPP).
-            return {}
-        found: dict[str, float] = {}
-        for line in text.splitlines():
-            kind, _, rest = line.partition(" ")
-            for item in rest.split():
-                key, _, value = item.partition("=")
-                if key == "avg10":
-                    try:
-                        found[kind] = float(value)
-                    except ValueError:
-                        pass
-        return found
 
 
 _V1_NAMES = {"io": "blkio"}
 """Controllers v1 calls otherwise (cgroup v2 names are lanco's own)."""
-def ensure_named_mount(mounts: list[CgroupMount]) -> CgroupMount:
-    """Mount lanco's named v1 hierarchy where missing (root only); it has no controllers of its own."""
-    existing = named_mount(mounts)
-    if existing is not None:
-        return existing
-    target = named_mount_point()
-    os.makedirs(target, exist_ok=True)
-    from lanco.spawn import mount_named_hierarchy
-
-    failure = mount_named_hierarchy(NAMED_HIERARCHY, target)
-    if failure:
-        raise CgroupError(f"cannot mount the named cgroup hierarchy name={NAMED_HIERARCHY} on {target}: "
-                          f"{failure}")
-    mount = named_mount(read_mounts())
-    if mount is None:
-        raise CgroupError(f"mounted name={NAMED_HIERARCHY} on {target} but cannot find it in mountinfo")
-    return mount
-
-
-def named_mount_point() -> str:
-    """Where lanco mounts its named hierarchy: beside the others where /sys/fs/cgroup is a tmpfs, else in /run."""
-    return "/sys/fs/cgroup/lanco" if _is_tmpfs_parent("/sys/fs/cgroup") else "/run/lanco/cgroup"
-
-
-def unmounted_named_hierarchy() -> CgroupMount:
-    """lanco's named hierarchy as a boot leaves it, unmounted (only root mounts it: ``restore``, or any command of
-    root's): a tracker in which every namespace's cgroups read as gone. Views then show the records, and a run
-    meets ENOENT where it makes the task's cgroup and says the namespace's cgroups are missing, rather than every
-    command failing on the missing mount."""
-    return CgroupMount(named_mount_point(), "/", 1, frozenset(), NAMED_HIERARCHY)
-
-
-def _is_tmpfs_parent(path: str) -> bool:
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 4 and fields[4] == path:
-                return " - tmpfs " in line
-    return False
-
-
 def open_backend(mode: str, base: str, tracker_kind: str, mounts: list[CgroupMount] | None = None,
                  *, mount_named: bool = False) -> Backend:
     """The backend for a namespace recorded with ``mode`` and ``tracker_kind`` (``unified`` or ``named``)."""
