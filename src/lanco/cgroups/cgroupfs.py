@@ -21,7 +21,7 @@ from lanco.procfs import read_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
 _ATTRIBUTE_READ = 65536
 _EVENTS_RECHECK = 0.1
@@ -90,6 +90,31 @@ def pids(directory: str) -> list[int]:
         return []
 
 
+def procs_under(top: str) -> list[int]:
+    """The processes in cgroup ``top`` and in every cgroup below it, parents' first (none where it is gone)."""
+    found: list[int] = []
+    try:
+        found.extend(map(int, read(top + "/cgroup.procs").split()))
+    except (FileNotFoundError, ProcessLookupError):
+        return found  # gone, and so are its children: no look for them
+    except OSError as exc:
+        # ENODEV: the monitor removed the cgroup between our open and read; it had no process left.
+        if exc.errno != errno.ENODEV:
+            raise
+        return found
+    try:
+        # cgroupfs counts a directory's subdirectories in its links (2 + subdirectories): a stat is a third of
+        # the cost of a listing, and a task's cgroup rarely has children. Other filesystems may say 1: list.
+        if os.stat(top).st_nlink == 2:
+            return found
+        children = [e.path for e in os.scandir(top) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return found
+    for child in children:
+        found.extend(procs_under(child))
+    return found
+
+
 def keyed(path: str, key: str) -> int | None:
     """The value of ``key`` in a flat-keyed cgroup file (``key value`` lines), or None."""
     try:
@@ -115,22 +140,6 @@ def describe(exc: OSError) -> str:
     """An OSError as one clause for a message: ``Device or resource busy (EBUSY): PATH``."""
     name = errno.errorcode.get(exc.errno or 0, "error")
     return f"{exc.strerror} ({name})" + (f": {exc.filename}" if exc.filename else "")
-
-
-def walk_dirs(top: str) -> Iterator[str]:
-    """``top`` and every cgroup below it, parents first."""
-    yield top
-    try:
-        # cgroupfs counts a directory's subdirectories in its links (2 + subdirectories): a stat is a third of
-        # the cost of a listing, and a task's cgroup rarely has children. Other filesystems may say 1: list.
-        if os.stat(top).st_nlink == 2:
-            return
-        entries = list(os.scandir(top))
-    except OSError:
-        return
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            yield from walk_dirs(entry.path)
 
 
 def set_owner(path: str, uid: int, gid: int, mode: int | None, add_bits: int = 0) -> bool:

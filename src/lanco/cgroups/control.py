@@ -17,7 +17,7 @@ class TaskControl(CgroupTree):
 
     def kill(self, ns: str, task: str) -> None:
         """SIGKILL every process of the task, including those forked while killing."""
-        kill_file = os.path.join(self.task_dir(ns, task), "cgroup.kill")
+        kill_file = f"{self.task_dir(ns, task)}/cgroup.kill"
         if os.path.exists(kill_file):
             try:
                 cgroupfs.write(kill_file, "1")
@@ -53,26 +53,26 @@ class TaskControl(CgroupTree):
         if pids_dir is None:
             return
         try:
-            cgroupfs.write(os.path.join(pids_dir, "pids.max"), "0")
+            cgroupfs.write(f"{pids_dir}/pids.max", "0")
         except OSError:
             pass
 
     def freezable(self, ns: str, task: str) -> bool:
         """Whether the mode can freeze this task (v2 cgroup.freeze, or a v1 freezer hierarchy)."""
         if self.tracker.version == 2:
-            return os.path.exists(os.path.join(self.task_dir(ns, task), "cgroup.freeze"))
+            return os.path.exists(f"{self.task_dir(ns, task)}/cgroup.freeze")
         return self.controller_dir("freezer", ns, task) is not None
 
     def frozen(self, ns: str, task: str) -> bool:
         """True while the task is frozen (or freezing)."""
         if self.tracker.version == 2:
-            return cgroupfs.keyed(os.path.join(self.task_dir(ns, task), "cgroup.events"), "frozen") == 1 or \
-                cgroupfs.single(os.path.join(self.task_dir(ns, task), "cgroup.freeze")) == 1
+            return cgroupfs.keyed(f"{self.task_dir(ns, task)}/cgroup.events", "frozen") == 1 or \
+                cgroupfs.single(f"{self.task_dir(ns, task)}/cgroup.freeze") == 1
         freezer = self.controller_dir("freezer", ns, task)
         if freezer is None:
             return False
         try:
-            return cgroupfs.read_attribute(os.path.join(freezer, "freezer.state")).strip() in ("FROZEN", "FREEZING")
+            return cgroupfs.read_attribute(f"{freezer}/freezer.state").strip() in ("FROZEN", "FREEZING")
         except OSError:
             return False
 
@@ -98,14 +98,14 @@ class TaskControl(CgroupTree):
     def _freeze_state(self, ns: str, task: str) -> str:
         """``frozen``, ``thawed`` or ``changing``, as the kernel reports it."""
         if self.tracker.version == 2:
-            events = cgroupfs.keyed(os.path.join(self.task_dir(ns, task), "cgroup.events"), "frozen")
-            wanted = cgroupfs.single(os.path.join(self.task_dir(ns, task), "cgroup.freeze"))
+            events = cgroupfs.keyed(f"{self.task_dir(ns, task)}/cgroup.events", "frozen")
+            wanted = cgroupfs.single(f"{self.task_dir(ns, task)}/cgroup.freeze")
             if events == 1 and wanted == 1:
                 return "frozen"
             return "thawed" if wanted == 0 else "changing"
         freezer = self.controller_dir("freezer", ns, task)
         try:
-            state = cgroupfs.read(os.path.join(freezer, "freezer.state")).strip() if freezer else "THAWED"
+            state = cgroupfs.read(f"{freezer}/freezer.state").strip() if freezer else "THAWED"
         except OSError:
             state = "THAWED"
         return {"FROZEN": "frozen", "THAWED": "thawed"}.get(state, "changing")
@@ -113,15 +113,15 @@ class TaskControl(CgroupTree):
     def freeze_control(self, ns: str, task: str) -> tuple[str, str, str] | None:
         """The file that freezes the task, with the values that freeze and thaw it; None without a freezer."""
         if self.tracker.version == 2:
-            return os.path.join(self.task_dir(ns, task), "cgroup.freeze"), "1", "0"
+            return f"{self.task_dir(ns, task)}/cgroup.freeze", "1", "0"
         freezer = self.controller_dir("freezer", ns, task)
         if freezer is None:
             return None
-        return os.path.join(freezer, "freezer.state"), "FROZEN", "THAWED"
+        return f"{freezer}/freezer.state", "FROZEN", "THAWED"
 
     def kill_file(self, ns: str, task: str) -> str | None:
         """The task's ``cgroup.kill`` (v2, 5.14+), or None where killing needs a signal per process."""
-        path = os.path.join(self.task_dir(ns, task), "cgroup.kill")
+        path = f"{self.task_dir(ns, task)}/cgroup.kill"
         return path if self.tracker.version == 2 and os.path.exists(path) else None
 
     def _set_frozen(self, ns: str, task: str, frozen: bool) -> bool:

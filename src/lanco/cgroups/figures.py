@@ -7,8 +7,6 @@ O(n) reads. A task of "" means the namespace itself.
 
 from __future__ import annotations
 
-import os
-
 from lanco.cgroups import cgroupfs
 from lanco.cgroups.tree import CgroupTree
 from lanco.values import FrozenValue, Value
@@ -69,18 +67,18 @@ class FigureReader(CgroupTree):
     def _stat_sources(self, ns: str, task: str, memory: str | None) -> list[StatSource]:
         sources: list[StatSource] = []
         if self.tracker.version == 2:
-            sources.append(StatSource("cpu_usec", os.path.join(self.task_dir(ns, task), "cpu.stat"),
+            sources.append(StatSource("cpu_usec", f"{self.task_dir(ns, task)}/cpu.stat",
                                       "usage_usec"))
         elif (cpuacct := self.controller_dir("cpuacct", ns, task)) is not None:
-            sources.append(StatSource("cpu_nsec", os.path.join(cpuacct, "cpuacct.usage"), "-"))
+            sources.append(StatSource("cpu_nsec", f"{cpuacct}/cpuacct.usage", "-"))
         if memory is not None:
             if self._is_v2_controller("memory"):
-                sources.append(StatSource("memory_peak_bytes", os.path.join(memory, "memory.peak"), "-"))
-                sources.append(StatSource("oom_kills", os.path.join(memory, "memory.events"), "oom_kill"))
+                sources.append(StatSource("memory_peak_bytes", f"{memory}/memory.peak", "-"))
+                sources.append(StatSource("oom_kills", f"{memory}/memory.events", "oom_kill"))
             else:
                 sources.append(StatSource("memory_peak_bytes",
-                                          os.path.join(memory, "memory.max_usage_in_bytes"), "-"))
-                sources.append(StatSource("oom_kills", os.path.join(memory, "memory.oom_control"),
+                                          f"{memory}/memory.max_usage_in_bytes", "-"))
+                sources.append(StatSource("oom_kills", f"{memory}/memory.oom_control",
                                           "oom_kill"))
         return sources
 
@@ -100,7 +98,7 @@ class FigureReader(CgroupTree):
                 figures.oom_kills = value
         if memory is not None:
             name = "memory.current" if self._is_v2_controller("memory") else "memory.usage_in_bytes"
-            figures.memory_bytes = cgroupfs.single(os.path.join(memory, name))
+            figures.memory_bytes = cgroupfs.single(f"{memory}/{name}")
         return figures
 
     def _view_dir(self, controller: str, ns: str, task: str) -> tuple[str, bool] | None:
@@ -119,18 +117,18 @@ class FigureReader(CgroupTree):
         """CPU time used so far; for a namespace it includes its finished tasks, as the kernel keeps it."""
         parts = (ns, task) if task else (ns,)
         if self.tracker.version == 2:
-            return cgroupfs.keyed(os.path.join(self._dir(self.tracker, *parts), "cpu.stat"), "usage_usec")
+            return cgroupfs.keyed(f"{self._dir(self.tracker, *parts)}/cpu.stat", "usage_usec")
         cpuacct = self._view_dir("cpuacct", ns, task)
         if cpuacct is None:
             return None
-        nsec = cgroupfs.single(os.path.join(cpuacct[0], "cpuacct.usage"))
+        nsec = cgroupfs.single(f"{cpuacct[0]}/cpuacct.usage")
         return None if nsec is None else nsec // 1000
 
     def memory_current_bytes(self, ns: str, task: str) -> int | None:
         where = self._view_dir("memory", ns, task)
         if where is None:
             return None
-        return cgroupfs.single(os.path.join(where[0], "memory.current" if where[1] else "memory.usage_in_bytes"))
+        return cgroupfs.single(where[0] + ("/memory.current" if where[1] else "/memory.usage_in_bytes"))
 
     def oom_kills(self, ns: str, task: str) -> int | None:
         """Processes of the task the kernel's OOM killer took so far (``oom_kill`` of v2 ``memory.events``, of v1
@@ -138,14 +136,14 @@ class FigureReader(CgroupTree):
         where = self._view_dir("memory", ns, task)
         if where is None:
             return None
-        return cgroupfs.keyed(os.path.join(where[0], "memory.events" if where[1] else "memory.oom_control"), "oom_kill")
+        return cgroupfs.keyed(where[0] + ("/memory.events" if where[1] else "/memory.oom_control"), "oom_kill")
 
     def memory_limit_bytes(self, ns: str, task: str) -> int | None:
         """The hard memory limit of the task, or None when it has none (or the mode cannot tell)."""
         where = self._view_dir("memory", ns, task)
         if where is None:
             return None
-        return cgroupfs.limit_value(os.path.join(where[0], "memory.max" if where[1] else "memory.limit_in_bytes"))
+        return cgroupfs.limit_value(where[0] + ("/memory.max" if where[1] else "/memory.limit_in_bytes"))
 
     def pressure(self, ns: str, task: str) -> dict[str, float | None] | None:
         """PSI ``avg10`` of the task's cgroup, in percent, keyed ``cpu_some``, ``cpu_full``, ``memory_some``,
@@ -155,7 +153,7 @@ class FigureReader(CgroupTree):
         directory = self.task_dir(ns, task) if task else self.ns_dir(ns)
         found: dict[str, float | None] = {}
         for resource in ("cpu", "memory", "io"):
-            lines = self._pressure_lines(os.path.join(directory, f"{resource}.pressure"))
+            lines = self._pressure_lines(f"{directory}/{resource}.pressure")
             for kind in ("some", "full"):
                 found[f"{resource}_{kind}"] = lines.get(kind)
         return found

@@ -87,10 +87,10 @@ class CgroupTree:
         and those of the on-demand hierarchies the task was created in."""
         joined = self.hierarchies + [m for m in self.on_demand_hierarchies
                                      if os.path.isdir(self.task_dir(ns, task, m))]
-        return [os.path.join(self.task_dir(ns, task, m), "cgroup.procs") for m in joined]
+        return [f"{self.task_dir(ns, task, m)}/cgroup.procs" for m in joined]
 
     def monitor_join_files(self, ns: str) -> list[str]:
-        return [os.path.join(self._dir(m, ns, MONITORS), "cgroup.procs") for m in self.hierarchies]
+        return [f"{self._dir(m, ns, MONITORS)}/cgroup.procs" for m in self.hierarchies]
 
     def task_dirs(self, ns: str, task: str) -> list[str]:
         """Every directory of the task, the tracker's last: it is the name's lock and goes last."""
@@ -100,7 +100,7 @@ class CgroupTree:
         """The v2 ``cgroup.events`` whose ``populated`` can be polled, or None when tracking is v1."""
         if self.tracker.version != 2:
             return None
-        return os.path.join(self.task_dir(ns, task), "cgroup.events")
+        return f"{self.task_dir(ns, task)}/cgroup.events"
 
     # -- namespaces and tasks --------------------------------------------------------------------------------
 
@@ -157,33 +157,19 @@ class CgroupTree:
         """Every process of the task, its sub-cgroups included (a task may create some in v1), in every hierarchy
         the task has a cgroup in: a process that moved itself out of the tracker's cgroup (in v1 an owner may write
         another cgroup.procs of theirs) is still the task's where it stays in the task's cgroup of another."""
-        found = self._procs_under(self.task_dir(ns, task))
+        found = cgroupfs.procs_under(self.task_dir(ns, task))
         for mount in self.all_hierarchies[1:]:
-            found.extend(p for p in self._procs_under(self.task_dir(ns, task, mount)) if p not in found)
-        return found
-
-    @staticmethod
-    def _procs_under(top: str) -> list[int]:
-        found: list[int] = []
-        for directory in cgroupfs.walk_dirs(top):
-            try:
-                found.extend(int(p) for p in cgroupfs.read(os.path.join(directory, "cgroup.procs")).split())
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            except OSError as exc:
-                # ENODEV: the monitor removed the cgroup between our open and read; it had no process left.
-                if exc.errno != errno.ENODEV:
-                    raise
+            found.extend(p for p in cgroupfs.procs_under(self.task_dir(ns, task, mount)) if p not in found)
         return found
 
     def populated(self, ns: str, task: str) -> bool:
         events = self.events_file(ns, task)
         if events is not None and cgroupfs.keyed(events, "populated"):
             return True
-        if events is None and self._procs_under(self.task_dir(ns, task)):
+        if events is None and cgroupfs.procs_under(self.task_dir(ns, task)):
             return True
         # Empty in the tracker: the task's cgroups in the other hierarchies may still hold a process of it.
-        return any(self._procs_under(self.task_dir(ns, task, m)) for m in self.all_hierarchies[1:])
+        return any(cgroupfs.procs_under(self.task_dir(ns, task, m)) for m in self.all_hierarchies[1:])
 
     def enabled_controllers(self, ns: str) -> set[str]:
         """Controllers whose limits a task of ``ns`` can carry."""
@@ -193,4 +179,4 @@ class CgroupTree:
         return enabled | set(self.controllers)
 
     def v2_available_controllers(self, directory: str) -> set[str]:
-        return cgroupfs.words(os.path.join(directory, "cgroup.controllers"))
+        return cgroupfs.words(f"{directory}/cgroup.controllers")
