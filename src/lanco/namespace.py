@@ -8,6 +8,7 @@ import pwd
 import time
 
 from lanco import contexts
+from lanco.cgroups import open_namespace_backend
 from lanco.cgroups.backend import Backend, open_backend
 from lanco.cgroups.detect import MODES, natural_mode, read_mounts
 from lanco.config import (
@@ -92,16 +93,10 @@ class Namespace:
     @maps_os_errors
     def backend(self) -> Backend:
         if self._backend is None:
-            if self.config.tracker == "systemd":
-                from lanco.cgroups.systemd import open_systemd_backend
-
-                self._backend = open_systemd_backend(self.config.mode, self.config.cgroup_base,
-                                                     owner_uid=self.config.owner_uid,
-                                                     owner_gid=self.config.owner_gid,
-                                                     group_access=self.config.group_access)
-            else:
-                self._backend = open_backend(self.config.mode, self.config.cgroup_base, self.config.tracker,
-                                             mount_named=os.geteuid() == 0)
+            config = self.config
+            self._backend = open_namespace_backend(config.mode, config.cgroup_base, config.tracker,
+                                                   owner_uid=config.owner_uid, owner_gid=config.owner_gid,
+                                                   group_access=config.group_access, mount_named=os.geteuid() == 0)
         return self._backend
 
     # -- access --------------------------------------------------------------------------------------------

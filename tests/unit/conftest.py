@@ -125,5 +125,5 @@ def namespace(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> Namespace:
     NamespaceConfig(name=NS, owner_uid=os.geteuid(), owner_gid=os.getegid(), group_access=False, mode="v1",
                     tracker="named", cgroup_base="/lanco", state_dir=state, log_dir=os.path.join(state, "log"),
                     created=0.0).save()
-    monkeypatch.setattr("lanco.namespace.open_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("lanco.namespace.open_namespace_backend", lambda *a, **k: backend)
     return Namespace(NS)

@@ -93,7 +93,7 @@ def world_host(world_dir: Path) -> FakeHost:
 def users_namespace(root: Path, host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> Namespace:
     backend = host.hybrid_named()
     make_namespace(backend)
-    monkeypatch.setattr("lanco.namespace.open_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("lanco.namespace.open_namespace_backend", lambda *a, **k: backend)
     state = root / "state" / NS
     (state / "tasks").mkdir(parents=True)
     (root / "log").mkdir()

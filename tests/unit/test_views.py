@@ -153,7 +153,7 @@ def fake_namespace(host: FakeHost, mode: str, monkeypatch: pytest.MonkeyPatch) -
                              created=STARTED)
     config.save()
     os.makedirs(config.log_dir)
-    monkeypatch.setattr("lanco.namespace.open_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("lanco.namespace.open_namespace_backend", lambda *a, **k: backend)
     return FakeNamespace(host, backend, mode, config)
 
 
