@@ -13,6 +13,7 @@ import os
 
 from lanco import jsonread
 from lanco.errors import StateError
+from lanco.monitorcontract import format_result, parse_result
 from lanco.procfs import read_bytes
 from lanco.values import Value
 
@@ -162,12 +163,8 @@ def read_result(state_dir: str) -> tuple[dict[str, str], float] | None:
             from exc
     except UnicodeDecodeError as exc:
         raise StateError(f"the result of task {os.path.basename(state_dir)} is damaged: {path}") from exc
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            fields[key] = value
-    if "result" not in fields:
+    fields = parse_result(text)
+    if fields is None:
         raise StateError(f"the result of task {os.path.basename(state_dir)} is damaged: {path}")
     return fields, ended
 
@@ -176,7 +173,7 @@ def write_result(state_dir: str, fields: dict[str, str]) -> bool:
     """Write a result unless one exists; True when this call wrote it (the lost path can race the monitor)."""
     tmp = os.path.join(state_dir, f"result.tmp.{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write("".join(f"{k}={v}\n" for k, v in fields.items()))
+        f.write(format_result(fields))
     try:
         os.link(tmp, os.path.join(state_dir, "result"))
         return True

@@ -8,7 +8,7 @@ import select
 import sys
 import time
 
-from lanco import contexts, logfile, messages, procfs, signums
+from lanco import contexts, logfile, messages, monitorcontract, procfs, signums
 from lanco.cgroups.cgroupfs import poll_ms
 from lanco.errors import (
     AlreadyRunning,
@@ -412,10 +412,14 @@ class Task:
                 })
                 if owner is not None:
                     _chown_record(self.state_dir, owner)
-                environment.update(_monitor_settings(backend, self._ns, self.name, lifetime,
-                                                     process.umask, exec_prefix, environment))
-                self._spawn_monitor(argv, environment, run_id, log_path, log_fd, lock_fd, exit_command,
-                                    foreground, cwd, lambda: limits.apply(backend, self._ns, self.name))
+                config = self.namespace.config
+                environment.update(monitorcontract.monitor_environment(
+                    backend, self._ns, self.name, state_dir=self.state_dir, run_id=run_id, lifetime=lifetime,
+                    umask=process.umask, exec_prefix=exec_prefix, task_path=environment.get("PATH"),
+                    waiter=[sys.executable, "-I", "-S", package_file(WAITER_SCRIPT)], hook=exit_command,
+                    hook_as=hook_runner(config.owner_uid, config.owner_gid), log=log_path, cwd=cwd))
+                self._spawn_monitor(argv, environment, log_fd, lock_fd, foreground,
+                                    lambda: limits.apply(backend, self._ns, self.name))
             except BaseException:
                 self._abort_start()
                 raise
@@ -423,28 +427,10 @@ class Task:
                 if log_fd >= 0:
                     os.close(log_fd)
 
-    def _spawn_monitor(self, argv: list[str], env: dict[str, str], run_id: str, log_path: str | None,
-                       log_fd: int, lock_fd: int, exit_command: str | None, foreground: bool, cwd: str | None,
+    def _spawn_monitor(self, argv: list[str], env: dict[str, str], log_fd: int, lock_fd: int, foreground: bool,
                        write_limits: Callable[[], None]) -> None:
-        backend, ns, config = self._backend, self._ns, self.namespace.config
-        stats = backend.stat_sources(ns, self.name)
-        env.update({
-            "LANCO_MON_STATE": self.state_dir,
-            "LANCO_MON_RUN_ID": run_id,
-            "LANCO_MON_MONITORS": "\n".join(backend.monitor_join_files(ns)),
-            "LANCO_MON_JOIN": "\n".join(backend.join_files(ns, self.name)),
-            "LANCO_MON_TRACKER": backend.task_dir(ns, self.name),
-            "LANCO_MON_DIRS": "\n".join(backend.task_dirs(ns, self.name)),
-            "LANCO_MON_EVENTS": backend.events_file(ns, self.name) or "",
-            "LANCO_MON_WAITER": "\n".join([sys.executable, "-I", "-S", package_file(WAITER_SCRIPT)]),
-            "LANCO_MON_STATS": "\n".join(f"{s.key} {s.path} {s.field}" for s in stats),
-            "LANCO_MON_HOOK": exit_command or "",
-            "LANCO_MON_HOOK_AS": "\n".join(hook_runner(config.owner_uid, config.owner_gid)),
-            "LANCO_MON_NS": ns,
-            "LANCO_MON_TASK": self.name,
-            "LANCO_MON_LOG": log_path or "",
-            "LANCO_MON_CWD": cwd or "",
-        })
+        """Start the monitor with ``env`` (its contract and the task's environment) and wait for its report."""
+        backend, ns = self._backend, self._ns
         report_r, report_w = os.pipe()
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -900,8 +886,7 @@ class Task:
         if spec is not None and (result is None or result[0].get("run_id") != run_id):
             with contexts.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.state_dir, "result"))
-            recorded = write_result(self.state_dir, {"run_id": run_id, "result": "lost", "exit_code": "",
-                                                     "signal": ""})
+            recorded = write_result(self.state_dir, monitorcontract.lost_result(run_id))
         if exists:
             backend.remove_task(self._ns, self.name)
         if spec is not None and spec.get("exit_command"):
@@ -915,16 +900,9 @@ class Task:
     def _run_lost_hook(self, spec: dict[str, object]) -> None:
         config = self.namespace.config
         fields = (read_result(self.state_dir) or ({}, 0.0))[0]
-        env = dict(os.environ)
-        env.update({
-            "LANCO_NAMESPACE": self._ns, "LANCO_TASK": self.name,
-            "LANCO_RESULT": fields.get("result", "lost"), "LANCO_EXIT_CODE": fields.get("exit_code", ""),
-            "LANCO_SIGNAL": fields.get("signal", ""), "LANCO_OOM_KILLS": fields.get("oom_kills", ""),
-            "LANCO_RESTARTS": fields.get("restarts", ""),
-            "LANCO_LOG": str(spec.get("log") or ""),
-        })
-        run_hook_detached(str(spec["exit_command"]), env, hook_runner(config.owner_uid, config.owner_gid),
-                          str(spec.get("log") or "") or None)
+        log = str(spec.get("log") or "") or None
+        env = {**os.environ, **monitorcontract.hook_environment(self._ns, self.name, fields, log)}
+        run_hook_detached(str(spec["exit_command"]), env, hook_runner(config.owner_uid, config.owner_gid), log)
 
     def _monitor_alive(self, spec: dict[str, object] | None) -> bool:
         if spec is not None and spec.get("boot_id") and spec.get("boot_id") != procfs.boot_id():
@@ -1098,36 +1076,6 @@ def _lifetime(spec: dict[str, Any]) -> Lifetime:
     from lanco.runopts import Lifetime
 
     return Lifetime.from_record(spec.get("lifetime"))
-
-
-def _monitor_settings(backend: Backend, ns: str, task: str, lifetime: Lifetime, umask: int | None,
-                      exec_prefix: list[str], task_env: dict[str, str]) -> dict[str, str]:
-    """The monitor's LANCO_MON_* variables for the timeout, restarts and the task's process settings.
-
-    The monitor's own commands (sleep, mv, rmdir) must not depend on a PATH given to the task: it runs with
-    the launcher's PATH and hands the task's over in LANCO_MON_PATH ("=VALUE", or empty when it has none).
-    """
-    freezer = backend.freeze_control(ns, task)
-    restart_max = lifetime.restart_max
-    return {
-        "PATH": os.pathsep.join(filter(None, [os.environ.get("PATH"), os.defpath])),
-        "LANCO_MON_PATH": "" if "PATH" not in task_env else "=" + task_env["PATH"],
-        "LANCO_MON_EXEC": "\n".join(exec_prefix),
-        "LANCO_MON_UMASK": "" if umask is None else f"{umask:04o}",
-        "LANCO_MON_TIMEOUT": "" if lifetime.timeout is None else _seconds(lifetime.timeout),
-        "LANCO_MON_STOP_SIGNAL": str(lifetime.stop_signal),
-        "LANCO_MON_STOP_GRACE_MS": str(round(lifetime.stop_timeout * 1000)),
-        "LANCO_MON_KILL": backend.kill_file(ns, task) or "",
-        "LANCO_MON_FREEZER": "" if freezer is None else f"{freezer[0]} {freezer[2]}",
-        "LANCO_MON_RESTART": lifetime.restart,
-        "LANCO_MON_RESTART_MAX": "" if restart_max is None else str(restart_max),
-        "LANCO_MON_RESTART_DELAY": _seconds(lifetime.restart_delay),
-    }
-
-
-def _seconds(value: float) -> str:
-    """A duration as sleep(1) takes it: no exponent, at most millisecond digits."""
-    return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
 
 
 def _resolve_command(command: str, path: str, cwd: str | None) -> str:
