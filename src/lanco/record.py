@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from lanco import jsonread
+from lanco import jsonread, procfs
 from lanco.errors import StateError
 from lanco.procfs import read_bytes
 from lanco.values import Value
@@ -162,21 +162,22 @@ def read_result(state_dir: str) -> tuple[dict[str, str], float] | None:
             from exc
     except UnicodeDecodeError as exc:
         raise StateError(f"the result of task {os.path.basename(state_dir)} is damaged: {path}") from exc
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            fields[key] = value
-    if "result" not in fields:
+    # Here, not at the top: check reads no result, and is spared the contract's import.
+    from lanco.monitorcontract import parse_result
+
+    fields = parse_result(text)
+    if fields is None:
         raise StateError(f"the result of task {os.path.basename(state_dir)} is damaged: {path}")
     return fields, ended
 
 
 def write_result(state_dir: str, fields: dict[str, str]) -> bool:
     """Write a result unless one exists; True when this call wrote it (the lost path can race the monitor)."""
+    from lanco.monitorcontract import format_result
+
     tmp = os.path.join(state_dir, f"result.tmp.{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write("".join(f"{k}={v}\n" for k, v in fields.items()))
+        f.write(format_result(fields))
     try:
         os.link(tmp, os.path.join(state_dir, "result"))
         return True
@@ -232,3 +233,59 @@ def apply_spec(record: TaskRecord, spec: dict[str, Any]) -> None:
     record.log = spec.get("log")
     record.exit_command = spec.get("exit_command")
     record.limits = dict(spec.get("limits", {}))
+
+
+# -- what the monitor's files tell ------------------------------------------------------------------------------
+
+def monitor_pid(state_dir: str) -> int | None:
+    """The monitor's pid while it lives: the process the ``monitor`` file names, started when it says (a pid
+    reused since is not it)."""
+    monitor = read_int_file(os.path.join(state_dir, "monitor"))
+    return monitor[0] if len(monitor) == 2 and procfs.is_same_process(monitor[0], monitor[1]) else None
+
+
+def monitor_alive(state_dir: str, spec: dict[str, object] | None) -> bool:
+    """The run's monitor still runs, in this boot (a record from before a reboot names a pid of another)."""
+    if spec is not None and spec.get("boot_id") and spec.get("boot_id") != procfs.boot_id():
+        return False
+    return monitor_pid(state_dir) is not None
+
+
+def restart_pending(state_dir: str, spec: dict[str, Any] | None) -> bool:
+    """True while the monitor pauses between a run's end and the next run."""
+    if spec is None:
+        return False
+    try:
+        with open(os.path.join(state_dir, "restarting"), encoding="ascii") as f:
+            pending = f.read().strip() == spec.get("run_id")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return pending and monitor_alive(state_dir, spec)
+
+
+def completed_runs(state_dir: str) -> int:
+    """How many runs of this start have ended (the monitor appends one line to runs.jsonl per run)."""
+    try:
+        # read_bytes: most tasks have no such file, and a failed open() costs more than a failed os.open.
+        lines = read_bytes(os.path.join(state_dir, "runs.jsonl")).decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    for line in reversed(lines):
+        try:
+            return int(jsonread.loads(line).get("run", 0))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return 0
+
+
+def stray_first_process(state_dir: str, known: list[int], main: int | None = None) -> int | None:
+    """The task's first process (``main``, else the one the record names) where it moved itself out of every
+    cgroup of the task, into ``.monitors`` or another task's (an owner may write those in v1): its monitor
+    waits for it all the same, so it stays this task's, shown and stopped as such, until it ends."""
+    if main is None:
+        recorded = read_int_file(os.path.join(state_dir, "pid"))
+        main = recorded[0] if recorded else None
+    if main is None or main in known:
+        return None
+    monitor = monitor_pid(state_dir)
+    return main if monitor is not None and procfs.parent(main) == monitor else None

@@ -264,22 +264,22 @@ def test_exec_size_in_total_follows_the_stack_limit(monkeypatch: pytest.MonkeyPa
 
 def test_interpreter_of_a_script_is_read_as_the_kernel_reads_it(tmp_path: Path) -> None:
     from lanco.errors import CommandNotExecutable, CommandNotFound
-    from lanco.task import _resolve_command
+    from lanco.taskstart import resolve_command
 
     script = tmp_path / "s"
     script.write_text("#!\tinterp\t-x\n")
     script.chmod(0o755)
     with pytest.raises(CommandNotFound, match=r"^command \./s cannot run: its interpreter interp \(its #! line\) "
                                               r"is not found$") as caught:
-        _resolve_command("./s", "", str(tmp_path))  # relative: to the task's working directory, as execve
+        resolve_command("./s", "", str(tmp_path))  # relative: to the task's working directory, as execve
     assert caught.value.exit_code == 127
     (tmp_path / "interp").write_text("")
     (tmp_path / "interp").chmod(0o644)
     with pytest.raises(CommandNotExecutable) as refused:
-        _resolve_command("./s", "", str(tmp_path))
+        resolve_command("./s", "", str(tmp_path))
     assert refused.value.exit_code == 126
     (tmp_path / "interp").chmod(0o755)
-    assert _resolve_command("./s", "", str(tmp_path)) == os.path.join(tmp_path, "./s")
+    assert resolve_command("./s", "", str(tmp_path)) == os.path.join(tmp_path, "./s")
     for harmless in ("#!\n", "no shebang\n", ""):
         script.write_text(harmless)
-        assert _resolve_command("./s", "", str(tmp_path)) == os.path.join(tmp_path, "./s")
+        assert resolve_command("./s", "", str(tmp_path)) == os.path.join(tmp_path, "./s")

@@ -59,9 +59,15 @@ def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
     return int(exit_code), set(modules.split())
 
 
+STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.taskcontrol", "lanco.tasklog", "lanco.taskrecovery",
+         "lanco.recorddir", "lanco.monitorcontract", "lanco.spawn", "lanco.logfile")
+"""A task's steps beyond its queries (lanco.task loads each only for the methods that take it): check takes none."""
+
+
 @pytest.mark.parametrize(("argv", "exit_code", "also_never"), [
-    (["testns", "check", "t"], 1, ("argparse", "shutil", "signal", "re", "json", "enum", *LIGHT)),
-    (["testns", "stop", "t"], 1, ("argparse", "shutil", "re", "json", "signal", "enum", *LIGHT)),
+    (["testns", "check", "t"], 1, ("argparse", "shutil", "signal", "re", "json", "enum", *LIGHT, *STEPS)),
+    (["testns", "stop", "t"], 1, ("argparse", "shutil", "re", "json", "signal", "enum", *LIGHT,
+                                  "lanco.taskstart", "lanco.tasklog", "lanco.spawn", "lanco.logfile")),
     (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil", "json", "re", "enum")),
     (["testns", "wait", "t"], 1, ("argparse", "shutil", *LIGHT)),
     (["testns", "run", "t", "lanco-no-such-command"], 127, ("shutil", *LIGHT)),

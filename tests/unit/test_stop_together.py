@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from lanco import task as task_module
+from lanco import taskstop
 from lanco.cli import main
 from lanco.errors import CgroupError, NotRunning, PermissionDenied, StateError
 from lanco.record import TaskRecord
@@ -56,9 +57,9 @@ class Steps:
             step(self.name, "finish")
             return TaskRecord("testns", self.name, "stopped")
 
-        monkeypatch.setattr(task_module.Task, "_take_stop_turn", take_turn)
-        monkeypatch.setattr(task_module.Task, "_begin_stop", begin)
-        monkeypatch.setattr(task_module.Task, "_finish_stop", finish)
+        monkeypatch.setattr(taskstop, "take_turn", take_turn)
+        monkeypatch.setattr(taskstop, "begin", begin)
+        monkeypatch.setattr(taskstop, "finish", finish)
         monkeypatch.setattr(task_module.Task, "is_active", lambda self: True)
 
     def stopped(self) -> list[str]:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lanco import messages
+from lanco import messages, recorddir
 from lanco.namespace import Namespace
 from lanco.task import Task
 from tests.unit.conftest import NS, TASK, FakeHost, make_namespace, write
@@ -20,10 +20,10 @@ def test_a_lock_whose_file_was_removed_while_waited_for_is_taken_anew(namespace:
     that file must not count it as held, or two runs of one name both start their command."""
     releaser, runner, third = Task(namespace, TASK), Task(namespace, TASK), Task(namespace, TASK)
     os.mkdir(releaser.state_dir)
-    held = releaser._acquire("lock", blocking=True)
+    held = recorddir.acquire(releaser, "lock", blocking=True)
     assert held is not None
     got: list[int] = []
-    waiting = threading.Thread(target=lambda: got.append(runner._acquire("lock", blocking=True) or -1))
+    waiting = threading.Thread(target=lambda: got.append(recorddir.acquire(runner, "lock", blocking=True) or -1))
     waiting.start()
     time.sleep(0.2)  # the runner has opened the lock file and waits in flock
     assert not got
@@ -34,10 +34,10 @@ def test_a_lock_whose_file_was_removed_while_waited_for_is_taken_anew(namespace:
     try:
         # The runner's lock is on the file the path names now (it made the directory again): nobody else gets it.
         assert os.path.isdir(runner.state_dir)
-        assert third._acquire("lock", blocking=False) is None
+        assert recorddir.acquire(third, "lock", blocking=False) is None
     finally:
         os.close(got[0])
-    again = third._acquire("lock", blocking=False)
+    again = recorddir.acquire(third, "lock", blocking=False)
     assert again is not None
     os.close(again)
 
@@ -45,7 +45,7 @@ def test_a_lock_whose_file_was_removed_while_waited_for_is_taken_anew(namespace:
 def test_a_lock_of_a_record_directory_gone_makes_it_again(namespace: Namespace) -> None:
     task = Task(namespace, TASK)
     assert not os.path.exists(task.state_dir)
-    with task._lock("stop.lock"):
+    with recorddir.lock(task, "stop.lock"):
         assert os.path.isfile(os.path.join(task.state_dir, "stop.lock"))
     assert os.stat(task.state_dir).st_mode & 0o777 == 0o700
 

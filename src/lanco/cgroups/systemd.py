@@ -380,11 +380,12 @@ class SystemdBackend(Backend):
         if scope is None:
             return super().start_monitor(ns, task, argv, env, fds, cwd, prepare)
         from lanco.cgroups.dbus import BusError
+        from lanco.monitorcontract import waiting_for_go
         from lanco.spawn import spawn_waiting
 
         unit = os.path.basename(scope)
         # The launcher moves the monitor into monitor/ itself, before the scope hands controllers down.
-        env = {**env, "LANCO_MON_MONITORS": "", "LANCO_MON_GO": str(_GO_FD)}
+        env = waiting_for_go(env, _GO_FD)
         deadline = time.monotonic() + manager_timeout()
         try:
             manager = connect_manager(os.geteuid())
