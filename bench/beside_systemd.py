@@ -104,7 +104,7 @@ def main(ns: str, rounds: int, check: bool) -> int:
 def phase(settings: Settings, sandbox: Sandbox) -> list[Figure]:
     """The side-by-side rows as figures: one ratio per row (its target on it), and each side's median."""
     from lanco.cgroups.detect import read_mounts
-    from lanco.placement import systemd_delegates
+    from lanco.cgroups.placement import systemd_delegates
 
     user = os.environ.get("LANCO_BENCH_USER", "")
     where = None if systemd_delegates(read_mounts()) else "needs systemd as PID 1 on pure cgroup v2 (the guest)"

@@ -28,7 +28,7 @@ from bench.probes import (
 )
 from bench.sandbox import Sandbox, read_pids
 from bench.stats import Figure, median
-from lanco.record import TaskRecord
+from lanco.state.record import TaskRecord
 
 SLEEP = ["sleep", "3600"]
 # Bounded fork bomb: every process forks two children until depth 11 (at most 4095 processes ever exist),

@@ -146,7 +146,7 @@ def _force_clean(sandbox: Sandbox) -> list[str]:
 def systemd_delegates() -> bool:
     """A pure cgroup v2 host run by systemd: unprivileged namespaces place tasks through user managers."""
     from lanco.cgroups.detect import read_mounts
-    from lanco.placement import systemd_delegates as delegates
+    from lanco.cgroups.placement import systemd_delegates as delegates
 
     return delegates(read_mounts())
 

@@ -6,7 +6,7 @@ for what a command needs (``check`` must stay close to a bare interpreter start)
 
 from __future__ import annotations
 
-# typing costs every command several milliseconds at start-up: annotations only (lanco.spawn does the same).
+# typing costs every command several milliseconds at start-up: annotations only (lanco.launch.spawn does the same).
 TYPE_CHECKING = False
 
 __version__ = "0.1.0"
@@ -46,13 +46,13 @@ if TYPE_CHECKING:
         UsageError,
     )
     from lanco.namespace import Namespace
-    from lanco.record import TaskRecord
+    from lanco.state.record import TaskRecord
     from lanco.task import Task
 
 _LAZY = {
     "Namespace": "lanco.namespace",
     "Task": "lanco.task",
-    "TaskRecord": "lanco.record",
+    "TaskRecord": "lanco.state.record",
 }
 
 

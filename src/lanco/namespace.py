@@ -11,13 +11,6 @@ from lanco import contexts
 from lanco.cgroups import open_namespace_backend
 from lanco.cgroups.backend import Backend, open_backend
 from lanco.cgroups.detect import MODES, natural_mode, read_mounts
-from lanco.config import (
-    DEFAULT_CGROUP_BASE,
-    NamespaceConfig,
-    load_config,
-    system_log_dir,
-    system_state_dir,
-)
 from lanco.errors import (
     LancoError,
     NamespaceExists,
@@ -30,6 +23,13 @@ from lanco.errors import (
 )
 from lanco.names import check_namespace_name
 from lanco.privileges import acting_as, user_name, with_owner_ids
+from lanco.state.config import (
+    DEFAULT_CGROUP_BASE,
+    NamespaceConfig,
+    load_config,
+    system_log_dir,
+    system_state_dir,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from typing import Unpack
 
-    from lanco.logrotation import Rotation
-    from lanco.record import TaskRecord
-    from lanco.runopts import RunOptions
+    from lanco.options.runopts import RunOptions
+    from lanco.state.logrotation import Rotation
+    from lanco.state.record import TaskRecord
     from lanco.task import Task
 
 
@@ -135,8 +135,8 @@ class Namespace:
     def init(cls, name: str, *, user: str | None = None, group: str | None = None,
              cgroup_mode: str | None = None, cgroup_base: str | None = None, take_over: bool = False) -> Namespace:
         """Create the namespace for ``user``/``group`` (root; a user's own where systemd delegates to them);
-        idempotent for the same owner. ``take_over``: see :func:`lanco.placement.prepare_base_parent`."""
-        from lanco import placement
+        idempotent for the same owner. ``take_over``: see :func:`lanco.cgroups.placement.prepare_base_parent`."""
+        from lanco.cgroups import placement
 
         check_namespace_name(name)
         if os.geteuid() != 0:
@@ -368,7 +368,7 @@ class Namespace:
     @maps_os_errors
     def run(self, task: str, argv: Sequence[str], **options: Unpack[RunOptions]) -> Task:
         """Start ``argv`` as ``task``; the options (limits, timeout, restart, environment, ...) are those of
-        :class:`lanco.runopts.RunOptions`, as for :meth:`lanco.task.Task.start`."""
+        :class:`lanco.options.runopts.RunOptions`, as for :meth:`lanco.task.Task.start`."""
         from lanco.task import Task
 
         self.authorize()
@@ -382,7 +382,7 @@ def _set_up(config: NamespaceConfig, *, take_over: bool, save: bool) -> list[str
     where the namespace tracks its tasks there, its cgroups made (or completed) and handed to its owner, its state
     and log directories made with their owner and mode, and ``save`` the configuration. Idempotent. Returns what
     it changed, in words; on failure, what it made is removed again."""
-    from lanco import placement
+    from lanco.cgroups import placement
     from lanco.cgroups.detect import NAMED_HIERARCHY, named_mount
 
     mounts = read_mounts()
@@ -484,7 +484,7 @@ def cgroup_traces(name: str, base: str) -> dict[str, str]:
 def _recovered_mode(name: str, base: str, uid: int, mode: str, *, forced: bool) -> str:
     """The cgroup mode for an init of a namespace without configuration: ``mode`` where it has no cgroups, else the
     mode whose cgroups it has (``mode`` first). A forced mode other than theirs is refused."""
-    from lanco import placement
+    from lanco.cgroups import placement
 
     traces = cgroup_traces(name, base)
     if not traces:

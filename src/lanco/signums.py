@@ -2,7 +2,7 @@
 
 ``signal`` wraps every number in an enum (it loads enum, and with it functools and collections): about 1 ms of a
 native ``stop`` or ``run`` and some 25 ms in the project's emulated guest, for constants. Names of signals, which
-need the enum, are looked up in ``lanco.runopts`` where an option names one.
+need the enum, are looked up in ``lanco.options.runopts`` where an option names one.
 """
 
 from __future__ import annotations

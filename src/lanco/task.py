@@ -3,8 +3,8 @@ what is it, what became of it".
 
 Its steps live in modules of their own, one per step, each loaded only by the commands that take it (``check``
 loads none of them): lanco.taskstart (start), lanco.taskstop (stop, wait), lanco.taskcontrol (freeze, thaw,
-limits, signals), lanco.tasklog (logs), lanco.taskrecovery (lost runs, release), over lanco.recorddir (the record
-directory and its locks) and lanco.record (what the record says). The methods here are the public face: each
+limits, signals), lanco.tasklog (logs), lanco.taskrecovery (lost runs, release), over lanco.state.recorddir (the record
+directory and its locks) and lanco.state.record (what the record says). The methods here are the public face: each
 maps OS errors to lanco's and switches to the owner's ids where root acts for them, then hands over.
 """
 
@@ -15,7 +15,7 @@ import os
 from lanco.errors import StateError, maps_os_errors
 from lanco.names import check_task_name
 from lanco.privileges import with_owner_ids
-from lanco.record import (
+from lanco.state.record import (
     TaskRecord,
     apply_result,
     apply_spec,
@@ -36,10 +36,10 @@ if TYPE_CHECKING:
 
     from lanco.cgroups.backend import Backend
     from lanco.errors import LancoError
-    from lanco.limits import LimitOptions, Limits
-    from lanco.logrotation import Rotation
     from lanco.namespace import Namespace
-    from lanco.runopts import RunOptions, RunPlan
+    from lanco.options.limits import LimitOptions, Limits
+    from lanco.options.runopts import RunOptions, RunPlan
+    from lanco.state.logrotation import Rotation
 
 LOST_EXIT_CODE = 255
 """What ``wait`` and ``run -f`` return for a run whose end nobody saw (its monitor died)."""
@@ -85,7 +85,7 @@ class Task:
     @maps_os_errors
     def is_running(self) -> bool:
         """True while the task's cgroup (in any hierarchy) holds at least one process, or its first process lives
-        on outside it (see :func:`lanco.record.stray_first_process`)."""
+        on outside it (see :func:`lanco.state.record.stray_first_process`)."""
         backend = self._backend
         if not backend.task_exists(self._ns, self.name):
             return False
@@ -170,7 +170,8 @@ class Task:
                 record.state = "finishing" if exists else "starting"
             return record
         # The monitor is gone without a result: lost, unless a start holds the lock (its monitor is not known yet).
-        from lanco import recorddir, taskrecovery
+        from lanco import taskrecovery
+        from lanco.state import recorddir
 
         with recorddir.try_lock(self) as locked:
             if not locked:
@@ -196,7 +197,7 @@ class Task:
     def rotate_log(self) -> Rotation | None:
         """Rotate the task's log if it is over the size its run was given (``--log-max-size``): copied to ``.1``
         (older copies shifted, ``--log-keep`` of them kept), then truncated, with the task frozen for the last
-        moment of the copy and the truncate so that nothing it writes is lost (lanco.logrotation). None when the
+        moment of the copy and the truncate so that nothing it writes is lost (lanco.state.logrotation). None when the
         run has no bound or the log is within it. The task goes on as it was; a task frozen by its user stays
         frozen."""
         from lanco import tasklog
@@ -207,13 +208,13 @@ class Task:
     def start(self, argv: list[str], **options: Unpack[RunOptions]) -> None:
         """Start ``argv`` under this name; returns once its first process is inside the task's cgroup.
 
-        The options are those of ``lanco.runopts.RunOptions`` (limits, timeout, restart, environment, ...).
+        The options are those of ``lanco.options.runopts.RunOptions`` (limits, timeout, restart, environment, ...).
         All of them are parsed, and the limits checked against the namespace's cgroup mode, before anything is
         created: a bad value raises UsageError, a limit the mode cannot enforce LimitUnavailable.
         ``foreground`` keeps the caller's standard input and output (unless ``log`` is given) for
         ``run -f``; the task still gets a monitor, a record and a cgroup of its own.
         """
-        from lanco.runopts import RunPlan
+        from lanco.options.runopts import RunPlan
 
         self.launch(argv, RunPlan.build(options))
 
@@ -266,7 +267,7 @@ class Task:
     @maps_os_errors
     def set_limits(self, **limits: Unpack[LimitOptions]) -> TaskRecord:
         """Change limits of the running task (``"max"`` lifts one); its record keeps the limits in force."""
-        from lanco.limits import Limits
+        from lanco.options.limits import Limits
 
         return self.apply_limits(Limits.build(limits))
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 
-from lanco import recorddir, signums
+from lanco import signums
 from lanco.errors import LimitUnavailable, NotRunning, PermissionDenied, UsageError
-from lanco.record import TaskRecord, write_spec
+from lanco.state import recorddir
+from lanco.state.record import TaskRecord, write_spec
 from lanco.taskrecovery import live_spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from lanco.limits import Limits
+    from lanco.options.limits import Limits
     from lanco.task import Task
 
 
@@ -29,7 +30,7 @@ def set_frozen(task: Task, frozen: bool) -> None:
 
 def apply_limits(task: Task, wanted: Limits) -> TaskRecord:
     """:meth:`lanco.task.Task.apply_limits`."""
-    from lanco.limits import Limits
+    from lanco.options.limits import Limits
 
     if not wanted:
         raise UsageError("no limit given")

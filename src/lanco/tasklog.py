@@ -1,7 +1,7 @@
 """A task's log as a caller reads it (``logs``, ``logs -f``) and bounds it (``logs --rotate``).
 
 The log is the one the run's record names; its rotation pauses the running task for the last moment of the copy
-(lanco.logrotation does the copying), under the same locks as a stop and a start, so that neither lands in the
+(lanco.state.logrotation does the copying), under the same locks as a stop and a start, so that neither lands in the
 pause.
 """
 
@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import os
 
-from lanco import contexts, logfile, messages, recorddir
+from lanco import contexts, messages
 from lanco.errors import LancoError, StateError
-from lanco.record import read_spec
+from lanco.state import logfile, recorddir
+from lanco.state.record import read_spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import BinaryIO
 
-    from lanco.logrotation import Rotation
+    from lanco.state.logrotation import Rotation
     from lanco.task import Task
 
 ROTATION_FREEZE_TIMEOUT = 2.0
@@ -51,8 +52,8 @@ def show_log(task: Task, out: BinaryIO, lines: int | None, follow: bool) -> None
 
 def rotate_log(task: Task) -> Rotation | None:
     """:meth:`lanco.task.Task.rotate_log`."""
-    from lanco import logrotation
-    from lanco.runopts import LogBounds
+    from lanco.options.runopts import LogBounds
+    from lanco.state import logrotation
 
     # The stop lock, then the start lock (the order stop takes them in): a stop thaws the task it signals, a
     # new run rotates the log as it starts, and a freeze or thaw must not land in the pause.

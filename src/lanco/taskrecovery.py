@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import time
 
-from lanco import contexts, messages, monitorcontract, procfs, recorddir
+from lanco import contexts, messages, procfs
 from lanco.errors import LancoError, NotRunning, StateError, StillRunning
-from lanco.record import monitor_alive, read_int_file, read_result, read_spec, write_result
+from lanco.launch import monitorcontract
+from lanco.state import recorddir
+from lanco.state.record import monitor_alive, read_int_file, read_result, read_spec, write_result
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ def _recover_monitor(task: Task) -> None:
     """Write the ``monitor`` and ``pid`` files again from what the kernel shows: the monitor is the parent of
     the task's first process (a shell running lanco's monitor script). Without them, a command finding the run
     ended before its monitor wrote the result would take the run for lost and clear its stop marker."""
-    from lanco.spawn import MONITOR_SCRIPT, package_file  # here: stop and wait meet a lost monitor rarely
+    from lanco.launch.spawn import MONITOR_SCRIPT, package_file  # here: stop and wait meet a lost monitor rarely
 
     script = package_file(MONITOR_SCRIPT)
     for pid in task.pids():
@@ -124,7 +126,7 @@ def settle_locked(task: Task) -> bool:
 
 
 def _run_lost_hook(task: Task, spec: dict[str, object]) -> None:
-    from lanco.spawn import hook_runner, run_hook_detached
+    from lanco.launch.spawn import hook_runner, run_hook_detached
 
     config = task.namespace.config
     fields = (read_result(task.state_dir) or ({}, 0.0))[0]

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from lanco import contexts, logfile, messages, monitorcontract, procfs, recorddir
+from lanco import contexts, messages, procfs
 from lanco.errors import (
     AlreadyRunning,
     CgroupError,
@@ -21,15 +21,17 @@ from lanco.errors import (
     PermissionDenied,
     UsageError,
 )
-from lanco.record import monitor_alive, read_spec, restart_pending, write_spec
-from lanco.spawn import MONITOR_SCRIPT, WAITER_SCRIPT, hook_runner, monitor_shell, package_file, read_line, which
+from lanco.launch import monitorcontract
+from lanco.launch.spawn import MONITOR_SCRIPT, WAITER_SCRIPT, hook_runner, monitor_shell, package_file, read_line, which
+from lanco.state import logfile, recorddir
+from lanco.state.record import monitor_alive, read_spec, restart_pending, write_spec
 from lanco.taskrecovery import settle_locked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from lanco.runopts import RunPlan
+    from lanco.options.runopts import RunPlan
     from lanco.task import Task
 
 _START_REPORT_TIMEOUT = 30.0
@@ -47,7 +49,7 @@ def launch(task: Task, argv: list[str], plan: RunPlan) -> None:
     if foreground and log is None and plan.log_bounds.max_size is not None:
         raise UsageError("--log-max-size needs a log: run -f writes to the terminal unless -l names one")
     resolve_command(argv[0], environment.get("PATH", os.defpath), cwd)
-    from lanco.runopts import check_exec_size
+    from lanco.options.runopts import check_exec_size
 
     check_exec_size(argv, environment)
     limits.check(backend, ns)
@@ -177,7 +179,7 @@ def _abort_start(task: Task) -> None:
 def _drop_unrecorded_dir(task: Task) -> None:
     """Remove the record directory when it holds no record, only locks: views list no such directory, and a
     failed or refused run must leave nothing. Called with the start lock held; a launcher waiting for that
-    lock finds its file unlinked and starts over (see :func:`lanco.recorddir.acquire`)."""
+    lock finds its file unlinked and starts over (see :func:`lanco.state.recorddir.acquire`)."""
     try:
         entries = os.listdir(task.state_dir)
     except OSError:

@@ -11,10 +11,11 @@ import os
 import select
 import time
 
-from lanco import contexts, messages, recorddir, signums
+from lanco import contexts, messages, signums
 from lanco.cgroups.cgroupfs import poll_ms
 from lanco.errors import CgroupError, LancoError, NotRunning, PermissionDenied, StateError, as_lanco_error
-from lanco.record import (
+from lanco.state import recorddir
+from lanco.state.record import (
     FINISHED_STATES,
     TaskRecord,
     apply_result,
@@ -29,7 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from lanco.runopts import Lifetime
+    from lanco.options.runopts import Lifetime
     from lanco.task import Task
 
 
@@ -138,7 +139,7 @@ def _stop_failure(task: Task, exc: Exception) -> LancoError:
 
 
 def _lifetime(spec: dict[str, Any]) -> Lifetime:
-    from lanco.runopts import Lifetime
+    from lanco.options.runopts import Lifetime
 
     return Lifetime.from_record(spec.get("lifetime"))
 

@@ -2,7 +2,7 @@
 
 A state file is damaged when it is cut short by a crash, overwritten by hand or by a bug, or holds the right
 syntax in the wrong shape. lanco reads them before anything else has loaded the json package (see
-lanco.jsonread), so these run as a user would run lanco: one fresh process per command.
+lanco.state.jsonread), so these run as a user would run lanco: one fresh process per command.
 """
 
 from __future__ import annotations

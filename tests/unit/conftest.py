@@ -17,8 +17,8 @@ import pytest
 from lanco import messages
 from lanco.cgroups.backend import Backend
 from lanco.cgroups.detect import CgroupMount
-from lanco.config import NamespaceConfig
 from lanco.namespace import Namespace
+from lanco.state.config import NamespaceConfig
 
 NS = "testns"
 TASK = "first-task"

@@ -14,8 +14,8 @@ from lanco.cgroups.backend import Backend, NamespaceSetup, open_backend
 from lanco.cgroups.detect import CgroupMount, parse_mountinfo
 from lanco.cgroups.figures import StatSource, TaskFigures
 from lanco.errors import CgroupError, CgroupsMissing, LimitUnavailable
-from lanco.limits import Limits
-from lanco.units import MAX
+from lanco.options.limits import Limits
+from lanco.options.units import MAX
 from tests.unit.conftest import BASE, NS, TASK, FakeHost, make_namespace, read, write
 from tests.unit.test_detect import CONTAINER_V2, HYBRID, PURE_V1, PURE_V2
 

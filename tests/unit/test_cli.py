@@ -12,7 +12,7 @@ import pytest
 
 import lanco
 from lanco.cli import main
-from lanco.config import NamespaceConfig
+from lanco.state.config import NamespaceConfig
 
 LINE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d \[(?P<level>[A-Z]+)/(?P<token>[^\]]+)\] (?P<text>.*)"
 

@@ -1,4 +1,4 @@
-"""lanco.config: where namespaces keep their state, and the configuration init records for them."""
+"""lanco.state.config: where namespaces keep their state, and the configuration init records for them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lanco.config import (
+from lanco.errors import NamespaceMissing, StateError
+from lanco.state.config import (
     NamespaceConfig,
     candidate_config_paths,
     list_namespaces,
@@ -18,7 +19,6 @@ from lanco.config import (
     system_state_dir,
     user_state_root,
 )
-from lanco.errors import NamespaceMissing, StateError
 
 
 def make_config(state_dir: Path, name: str = "testns", **changes: object) -> NamespaceConfig:

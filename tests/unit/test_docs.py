@@ -16,9 +16,17 @@ from typing import Any
 import pytest
 
 from lanco.cli import COMMANDS
-from lanco.record import TaskRecord
-from lanco.render import LiveDetail, NamespaceInfo, dump_json, dump_task, namespaces_json, records_json, status_json
-from lanco.top import Sample, TaskSample, build_frame, frame_data
+from lanco.state.record import TaskRecord
+from lanco.views.render import (
+    LiveDetail,
+    NamespaceInfo,
+    dump_json,
+    dump_task,
+    namespaces_json,
+    records_json,
+    status_json,
+)
+from lanco.views.top import Sample, TaskSample, build_frame, frame_data
 
 ROOT = Path(__file__).resolve().parents[2]
 MAN = ROOT / "man" / "lanco.8"

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from lanco import messages
 from lanco.messages import escape
-from lanco.record import TaskRecord
-from lanco.render import NamespaceInfo, namespaces_text, status_text, tree
-from lanco.top import Sample, TaskSample, build_frame, frame_text
+from lanco.state.record import TaskRecord
+from lanco.views.render import NamespaceInfo, namespaces_text, status_text, tree
+from lanco.views.top import Sample, TaskSample, build_frame, frame_text
 
 FORGED = "x\n │  → 1 /sbin/init"
 """An argument that, shown raw, is a process line of its own in ls."""

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lanco import cli
-from lanco.config import NamespaceConfig, system_log_dir, system_state_dir
+from lanco.state.config import NamespaceConfig, system_log_dir, system_state_dir
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d \[WARN/[\w.-]+\] [^\n]+$")
 WORDS = ["init", "run", "check", "stop", "status", "wait", "ls", "release", "dump", "top", "logs", "freeze",

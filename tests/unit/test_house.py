@@ -204,12 +204,12 @@ def _opens_for_writing(tree: ast.AST) -> list[int]:
 # The modules that write files, and what they write; cgroup files are written by lanco.cgroups.cgroupfs alone.
 _FILE_WRITERS = {
     "lanco.cgroups.cgroupfs": "every cgroup file",
-    "lanco.record": "task records",
-    "lanco.config": "namespace configurations",
-    "lanco.logfile": "task logs",
-    "lanco.logrotation": "rotated logs",
-    "lanco.recorddir": "run markers in the task's state directory, its lock files",
-    "lanco.spawn": "the pipes to the monitor, the task's log descriptor",
+    "lanco.state.record": "task records",
+    "lanco.state.config": "namespace configurations",
+    "lanco.state.logfile": "task logs",
+    "lanco.state.logrotation": "rotated logs",
+    "lanco.state.recorddir": "run markers in the task's state directory, its lock files",
+    "lanco.launch.spawn": "the pipes to the monitor, the task's log descriptor",
     "lanco.taskstart": "/dev/null, the monitor's standard input and its own stderr",
     "lanco.cli": "/dev/null over a closed standard output",
 }

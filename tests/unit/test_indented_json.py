@@ -1,4 +1,4 @@
-"""lanco.render.indented_json and compact_json: the very text of json.dumps(value, indent=N), and of json.dumps
+"""lanco.views.render.indented_json and compact_json: the very text of json.dumps(value, indent=N), and of json.dumps
 with tight separators, whatever the value."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanco.record import TaskRecord
-from lanco.render import LiveDetail, compact_json, dump_json, dump_task, indented_json, records_json, status_json
+from lanco.state.record import TaskRecord
+from lanco.views.render import LiveDetail, compact_json, dump_json, dump_task, indented_json, records_json, status_json
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
                     st.text())

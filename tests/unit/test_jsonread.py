@@ -1,4 +1,4 @@
-"""lanco.jsonread reads what json.loads reads, the same way, and refuses what it refuses with the same error.
+"""lanco.state.jsonread reads what json.loads reads, the same way, and refuses what it refuses with the same error.
 
 lanco's commands read state files before anything has imported the json package (that is the point of jsonread),
 and CPython's scanner behaves differently then: its error path looks ``json.decoder`` up in ``sys.modules``
@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lanco
-from lanco.jsonread import loads
+from lanco.state.jsonread import loads
 
 VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
@@ -124,7 +124,7 @@ def test_a_fresh_interpreter_reads_a_damaged_document_as_json_does() -> None:
     package_parent = os.path.dirname(os.path.dirname(lanco.__file__))
     program = ("import sys\n"
                f"sys.path.insert(0, {package_parent!r})\n"
-               "from lanco.jsonread import loads\n"
+               "from lanco.state.jsonread import loads\n"
                "try:\n"
                "    loads('{not json')\n"
                "except ValueError as exc:\n"

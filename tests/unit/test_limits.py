@@ -1,4 +1,4 @@
-"""lanco.limits: parsing of every limit, the record form, and how each mode writes them (a fake cgroupfs)."""
+"""lanco.options.limits: parsing of every limit, the record form, and how each mode writes them (a fake cgroupfs)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from lanco import limits as limits_module
 from lanco.cgroups import cgroupfs
 from lanco.cgroups.backend import Backend
 from lanco.cgroups.detect import CgroupMount
 from lanco.errors import CgroupError, LimitUnavailable, UsageError
-from lanco.limits import DeviceRate, Limits, describe, format_cpu_list
-from lanco.units import MAX
+from lanco.options import limits as limits_module
+from lanco.options.limits import DeviceRate, Limits, describe, format_cpu_list
+from lanco.options.units import MAX
 from tests.unit.conftest import BASE, NS, TASK, FakeHost, make_namespace, read, write
 
 # -- parsing ------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""lanco.logrotation on a tmp folder: copy, shift and truncate; nothing lost while a writer appends; nothing changed
-when the pause fails; and the options that bound a log (``--log-max-size``, ``--log-keep``)."""
+"""lanco.state.logrotation on a tmp folder: copy, shift and truncate; nothing lost while a writer appends; nothing
+changed when the pause fails; and the options that bound a log (``--log-max-size``, ``--log-keep``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from lanco import contexts, logrotation
+from lanco import contexts
 from lanco.cli import main
 from lanco.commands.lifecycle import parse_run
 from lanco.errors import LancoError, PermissionDenied, StateError, UsageError
-from lanco.logrotation import SMALL_TAIL, rotate_over
-from lanco.runopts import DEFAULT_LOG_KEEP, LogBounds, RunPlan
+from lanco.options.runopts import DEFAULT_LOG_KEEP, LogBounds, RunPlan
+from lanco.state import logrotation
+from lanco.state.logrotation import SMALL_TAIL, rotate_over
 from tests.unit.test_cli import one_line
 
 

@@ -1,4 +1,4 @@
-"""The two sides of the monitor's contract agree: lanco.monitorcontract (Python) and monitor.sh (shell) name the
+"""The two sides of the monitor's contract agree: lanco.launch.monitorcontract (Python) and monitor.sh (shell) name the
 same variables, the monitor writes the result fields the launcher reads, and an exit hook is told the same
 variables whoever runs it."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lanco import monitorcontract as contract
-from lanco.runopts import MONITOR_VARIABLE_PREFIX, Lifetime
+from lanco.launch import monitorcontract as contract
+from lanco.options.runopts import MONITOR_VARIABLE_PREFIX, Lifetime
 from tests.unit.conftest import NS, TASK, FakeHost
 
 SCRIPT = (Path(contract.__file__).parent / "monitor.sh").read_text()

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from lanco.cgroups.detect import CgroupMount
-from lanco.config import NamespaceConfig, load_config
 from lanco.errors import NamespaceExists, PermissionDenied, StateError
 from lanco.namespace import Namespace
 from lanco.privileges import OWNER_IDS_MARK
+from lanco.state.config import NamespaceConfig, load_config
 from lanco.task import Task
 from tests.unit.conftest import NS, FakeHost, make_namespace
 

@@ -1,4 +1,4 @@
-"""lanco.record: spec.json, the key=value result file written once, and how a result fills a record."""
+"""lanco.state.record: spec.json, the key=value result file written once, and how a result fills a record."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lanco.errors import StateError
-from lanco.record import (
+from lanco.state.record import (
     FINISHED_STATES,
     TaskRecord,
     apply_result,
@@ -181,6 +181,6 @@ _JSON_VALUES = st.recursive(
 
 @given(_JSON_VALUES)
 def test_specs_are_written_as_json_dumps_writes_them(value: object) -> None:
-    from lanco.record import compact_json
+    from lanco.state.record import compact_json
 
     assert compact_json(value) == json.dumps(value, sort_keys=True)

@@ -1,4 +1,4 @@
-"""lanco.render: golden outputs of the ls tree, status text and the JSON documents."""
+"""lanco.views.render: golden outputs of the ls tree, status text and the JSON documents."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from lanco import procfs
-from lanco.record import TaskRecord
-from lanco.render import (
+from lanco.state.record import TaskRecord
+from lanco.views.render import (
     COMMAND_WIDTH,
     DUMP_SCHEMA_VERSION,
     SCHEMA_VERSION,

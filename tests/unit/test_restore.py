@@ -15,9 +15,9 @@ from lanco import messages
 from lanco.cgroups.backend import Backend
 from lanco.cgroups.detect import parse_mountinfo
 from lanco.cli import main
-from lanco.config import NamespaceConfig
 from lanco.errors import CgroupsMissing, PermissionDenied
 from lanco.namespace import Namespace
+from lanco.state.config import NamespaceConfig
 from lanco.task import Task
 from tests.unit.conftest import NS, TASK, FakeHost, make_namespace
 from tests.unit.test_cli import LINE

@@ -1,4 +1,4 @@
-"""lanco.runopts: signals, the lifetime (timeout, stop, restart) and the process settings of a run."""
+"""lanco.options.runopts: signals, the lifetime (timeout, stop, restart) and the process settings of a run."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from lanco.errors import PermissionDenied, UsageError
-from lanco.limits import Limits
-from lanco.runopts import Lifetime, ProcessSettings, RunPlan, parse_signal, read_env_file, signal_name
+from lanco.options.limits import Limits
+from lanco.options.runopts import Lifetime, ProcessSettings, RunPlan, parse_signal, read_env_file, signal_name
 
 
 class TestSignals:
@@ -200,7 +200,7 @@ class TestRunPlan:
 
     def test_the_option_keys_are_those_of_the_typed_dicts(self) -> None:
         # The command path lists the keys by hand, to leave typing unloaded; the TypedDicts document them.
-        from lanco import limits, runopts
+        from lanco.options import limits, runopts
 
         assert set(limits.SPECS) == limits.LimitOptions.__optional_keys__
         assert runopts.RunOptions.__optional_keys__ == runopts.PLAN_OPTION_KEYS | limits.SPECS.keys()
@@ -211,7 +211,7 @@ class TestRunPlan:
         table, which must name the same keys in the same order."""
         import ast
 
-        from lanco import limits
+        from lanco.options import limits
 
         tree = ast.parse(Path(limits.__file__).read_text(encoding="utf-8"))
         declared = next(node for node in ast.walk(tree)
@@ -225,7 +225,7 @@ class TestRunPlan:
 
 
 def test_exec_size_per_string_is_the_kernels() -> None:
-    from lanco.runopts import MAX_ARG_STRLEN, check_exec_size
+    from lanco.options.runopts import MAX_ARG_STRLEN, check_exec_size
 
     value = "x" * (MAX_ARG_STRLEN - len("BIG=") - 1)  # NAME=value and its NUL: exactly the limit
     check_exec_size(["true"], {"BIG": value})
@@ -243,7 +243,7 @@ def test_exec_size_per_string_is_the_kernels() -> None:
 def test_exec_size_in_total_follows_the_stack_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     import resource
 
-    from lanco import runopts
+    from lanco.options import runopts
 
     def stack(limit: int) -> None:
         monkeypatch.setattr(resource, "getrlimit", lambda which: (limit, resource.RLIM_INFINITY))

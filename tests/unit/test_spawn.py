@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from lanco import spawn
+from lanco.launch import spawn
 
 FACTS = """
 read -r pid comm state ppid pgrp sid rest < /proc/self/stat

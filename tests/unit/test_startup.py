@@ -18,7 +18,7 @@ import pytest
 
 import lanco
 from lanco.commands import parser_for, terminal_columns
-from lanco.spawn import which
+from lanco.launch.spawn import which
 from tests.unit.test_cli import existing_namespace
 
 # typing, dataclasses and inspect (with ast, dis, tokenize) cost more than everything check does; argparse and
@@ -60,14 +60,14 @@ def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
 
 
 STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.taskcontrol", "lanco.tasklog", "lanco.taskrecovery",
-         "lanco.recorddir", "lanco.monitorcontract", "lanco.spawn", "lanco.logfile")
+         "lanco.state.recorddir", "lanco.launch.monitorcontract", "lanco.launch.spawn", "lanco.state.logfile")
 """A task's steps beyond its queries (lanco.task loads each only for the methods that take it): check takes none."""
 
 
 @pytest.mark.parametrize(("argv", "exit_code", "also_never"), [
     (["testns", "check", "t"], 1, ("argparse", "shutil", "signal", "re", "json", "enum", *LIGHT, *STEPS)),
     (["testns", "stop", "t"], 1, ("argparse", "shutil", "re", "json", "signal", "enum", *LIGHT,
-                                  "lanco.taskstart", "lanco.tasklog", "lanco.spawn", "lanco.logfile")),
+                                  "lanco.taskstart", "lanco.tasklog", "lanco.launch.spawn", "lanco.state.logfile")),
     (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil", "json", "re", "enum")),
     (["testns", "wait", "t"], 1, ("argparse", "shutil", *LIGHT)),
     (["testns", "run", "t", "lanco-no-such-command"], 127, ("shutil", *LIGHT)),
@@ -92,7 +92,7 @@ def test_views_leave_argparse_json_and_re_unloaded(argv: list[str], exit_code: i
     existing_namespace()
     code, modules = loaded_by(argv, QUIET_PROBE)
     assert code == exit_code
-    assert "lanco.config" in modules and "lanco.render" in modules  # the path was walked, not cut short
+    assert "lanco.state.config" in modules and "lanco.views.render" in modules  # the path was walked, not cut short
     heavy = {*NEVER, *LIGHT, "argparse", "json", "re", "enum", "shutil", "signal"}
     assert not modules & heavy, sorted(modules & heavy)
 
@@ -116,7 +116,7 @@ def test_the_installed_command_adds_nothing_to_check() -> None:
 
 def test_the_api_loads_without_typing_or_dataclasses() -> None:
     _, modules = loaded_by([], "import sys\nfrom lanco import Namespace, Task, TaskRecord, UsageError\n"
-                               "from lanco.runopts import RunPlan\nprint(0, ' '.join(sorted(sys.modules)))")
+                               "from lanco.options.runopts import RunPlan\nprint(0, ' '.join(sorted(sys.modules)))")
     assert not modules & set(NEVER), sorted(modules & set(NEVER))
 
 

@@ -16,7 +16,7 @@ from lanco import task as task_module
 from lanco import taskstop
 from lanco.cli import main
 from lanco.errors import CgroupError, NotRunning, PermissionDenied, StateError
-from lanco.record import TaskRecord
+from lanco.state.record import TaskRecord
 from tests.unit.test_cli import LINE, existing_namespace
 
 FAILURES: dict[str, BaseException] = {

@@ -10,6 +10,7 @@ import pytest
 
 from lanco.cgroups import nsview, systemd
 from lanco.cgroups.detect import CgroupMount, parse_mountinfo
+from lanco.cgroups.placement import prepare_base_parent, take_over_cgroup, tracker_kind
 from lanco.cgroups.systemd import (
     UNIT_NAME_MAX,
     SystemdBackend,
@@ -21,7 +22,6 @@ from lanco.cgroups.systemd import (
     unit_name_problem,
 )
 from lanco.errors import LimitUnavailable, UsageError
-from lanco.placement import prepare_base_parent, take_over_cgroup, tracker_kind
 from tests.unit.conftest import BASE, NS, FakeHost, write
 from tests.unit.test_detect import HYBRID, PURE_V2
 
@@ -153,7 +153,7 @@ class TestRoutes:
 
 class TestTrackerKind:
     def test_systemd_kind_only_for_users_on_a_pure_v2_systemd_host(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from lanco import placement
+        from lanco.cgroups import placement
 
         monkeypatch.setattr(placement, "systemd_is_init", lambda: True)
         v2, hybrid = parse_mountinfo(PURE_V2), parse_mountinfo(HYBRID)

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from lanco import messages, recorddir
+from lanco import messages
 from lanco.namespace import Namespace
+from lanco.state import recorddir
 from lanco.task import Task
 from tests.unit.conftest import NS, TASK, FakeHost, make_namespace, write
 

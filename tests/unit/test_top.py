@@ -1,4 +1,4 @@
-"""lanco.top: frames built from two samples, checked against golden text and JSON. No I/O anywhere."""
+"""lanco.views.top: frames built from two samples, checked against golden text and JSON. No I/O anywhere."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from lanco.top import (
+from lanco.views.top import (
     HISTORY_LENGTH,
     Frame,
     Sample,

@@ -1,4 +1,4 @@
-"""lanco.units: sizes and durations as a user types them; anything else is a UsageError, never a crash."""
+"""lanco.options.units: sizes and durations as a user types them; anything else is a UsageError, never a crash."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lanco.errors import UsageError
-from lanco.units import MAX, format_size, parse_duration, parse_size
+from lanco.options.units import MAX, format_size, parse_duration, parse_size
 
 KIB, MIB, GIB, TIB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 KELVIN_SIGN = "\u212a"  # case-folds to k under re.IGNORECASE: see test_size_kelvin_sign_is_a_usage_error
@@ -126,7 +126,7 @@ def test_format_size(value: int | None, text: str) -> None:
 def test_durations_are_read_by_hand_as_their_grammar_reads_them(text: str) -> None:
     import re
 
-    from lanco.units import _DURATION, split_duration
+    from lanco.options.units import _DURATION, split_duration
 
     match = re.fullmatch(_DURATION, text.strip(), re.ASCII)
     assert split_duration(text) == (None if match is None else (match.group(1), match.group(2))), text

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from lanco import procfs, stats
+from lanco import procfs
 from lanco.cgroups.backend import Backend
 from lanco.cli import main
 from lanco.commands import view
-from lanco.config import NamespaceConfig, load_config
-from lanco.record import write_spec
+from lanco.state.config import NamespaceConfig, load_config
+from lanco.state.record import write_spec
+from lanco.views import stats
 from tests.unit.conftest import NS, FakeHost, make_namespace, write
 from tests.unit.test_render import assert_units_in_keys
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
-    from lanco.limits import Limits
+    from lanco.options.limits import Limits
 
 __all__ = ["MONITORS", "TRACKERS", "Backend", "NamespaceSetup", "open_backend"]
 # Files a delegatee must own to manage a subtree, when the kernel does not publish the list itself.
@@ -221,7 +221,7 @@ class Backend(TaskControl, FigureReader):
         """Write the task's limits (``prepare``), then start its monitor detached (it joins its cgroups itself);
         the systemd kind makes a scope around the monitor first. Returns what finishes the start once the monitor
         has reported (the detaching child is reaped then, so that waiting for it and for the report overlap)."""
-        from lanco.spawn import begin_detached, reap_intermediate
+        from lanco.launch.spawn import begin_detached, reap_intermediate
 
         prepare()
         pid = begin_detached(argv, env, fds, cwd, subreaper=True, root_joins=self.monitor_join_files(ns))
@@ -240,7 +240,7 @@ class Backend(TaskControl, FigureReader):
     def check_limit(self, ns: str, key: str, option: str) -> None:
         """Refuse limit ``key`` (a ``Limits`` field) where this mode lacks its controller or the kernel its file;
         reads only the namespace's own directories, so nothing needs to exist for the task yet."""
-        from lanco.limits import SPECS
+        from lanco.options.limits import SPECS
 
         spec = SPECS[key]
         controller, v2_files, v1_files = spec.controller, spec.v2_files, spec.v1_files
@@ -266,7 +266,7 @@ class Backend(TaskControl, FigureReader):
 
     def controllers_for(self, keys: Iterable[str]) -> set[str]:
         """The controllers (as cgroup v2 names them) that limits ``keys`` are written in."""
-        from lanco.limits import SPECS
+        from lanco.options.limits import SPECS
 
         return {SPECS[key].controller for key in keys}
 
@@ -286,7 +286,7 @@ class Backend(TaskControl, FigureReader):
     def apply_limits(self, ns: str, task: str, limits: Limits) -> None:
         """Write ``limits`` into the task's cgroups, controller by controller in the limits table's order."""
         from lanco.cgroups import controllers
-        from lanco.limits import SPECS
+        from lanco.options.limits import SPECS
 
         by_controller: dict[str, dict[str, Any]] = {}
         for key, value in limits.items():

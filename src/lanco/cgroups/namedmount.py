@@ -18,7 +18,7 @@ def ensure_named_mount(mounts: list[CgroupMount]) -> CgroupMount:
         return existing
     target = named_mount_point()
     os.makedirs(target, exist_ok=True)
-    from lanco.spawn import mount_named_hierarchy
+    from lanco.launch.spawn import mount_named_hierarchy
 
     failure = mount_named_hierarchy(NAMED_HIERARCHY, target)
     if failure:

@@ -340,7 +340,7 @@ class SystemdBackend(Backend):
         if self._route(ns) != "scope":
             super().check_limit(ns, key, option)
             return
-        from lanco.limits import SPECS
+        from lanco.options.limits import SPECS
 
         controller, files = SPECS[key].controller, SPECS[key].v2_files
         delegated = self.delegated_controllers()
@@ -380,8 +380,8 @@ class SystemdBackend(Backend):
         if scope is None:
             return super().start_monitor(ns, task, argv, env, fds, cwd, prepare)
         from lanco.cgroups.dbus import BusError
-        from lanco.monitorcontract import waiting_for_go
-        from lanco.spawn import spawn_waiting
+        from lanco.launch.monitorcontract import waiting_for_go
+        from lanco.launch.spawn import spawn_waiting
 
         unit = os.path.basename(scope)
         # The launcher moves the monitor into monitor/ itself, before the scope hands controllers down.

@@ -28,7 +28,7 @@ def cmd_thaw(ns: str, args: list[str], options: Options) -> int:
 
 def cmd_kill(ns: str, args: list[str], options: Options) -> int:
     from lanco.errors import NotRunning
-    from lanco.runopts import parse_signal
+    from lanco.options.runopts import parse_signal
 
     parser = parser_for("kill")
     parser.add_argument("-s", "--signal", default="TERM", metavar="SIG", help="signal name or number (default TERM)")
@@ -42,8 +42,8 @@ def cmd_kill(ns: str, args: list[str], options: Options) -> int:
 
 
 def cmd_set(ns: str, args: list[str], options: Options) -> int:
-    from lanco import limits
     from lanco.errors import UsageError
+    from lanco.options import limits
 
     parser = parser_for("set")
     limits.add_arguments(parser)

@@ -58,9 +58,9 @@ def _looks_like_option(word: str) -> bool:
 def run_parser() -> argparse.ArgumentParser:
     import argparse
 
-    from lanco import limits
     from lanco.names import NAME_RULE
-    from lanco.runopts import RESTART_POLICIES
+    from lanco.options import limits
+    from lanco.options.runopts import RESTART_POLICIES
 
     parser = parser_for("run")
     parser.add_argument("-f", "--foreground", action="store_true",
@@ -146,14 +146,14 @@ def parse_run(args: list[str]) -> tuple[argparse.Namespace, str, list[str]]:
 
 
 def cmd_run(ns: str, args: list[str], options: Options) -> int:
-    from lanco.runopts import RunPlan
+    from lanco.options.runopts import RunPlan
 
     given: dict[str, object] = {"keep_log": False, "foreground": False}
     plain = plain_run(args)
     if plain is not None:
         name, command = plain
     else:
-        from lanco import limits
+        from lanco.options import limits
 
         opts, name, command = parse_run(args)
         given.update({key: getattr(opts, key) for key in (
@@ -228,7 +228,7 @@ def plain_timeout_and_task(args: list[str]) -> tuple[str | None, str] | None:
 def _timeout_seconds(given: str | None) -> float | None:
     if given is None:
         return None
-    from lanco.units import parse_duration
+    from lanco.options.units import parse_duration
 
     return parse_duration(given, what="timeout")
 
@@ -270,7 +270,7 @@ def cmd_stop(ns: str, args: list[str], options: Options) -> int:
 
 
 def cmd_wait(ns: str, args: list[str], options: Options) -> int:
-    from lanco.record import FINISHED_STATES
+    from lanco.state.record import FINISHED_STATES
     from lanco.task import LOST_EXIT_CODE
 
     plain = plain_timeout_and_task(args)

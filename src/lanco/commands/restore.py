@@ -18,7 +18,7 @@ TOKEN = "restore"
 
 
 def cmd_restore(args: list[str], options: Options) -> int:
-    from lanco.config import system_namespaces, system_state_root
+    from lanco.state.config import system_namespaces, system_state_root
 
     parser = parser_for(TOKEN)
     parser.prog = "lanco restore"

@@ -17,8 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from lanco.config import NamespaceConfig
-    from lanco.logrotation import Rotation
+    from lanco.state.config import NamespaceConfig
+    from lanco.state.logrotation import Rotation
 
 
 def rotate_namespace(ns: str, task: str | None, options: Options, *, verbose: bool, named: bool = False) -> int:
@@ -40,7 +40,7 @@ def rotate_namespace(ns: str, task: str | None, options: Options, *, verbose: bo
 
 
 def report(ns: str | None, outcome: Sequence[tuple[str, Rotation | LancoError]], *, verbose: bool) -> int:
-    from lanco.units import format_size
+    from lanco.options.units import format_size
 
     prefix = "" if ns is None else f"namespace {ns}: "
     code = 0
@@ -60,7 +60,7 @@ def report(ns: str | None, outcome: Sequence[tuple[str, Rotation | LancoError]],
 def cmd_rotate_all(args: list[str], options: Options) -> int:
     """``lanco logs --rotate --all [-v]``: every namespace ``lanco ls`` lists for the caller (root: every one
     initialised by root, in /var/lib/lanco; a user: their own, and those of their groups)."""
-    from lanco.config import list_namespaces, load_config
+    from lanco.state.config import list_namespaces, load_config
 
     parser = parser_for("logs")
     parser.prog = "lanco logs"

@@ -6,9 +6,9 @@ import os
 import sys
 import time
 
-from lanco import logfile
 from lanco.commands import NotPlain, Options, namespace_for, parser_for, plain_flags, task_for, terminal_columns
 from lanco.errors import LancoError, UsageError
+from lanco.state import logfile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from lanco import top
-    from lanco.record import TaskRecord
+    from lanco.state.record import TaskRecord
     from lanco.task import Task
+    from lanco.views import top
 
 LOG_POLL_S = logfile.POLL_S
 _tail_start = logfile.tail_start
@@ -26,9 +26,9 @@ _tail_start = logfile.tail_start
 
 def cmd_namespaces(args: list[str], options: Options) -> int:
     """``lanco ls``: the namespaces the caller may use (its own, its group's with group access; all for root)."""
-    from lanco import render
-    from lanco.config import list_namespaces, load_config
     from lanco.privileges import user_name
+    from lanco.state.config import list_namespaces, load_config
+    from lanco.views import render
 
     opts = _flags(args, JSON_FLAG, namespaces_parser)
     euid, groups = os.geteuid(), {os.getegid(), *os.getgroups()}
@@ -65,7 +65,7 @@ def _group_name(gid: int) -> str:
 
 
 def cmd_ls(ns: str, args: list[str], options: Options) -> int:
-    from lanco import render
+    from lanco.views import render
 
     opts = _flags(args, LS_FLAGS, ls_parser)
     namespace = namespace_for(ns, options)
@@ -109,7 +109,7 @@ def ls_parser() -> argparse.ArgumentParser:
 
 
 def cmd_status(ns: str, args: list[str], options: Options) -> int:
-    from lanco import render, stats
+    from lanco.views import render, stats
 
     opts = _flags(args, JSON_FLAG, status_parser, positionals=1)
     task = task_for(ns, opts["task"], options)
@@ -134,7 +134,7 @@ def status_parser() -> argparse.ArgumentParser:
 
 
 def cmd_dump(ns: str, args: list[str], options: Options) -> int:
-    from lanco import render, stats
+    from lanco.views import render, stats
 
     if args:
         parser_for("dump").parse_args(args)  # the help, or the usage error
@@ -156,8 +156,8 @@ def cmd_dump(ns: str, args: list[str], options: Options) -> int:
 
 
 def cmd_top(ns: str, args: list[str], options: Options) -> int:
-    from lanco import stats, top
-    from lanco.units import parse_duration
+    from lanco.options.units import parse_duration
+    from lanco.views import stats, top
 
     opts = _flags(args, JSON_FLAG, top_parser, valued=TOP_VALUED)
     if opts["sort"] not in top.SORT_KEYS.values():
@@ -175,7 +175,7 @@ def cmd_top(ns: str, args: list[str], options: Options) -> int:
         return stats.sample_namespace(namespace)
 
     if not opts["json"] and iterations is None and sys.stdout.isatty() and sys.stdin.isatty():
-        from lanco import topscreen
+        from lanco.views import topscreen
 
         return topscreen.run(sampler, delay, opts["sort"])
     return _top_stream(sampler, delay, opts["sort"], iterations, opts["json"])
@@ -189,7 +189,7 @@ TOP_VALUED: dict[str, tuple[str, str | None]] = {
 
 
 def top_parser() -> argparse.ArgumentParser:
-    from lanco import top
+    from lanco.views import top
 
     parser = parser_for("top")
     parser.add_argument("-d", "--delay", default=TOP_DEFAULT_DELAY, metavar="SECONDS",
@@ -206,7 +206,7 @@ def top_parser() -> argparse.ArgumentParser:
 def _top_stream(take: Callable[[], top.Sample], delay: float, sort: str, iterations: int | None,
                 as_json: bool) -> int:
     """Frames as plain text (a blank line between two) or JSON lines, for pipes, scripts and tests."""
-    from lanco import top
+    from lanco.views import top
 
     width = terminal_columns() if sys.stdout.isatty() else None
     previous = take()

@@ -1,9 +1,9 @@
 """What each cgroup controller knows of its limits: how a limit whose file takes more than its value is written,
 and how the limits in force are read back.
 
-The limits table (``lanco.limits.SPECS``) names each limit's controller and its files in each mode. A limit whose
-file takes its value as it is (a number, or ``max``) needs nothing here: :func:`write_plain` writes it into the
-first of its files the kernel offers. A controller with more to do has a module of its own here (``memory``,
+The limits table (``lanco.options.limits.SPECS``) names each limit's controller and its files in each mode. A
+limit whose file takes its value as it is (a number, or ``max``) needs nothing here: :func:`write_plain` writes it
+into the first of its files the kernel offers. A controller with more to do has a module of its own here (``memory``,
 ``cpu``, ``cpuset``, ``io``), whose ``apply`` writes what it must and hands back what is left to write plainly.
 Every write goes through :mod:`lanco.cgroups.cgroupfs`.
 """
@@ -64,7 +64,7 @@ def apply(target: LimitTarget, controller: str, wanted: Mapping[str, Any]) -> No
 
 
 def write_plain(target: LimitTarget, key: str, value: Any) -> None:
-    from lanco.limits import SPECS
+    from lanco.options.limits import SPECS
 
     spec = SPECS[key]
     files = spec.v2_files if target.v2 else spec.v1_files
@@ -77,7 +77,7 @@ def write_plain(target: LimitTarget, key: str, value: Any) -> None:
 def in_force(target: LimitTarget, controller: str) -> dict[str, int]:
     """The limits of ``controller`` the kernel enforces on the task now, keyed as in the record (with their
     units); unlimited ones are left out."""
-    from lanco.limits import SPECS
+    from lanco.options.limits import SPECS
 
     found: dict[str, int] = {}
     for spec in SPECS.values():

@@ -4,7 +4,7 @@
 # session of its own, with the task's argv as "$@". It must stay small: one shell per running task is all
 # lanco keeps resident, so no Python interpreter waits here.
 #
-# lanco/monitorcontract.py is the launcher's side of this script's contract: the variables below, the result
+# lanco/launch/monitorcontract.py is the launcher's side of this script's contract: the variables below, the result
 # file, the exit hook's LANCO_* variables. Change both sides together.
 #
 # Environment (all unset before the task starts):

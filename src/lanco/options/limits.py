@@ -16,7 +16,7 @@ import stat
 from _collections_abc import Mapping
 
 from lanco.errors import UsageError
-from lanco.units import MAX, format_size, parse_size
+from lanco.options.units import MAX, format_size, parse_size
 from lanco.values import FrozenValue
 
 TYPE_CHECKING = False

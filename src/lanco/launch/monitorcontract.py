@@ -14,7 +14,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from lanco.cgroups.backend import Backend
-    from lanco.runopts import Lifetime
+    from lanco.options.runopts import Lifetime
 
 # -- the monitor's environment ----------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""The curses painter of ``lanco top``: it samples, asks lanco.top for the frame, and paints its text.
+"""The curses painter of ``lanco top``: it samples, asks lanco.views.top for the frame, and paints its text.
 
-It holds no layout of its own, so that what the screen shows is what the golden tests of lanco.top check.
+It holds no layout of its own, so that what the screen shows is what the golden tests of lanco.views.top check.
 Painting goes through curses' virtual screen (erase, then one doupdate), which sends only the cells that
 changed: no flicker, even with hundreds of rows.
 """
@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from lanco.top import SORT_KEYS, Frame, Sample, build_frame, frame_lines
+from lanco.views.top import SORT_KEYS, Frame, Sample, build_frame, frame_lines
 
 if TYPE_CHECKING:
     import curses

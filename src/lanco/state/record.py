@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 
-from lanco import jsonread, procfs
+from lanco import procfs
 from lanco.errors import StateError
 from lanco.procfs import read_bytes
+from lanco.state import jsonread
 from lanco.values import Value
 
 TYPE_CHECKING = False
@@ -163,7 +164,7 @@ def read_result(state_dir: str) -> tuple[dict[str, str], float] | None:
     except UnicodeDecodeError as exc:
         raise StateError(f"the result of task {os.path.basename(state_dir)} is damaged: {path}") from exc
     # Here, not at the top: check reads no result, and is spared the contract's import.
-    from lanco.monitorcontract import parse_result
+    from lanco.launch.monitorcontract import parse_result
 
     fields = parse_result(text)
     if fields is None:
@@ -173,7 +174,7 @@ def read_result(state_dir: str) -> tuple[dict[str, str], float] | None:
 
 def write_result(state_dir: str, fields: dict[str, str]) -> bool:
     """Write a result unless one exists; True when this call wrote it (the lost path can race the monitor)."""
-    from lanco.monitorcontract import format_result
+    from lanco.launch.monitorcontract import format_result
 
     tmp = os.path.join(state_dir, f"result.tmp.{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:

@@ -1,8 +1,8 @@
 """The keyword options of ``Namespace.run`` and ``Task.start`` as a TypedDict, ``RunOptions``: the limits'
-(``lanco.limits.LimitOptions``, made from the limits table) and those of the run itself.
+(``lanco.options.limits.LimitOptions``, made from the limits table) and those of the run itself.
 
 It exists for type checkers and for readers. Defining it imports typing, which costs every command several
-milliseconds, so no command imports this module: ``lanco.runopts.RunOptions`` loads it on first use, and
+milliseconds, so no command imports this module: ``lanco.options.runopts.RunOptions`` loads it on first use, and
 runopts lists the keys itself (``PLAN_OPTION_KEYS`` and the limits table's; a unit test keeps them equal).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from lanco.limits import LimitOptions
+from lanco.options.limits import LimitOptions
 
 
 class RunOptions(LimitOptions, total=False):

@@ -11,8 +11,8 @@ import os
 import time
 
 from lanco import procfs
-from lanco.record import run_oom_kills
-from lanco.render import LiveDetail
+from lanco.state.record import run_oom_kills
+from lanco.views.render import LiveDetail
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from lanco.cgroups.backend import Backend
     from lanco.namespace import Namespace
-    from lanco.top import Sample, TaskSample
+    from lanco.views.top import Sample, TaskSample
 
 
 def online_cpus() -> int:
@@ -69,7 +69,7 @@ def sample_namespace(namespace: Namespace, *, cmdline: Callable[[int], str] | No
     """One reading of every running task of ``namespace`` for top. A task that ends while it is read is
     left out rather than shown half-read."""
     # Here, not above: top's frame types are no part of what status and dump import.
-    from lanco.top import Sample, TaskSample
+    from lanco.views.top import Sample, TaskSample
 
     backend, ns = namespace.backend, namespace.name
     cmdline = cmdline or procfs.cmdline

@@ -2,8 +2,8 @@
 process settings (environment, working directory, umask, niceness, account).
 
 ``run`` on the command line and ``Task.start``/``Namespace.run`` in the API take the same keyword options
-(``RunOptions``, in lanco.optiontypes); both go through the parsers here, so a value means the same thing wherever
-it comes from.
+(``RunOptions``, in lanco.options.optiontypes); both go through the parsers here, so a value means the same thing
+wherever it comes from.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from lanco.limits import Limits
-    from lanco.optiontypes import RunOptions as RunOptions
+    from lanco.options.limits import Limits
+    from lanco.options.optiontypes import RunOptions as RunOptions
 
 SIGTERM = 15
-"""The default stop signal (its number on every Linux architecture). re, signal and lanco.units are imported
+"""The default stop signal (its number on every Linux architecture). re, signal and lanco.options.units are imported
 where values are parsed, not here: stop reads a Lifetime from its record and needs none of them."""
 DEFAULT_STOP_TIMEOUT = 10.0
 DEFAULT_RESTART_DELAY = 0.1
@@ -37,7 +37,7 @@ PLAN_OPTION_KEYS = frozenset((
     "log", "keep_log", "exit_command", "foreground", "env", "extra_env", "env_file", "cwd", "umask", "nice", "user",
     "group", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max", "restart_delay", "log_max_size",
     "log_keep"))
-"""The keys of RunOptions beside the limits' (those are the keys of the limits table, lanco.limits.SPECS)."""
+"""The keys of RunOptions beside the limits' (those are the keys of the limits table, lanco.options.limits.SPECS)."""
 
 
 if not TYPE_CHECKING:
@@ -46,7 +46,7 @@ if not TYPE_CHECKING:
     def __getattr__(name: str) -> object:
         # RunOptions is a TypedDict, and typing too dear for run, stop and check: made on first use.
         if name == "RunOptions":
-            from lanco import optiontypes
+            from lanco.options import optiontypes
 
             return optiontypes.RunOptions
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -76,7 +76,10 @@ class RunPlan(FrozenValue):
 
     @classmethod
     def build(cls, options: Mapping[str, Any]) -> RunPlan:
-        from lanco.limits import SPECS, Limits  # here: stop reads a Lifetime from this module, and needs no limits
+        from lanco.options.limits import (  # here: stop reads a Lifetime from this module, and needs no limits
+            SPECS,
+            Limits,
+        )
 
         unknown = set(options) - PLAN_OPTION_KEYS - SPECS.keys()
         if unknown:
@@ -133,7 +136,7 @@ class LogBounds(FrozenValue):
 
 def _log_size(raw: int | str) -> int | None:
     """Bytes from ``5M`` (as ``-m`` reads sizes) or a number of bytes; None for ``max`` (no bound)."""
-    from lanco.units import MAX, parse_size
+    from lanco.options.units import MAX, parse_size
 
     if isinstance(raw, bool):
         raise UsageError(f"invalid log size {raw!r}")
@@ -254,7 +257,7 @@ class Lifetime(FrozenValue):
 
 
 def _duration(raw: float | str, what: str, *, allow_zero: bool = False) -> float:
-    from lanco.units import parse_duration
+    from lanco.options.units import parse_duration
 
     if isinstance(raw, bool):
         raise UsageError(f"invalid {what} {raw!r}")

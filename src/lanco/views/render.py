@@ -12,7 +12,7 @@ import time
 
 from lanco import procfs
 from lanco.messages import escape
-from lanco.units import format_size
+from lanco.options.units import format_size
 
 # typing, collections.abc and dataclasses are a third of what ls and status would import (inspect, ast, re,
 # enum come with them): annotations only, and plain classes.
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from lanco.record import TaskRecord
+    from lanco.state.record import TaskRecord
 
 SCHEMA_VERSION = 1
 """Version of every JSON document lanco prints; raised only when a key changes meaning or goes away."""

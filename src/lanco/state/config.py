@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from lanco import jsonread
 from lanco.errors import NamespaceMissing, StateError
+from lanco.state import jsonread
 from lanco.values import Value
 
 CONFIG_VERSION = 1

@@ -1,8 +1,8 @@
 """``lanco top``'s frame: built by pure functions from two samples of a namespace, with no I/O here.
 
-A :class:`Sample` is what the kernel said at one instant (lanco.stats reads it); :func:`build_frame` turns the
+A :class:`Sample` is what the kernel said at one instant (lanco.views.stats reads it); :func:`build_frame` turns the
 previous and the current sample into a :class:`Frame` (CPU % from the usage delta, sorted rows, CPU history);
-:func:`frame_text` and :func:`frame_json` print it. lanco.topscreen paints the same text with curses.
+:func:`frame_text` and :func:`frame_json` print it. lanco.views.topscreen paints the same text with curses.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 from lanco.messages import escape
-from lanco.render import compact_json, pressure_data
-from lanco.units import format_size
+from lanco.options.units import format_size
+from lanco.views.render import compact_json, pressure_data
 
 # Plain classes, not dataclasses: dataclasses (with inspect, ast and dis) and typing would be most of what a frame
 # of top --json costs.

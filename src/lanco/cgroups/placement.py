@@ -19,9 +19,9 @@ from lanco.cgroups.backend import Backend
 from lanco.cgroups.detect import CgroupMount, natural_mode, read_mounts
 from lanco.cgroups.systemd import TRACKER_KIND as SYSTEMD_KIND
 from lanco.cgroups.systemd import runtime_dir, systemd_is_init, user_manager_endpoint
-from lanco.config import NamespaceConfig, load_config, user_state_root
 from lanco.errors import CgroupError, NamespaceExists, NamespaceMissing, PermissionDenied
 from lanco.privileges import user_name
+from lanco.state.config import NamespaceConfig, load_config, user_state_root
 
 TAKE_OVER_LEAF = "init"
 """Where ``--take-over`` moves the processes of the delegated root (the name dind and runc's scripts use)."""
