@@ -572,3 +572,31 @@ class TestOpenBackend:
         text = PURE_V2 + "90 26 0:45 / /run/lanco/cgroup rw,relatime - cgroup lanco rw,name=lanco\n"
         with pytest.raises(CgroupError, match=rf"cgroup mode {mode} needs v1 controller hierarchies"):
             open_backend(mode, "/lanco", "named", parse_mountinfo(text))
+
+
+class TestTrackers:
+    """One manager per tracker version: the unified tree's in v2 and hybrid, the named hierarchy's in v1 and for
+    an owner tracked there."""
+
+    def test_each_mode_gets_its_trackers_manager(self, host: FakeHost) -> None:
+        from lanco.cgroups.v1 import NamedTracker
+        from lanco.cgroups.v2 import UnifiedTracker
+
+        assert isinstance(host.v2().tracking, UnifiedTracker)
+        assert isinstance(host.hybrid().tracking, UnifiedTracker)
+        assert isinstance(host.hybrid_named().tracking, NamedTracker)
+        assert isinstance(host.v1().tracking, NamedTracker)
+
+    def test_what_each_version_offers(self, host: FakeHost) -> None:
+        v2, v1 = host.v2(), host.v1()
+        task = v2.task_dir(NS, TASK)
+        assert v2.events_file(NS, TASK) == f"{task}/cgroup.events" and v1.events_file(NS, TASK) is None
+        assert v2.freeze_control(NS, TASK) is None  # a kernel without cgroup.freeze (before 5.2)
+        write(os.path.join(task, "cgroup.freeze"), "0\n")
+        assert v2.freeze_control(NS, TASK) == (f"{task}/cgroup.freeze", "1", "0")
+        freezer = v1.controller_dir("freezer", NS, TASK)
+        assert v1.freeze_control(NS, TASK) == (f"{freezer}/freezer.state", "FROZEN", "THAWED")
+        assert v2.pressure(NS, TASK) is not None and v1.pressure(NS, TASK) is None
+        assert v2.tracking.cpu_source(NS, TASK) == ("cpu_usec", f"{task}/cpu.stat", "usage_usec")
+        cpuacct = v1.controller_dir("cpuacct", NS, TASK)
+        assert v1.tracking.cpu_source(NS, TASK) == ("cpu_nsec", f"{cpuacct}/cpuacct.usage", "-")

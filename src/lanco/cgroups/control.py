@@ -17,8 +17,8 @@ class TaskControl(CgroupTree):
 
     def kill(self, ns: str, task: str) -> None:
         """SIGKILL every process of the task, including those forked while killing."""
-        kill_file = f"{self.task_dir(ns, task)}/cgroup.kill"
-        if os.path.exists(kill_file):
+        kill_file = self.kill_file(ns, task)
+        if kill_file is not None:
             try:
                 cgroupfs.write(kill_file, "1")
             except FileNotFoundError:
@@ -59,22 +59,11 @@ class TaskControl(CgroupTree):
 
     def freezable(self, ns: str, task: str) -> bool:
         """Whether the mode can freeze this task (v2 cgroup.freeze, or a v1 freezer hierarchy)."""
-        if self.tracker.version == 2:
-            return os.path.exists(f"{self.task_dir(ns, task)}/cgroup.freeze")
-        return self.controller_dir("freezer", ns, task) is not None
+        return self.tracking.freeze_control(ns, task) is not None
 
     def frozen(self, ns: str, task: str) -> bool:
         """True while the task is frozen (or freezing)."""
-        if self.tracker.version == 2:
-            return cgroupfs.keyed(f"{self.task_dir(ns, task)}/cgroup.events", "frozen") == 1 or \
-                cgroupfs.single(f"{self.task_dir(ns, task)}/cgroup.freeze") == 1
-        freezer = self.controller_dir("freezer", ns, task)
-        if freezer is None:
-            return False
-        try:
-            return cgroupfs.read_attribute(f"{freezer}/freezer.state").strip() in ("FROZEN", "FREEZING")
-        except OSError:
-            return False
+        return self.tracking.frozen(ns, task)
 
     def set_frozen(self, ns: str, task: str, frozen: bool, settle_timeout: float = 5.0) -> None:
         """Freeze or thaw the whole task and wait until the kernel reports it done (a freeze completes once every
@@ -86,7 +75,7 @@ class TaskControl(CgroupTree):
             raise CgroupError(f"cannot {'freeze' if frozen else 'thaw'} task {task}")
         deadline = time.monotonic() + settle_timeout
         delay = 0.001
-        while self._freeze_state(ns, task) != ("frozen" if frozen else "thawed"):
+        while self.tracking.freeze_state(ns, task) != ("frozen" if frozen else "thawed"):
             if not self.task_exists(ns, task):
                 return  # the task ended meanwhile (a thaw lets a stop signal act) and its cgroup is gone
             if time.monotonic() >= deadline:
@@ -95,34 +84,13 @@ class TaskControl(CgroupTree):
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    def _freeze_state(self, ns: str, task: str) -> str:
-        """``frozen``, ``thawed`` or ``changing``, as the kernel reports it."""
-        if self.tracker.version == 2:
-            events = cgroupfs.keyed(f"{self.task_dir(ns, task)}/cgroup.events", "frozen")
-            wanted = cgroupfs.single(f"{self.task_dir(ns, task)}/cgroup.freeze")
-            if events == 1 and wanted == 1:
-                return "frozen"
-            return "thawed" if wanted == 0 else "changing"
-        freezer = self.controller_dir("freezer", ns, task)
-        try:
-            state = cgroupfs.read(f"{freezer}/freezer.state").strip() if freezer else "THAWED"
-        except OSError:
-            state = "THAWED"
-        return {"FROZEN": "frozen", "THAWED": "thawed"}.get(state, "changing")
-
     def freeze_control(self, ns: str, task: str) -> tuple[str, str, str] | None:
         """The file that freezes the task, with the values that freeze and thaw it; None without a freezer."""
-        if self.tracker.version == 2:
-            return f"{self.task_dir(ns, task)}/cgroup.freeze", "1", "0"
-        freezer = self.controller_dir("freezer", ns, task)
-        if freezer is None:
-            return None
-        return f"{freezer}/freezer.state", "FROZEN", "THAWED"
+        return self.tracking.freeze_control(ns, task)
 
     def kill_file(self, ns: str, task: str) -> str | None:
         """The task's ``cgroup.kill`` (v2, 5.14+), or None where killing needs a signal per process."""
-        path = f"{self.task_dir(ns, task)}/cgroup.kill"
-        return path if self.tracker.version == 2 and os.path.exists(path) else None
+        return self.tracking.kill_file(ns, task)
 
     def _set_frozen(self, ns: str, task: str, frozen: bool) -> bool:
         control = self.freeze_control(ns, task)
@@ -133,10 +101,8 @@ class TaskControl(CgroupTree):
             cgroupfs.write(path, freeze if frozen else thaw)
         except OSError:
             return False
-        if frozen and self.tracker.version != 2:
-            deadline = time.monotonic() + 0.2
-            while time.monotonic() < deadline and cgroupfs.read(path).strip() != "FROZEN":
-                time.sleep(0.001)
+        if frozen:
+            self.tracking.settle_freeze(path)
         return True
 
     def wait_empty(self, ns: str, task: str, timeout: float) -> bool:

@@ -66,11 +66,9 @@ class FigureReader(CgroupTree):
 
     def _stat_sources(self, ns: str, task: str, memory: str | None) -> list[StatSource]:
         sources: list[StatSource] = []
-        if self.tracker.version == 2:
-            sources.append(StatSource("cpu_usec", f"{self.task_dir(ns, task)}/cpu.stat",
-                                      "usage_usec"))
-        elif (cpuacct := self.controller_dir("cpuacct", ns, task)) is not None:
-            sources.append(StatSource("cpu_nsec", f"{cpuacct}/cpuacct.usage", "-"))
+        cpu = self.tracking.cpu_source(ns, task)
+        if cpu is not None:
+            sources.append(StatSource(*cpu))
         if memory is not None:
             if self._is_v2_controller("memory"):
                 sources.append(StatSource("memory_peak_bytes", f"{memory}/memory.peak", "-"))
@@ -115,14 +113,7 @@ class FigureReader(CgroupTree):
 
     def cpu_usage_usec(self, ns: str, task: str) -> int | None:
         """CPU time used so far; for a namespace it includes its finished tasks, as the kernel keeps it."""
-        parts = (ns, task) if task else (ns,)
-        if self.tracker.version == 2:
-            return cgroupfs.keyed(f"{self._dir(self.tracker, *parts)}/cpu.stat", "usage_usec")
-        cpuacct = self._view_dir("cpuacct", ns, task)
-        if cpuacct is None:
-            return None
-        nsec = cgroupfs.single(f"{cpuacct[0]}/cpuacct.usage")
-        return None if nsec is None else nsec // 1000
+        return self.tracking.cpu_usage_usec(ns, task)
 
     def memory_current_bytes(self, ns: str, task: str) -> int | None:
         where = self._view_dir("memory", ns, task)
@@ -148,9 +139,9 @@ class FigureReader(CgroupTree):
     def pressure(self, ns: str, task: str) -> dict[str, float | None] | None:
         """PSI ``avg10`` of the task's cgroup, in percent, keyed ``cpu_some``, ``cpu_full``, ``memory_some``,
         ``memory_full``, ``io_some``, ``io_full``; None when the task is tracked in v1 (no PSI there)."""
-        if self.tracker.version != 2:
+        directory = self.tracking.pressure_dir(ns, task)
+        if directory is None:
             return None
-        directory = self.task_dir(ns, task) if task else self.ns_dir(ns)
         found: dict[str, float | None] = {}
         for resource in ("cpu", "memory", "io"):
             lines = self._pressure_lines(f"{directory}/{resource}.pressure")

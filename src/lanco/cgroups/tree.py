@@ -16,6 +16,8 @@ import os
 import time
 
 from lanco.cgroups import cgroupfs
+from lanco.cgroups.v1 import NamedTracker
+from lanco.cgroups.v2 import UnifiedTracker
 from lanco.errors import CgroupError
 
 TYPE_CHECKING = False
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from lanco.cgroups.detect import CgroupMount
+    from lanco.cgroups.tracking import Tracker
 
 MONITORS = ".monitors"
 TRACKERS = ("unified", "named")
@@ -48,6 +51,8 @@ class CgroupTree:
         self.on_demand = {c: m for c, m in (on_demand or {}).items() if m.path not in seen}
         self._base_dirs: dict[str, str] = {}
         self.on_demand_hierarchies = list({m.path: m for m in self.on_demand.values()}.values())
+        # What the tracker's cgroup version can do for a task: one manager per version (lanco.cgroups.tracking).
+        self.tracking: Tracker = UnifiedTracker(self) if tracker.version == 2 else NamedTracker(self)
 
     @property
     def all_hierarchies(self) -> list[CgroupMount]:
@@ -98,9 +103,7 @@ class CgroupTree:
 
     def events_file(self, ns: str, task: str) -> str | None:
         """The v2 ``cgroup.events`` whose ``populated`` can be polled, or None when tracking is v1."""
-        if self.tracker.version != 2:
-            return None
-        return f"{self.task_dir(ns, task)}/cgroup.events"
+        return self.tracking.events_file(ns, task)
 
     # -- namespaces and tasks --------------------------------------------------------------------------------
 
