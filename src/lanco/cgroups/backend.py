@@ -21,7 +21,6 @@ from lanco.cgroups.detect import (
     unified_mount,
 )
 from lanco.cgroups.figures import FigureReader
-from lanco.cgroups.namedmount import ensure_named_mount, unmounted_named_hierarchy
 from lanco.cgroups.tree import MONITORS, TRACKERS
 from lanco.errors import CgroupError, CgroupsMissing, LimitUnavailable
 from lanco.procfs import unified_cgroup
@@ -323,6 +322,8 @@ def open_backend(mode: str, base: str, tracker_kind: str, mounts: list[CgroupMou
             raise CgroupError("cgroup mode needs the unified (v2) hierarchy, which is not mounted")
         tracker = unified
     else:
+        from lanco.cgroups.namedmount import ensure_named_mount, unmounted_named_hierarchy
+
         named = ensure_named_mount(mounts) if mount_named else named_mount(mounts)
         tracker = unmounted_named_hierarchy() if named is None else named
     if mode == "v2":

@@ -16,8 +16,6 @@ import os
 import time
 
 from lanco.cgroups import cgroupfs
-from lanco.cgroups.v1 import NamedTracker
-from lanco.cgroups.v2 import UnifiedTracker
 from lanco.errors import CgroupError
 
 TYPE_CHECKING = False
@@ -51,8 +49,17 @@ class CgroupTree:
         self.on_demand = {c: m for c, m in (on_demand or {}).items() if m.path not in seen}
         self._base_dirs: dict[str, str] = {}
         self.on_demand_hierarchies = list({m.path: m for m in self.on_demand.values()}.values())
-        # What the tracker's cgroup version can do for a task: one manager per version (lanco.cgroups.tracking).
-        self.tracking: Tracker = UnifiedTracker(self) if tracker.version == 2 else NamedTracker(self)
+        # What the tracker's cgroup version can do for a task: one manager per version (lanco.cgroups.tracking),
+        # only that version's loaded (every command pays for each module it imports).
+        self.tracking: Tracker
+        if tracker.version == 2:
+            from lanco.cgroups.v2 import UnifiedTracker
+
+            self.tracking = UnifiedTracker(self)
+        else:
+            from lanco.cgroups.v1 import NamedTracker
+
+            self.tracking = NamedTracker(self)
 
     @property
     def all_hierarchies(self) -> list[CgroupMount]:
