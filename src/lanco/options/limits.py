@@ -1,5 +1,6 @@
 """A task's resource limits: parsed once from the command line's strings or the API's values, checked against the
-namespace's cgroup mode before anything is created, then written through the backend.
+namespace's cgroup mode before anything is created, then written through the backend. Everything about a limit
+comes from its entry in one table, ``SPECS``.
 
 Values keep the user's units here (bytes, percent of one CPU, weights of 1-10000 as in cgroup v2); the backend
 converts them to what each mode's files take (``cpu.shares``, ``cpu.cfs_quota_us``, memory plus swap, ...).
@@ -166,9 +167,9 @@ def _typed_options() -> dict[str, object]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The limit options of ``run`` and ``set``; each lands under its ``Limits`` field name."""
     for key, spec in SPECS.items():
-        repeatable = key in ("io_read_bps", "io_write_bps")
+        # A list of rates is given one DEV=RATE at a time.
         parser.add_argument(*spec.option.split("/"), dest=key, metavar=spec.metavar, help=spec.help,
-                            action="append" if repeatable else "store")
+                            action="append" if spec.kind == "rates" else "store")
 
 
 def given(namespace: argparse.Namespace) -> dict[str, Any]:
