@@ -88,8 +88,10 @@ def in_force(target: LimitTarget, controller: str) -> dict[str, int]:
             if value is not None and not (value == 0 and spec.in_force == "0"):
                 found[spec.record_key] = value
                 break
-    if controller in _WITH_MODULES:
-        found.update(_module(controller).in_force(target))
+    # A controller's module reads back what its files do not show plainly (cpu's quota over its period).
+    read_back = getattr(_module(controller), "in_force", None) if controller in _WITH_MODULES else None
+    if read_back is not None:
+        found.update(read_back(target))
     return found
 
 

@@ -25,10 +25,6 @@ def apply(target: LimitTarget, wanted: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in wanted.items() if k != "cpuset"}
 
 
-def in_force(target: LimitTarget) -> dict[str, int]:
-    return {}
-
-
 def make_usable(directory: str) -> None:
     """Copy a new v1 cpuset cgroup's CPUs and memory nodes from its parent, and have its own children start with
     a copy of its values (cgroup.clone_children)."""

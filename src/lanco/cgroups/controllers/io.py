@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from lanco.cgroups import cgroupfs
+from lanco.cgroups.controllers import plain_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,8 +29,7 @@ def apply(target: LimitTarget, wanted: dict[str, Any]) -> dict[str, Any]:
         for rate in wanted.get(key, ()):
             note = partition_note(rate.device)
             if target.v2:
-                value = "max" if rate.rate < 0 else str(rate.rate)
-                target.write("io.max", f"{rate.device} {v2_key}={value}", note)
+                target.write("io.max", f"{rate.device} {v2_key}={plain_value(rate.rate)}", note)
             else:
                 target.write(v1_file, f"{rate.device} {max(rate.rate, 0)}", note)
     return {k: v for k, v in wanted.items() if k not in ("io_weight", "io_read_bps", "io_write_bps")}
@@ -45,10 +45,6 @@ def _weight(target: LimitTarget, weight: int) -> None:
         target.write("blkio.weight", str(min(max(weight * 5, 10), 1000)))
     else:
         target.write("blkio.bfq.weight", str(min(weight, 1000)))
-
-
-def in_force(target: LimitTarget) -> dict[str, int]:
-    return {}
 
 
 def partition_note(device: str) -> str:

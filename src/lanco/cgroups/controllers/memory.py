@@ -8,6 +8,7 @@ counted from it and written in the order that keeps that true at every step.
 from __future__ import annotations
 
 from lanco.cgroups import cgroupfs
+from lanco.cgroups.controllers import plain_value
 from lanco.errors import LimitUnavailable
 
 TYPE_CHECKING = False
@@ -24,17 +25,13 @@ def apply(target: LimitTarget, wanted: dict[str, Any]) -> dict[str, Any]:
     if target.v2:
         rest = dict(wanted)
         if "memory_max" in rest:
-            target.write("memory.max", _v2(rest.pop("memory_max")))
+            target.write("memory.max", plain_value(rest.pop("memory_max")))
             # So that an OOM kill takes the whole task rather than one of its processes.
             target.write("memory.oom.group", "1")
         return rest
     rest = {k: v for k, v in wanted.items() if k not in ("memory_max", "memory_swap_max")}
     _apply_v1(target, wanted.get("memory_max"), wanted.get("memory_swap_max"))
     return rest
-
-
-def _v2(value: int) -> str:
-    return "max" if value < 0 else str(value)
 
 
 def _apply_v1(target: LimitTarget, maximum: int | None, swap_max: int | None) -> None:
@@ -67,7 +64,3 @@ def _apply_v1(target: LimitTarget, maximum: int | None, swap_max: int | None) ->
             writes.append((_V1_TOTAL, new_total))
     for name, value in writes:
         target.write(name, "-1" if value >= unlimited else str(value))
-
-
-def in_force(target: LimitTarget) -> dict[str, int]:
-    return {}
