@@ -63,8 +63,8 @@ def is_same_process(pid: int, started: int) -> bool:
 
 def boot_id() -> str:
     try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip()
+        # Bytes, not a text open(): encoding="ascii" would import its codec for a 37-byte read.
+        return read_bytes("/proc/sys/kernel/random/boot_id").decode("ascii", errors="replace").strip()
     except OSError:
         return ""
 

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from lanco.cgroups.backend import Backend
     from lanco.errors import LancoError
     from lanco.namespace import Namespace
-    from lanco.options.limits import LimitOptions, Limits
+    from lanco.options.limits import Limits
+    from lanco.options.limittable import LimitOptions
     from lanco.options.runopts import RunOptions, RunPlan
     from lanco.state.logrotation import Rotation
 

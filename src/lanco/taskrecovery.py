@@ -13,7 +13,6 @@ import time
 
 from lanco import contexts, messages, procfs
 from lanco.errors import LancoError, NotRunning, StateError, StillRunning
-from lanco.launch import monitorcontract
 from lanco.state import recorddir
 from lanco.state.record import monitor_alive, read_int_file, read_result, read_spec, write_result
 
@@ -113,6 +112,8 @@ def settle_locked(task: Task) -> bool:
     if spec is not None and (result is None or result[0].get("run_id") != run_id):
         with contexts.suppress(FileNotFoundError):
             os.unlink(os.path.join(task.state_dir, "result"))
+        from lanco.launch import monitorcontract  # here: only a lost run needs the monitor's formats
+
         recorded = write_result(task.state_dir, monitorcontract.lost_result(run_id))
     if exists:
         backend.remove_task(ns, task.name)
@@ -126,6 +127,7 @@ def settle_locked(task: Task) -> bool:
 
 
 def _run_lost_hook(task: Task, spec: dict[str, object]) -> None:
+    from lanco.launch import monitorcontract
     from lanco.launch.spawn import hook_runner, run_hook_detached
 
     config = task.namespace.config

@@ -30,7 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from lanco.options.runopts import Lifetime
+    from lanco.options.lifetime import Lifetime
     from lanco.task import Task
 
 
@@ -139,7 +139,7 @@ def _stop_failure(task: Task, exc: Exception) -> LancoError:
 
 
 def _lifetime(spec: dict[str, Any]) -> Lifetime:
-    from lanco.options.runopts import Lifetime
+    from lanco.options.lifetime import Lifetime
 
     return Lifetime.from_record(spec.get("lifetime"))
 

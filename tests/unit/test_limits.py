@@ -13,6 +13,7 @@ from lanco.cgroups.backend import Backend
 from lanco.cgroups.detect import CgroupMount
 from lanco.errors import CgroupError, LimitUnavailable, UsageError
 from lanco.options import limits as limits_module
+from lanco.options import limittable
 from lanco.options.limits import DeviceRate, Limits, describe, format_cpu_list
 from lanco.options.units import MAX
 from tests.unit.conftest import BASE, NS, TASK, FakeHost, make_namespace, read, write
@@ -232,7 +233,7 @@ class TestV2:
     def test_no_controller_is_refused_by_name(self, host: FakeHost, key: str, value: Any, controller: str) -> None:
         b = host.v2()
         make_namespace(b)  # as forced v2 on a hybrid host: a unified tree without controllers
-        option = limits_module.SPECS[key].option
+        option = limittable.SPECS[key].option
         with pytest.raises(LimitUnavailable) as caught:
             Limits(**{key: value}).check(b, NS)
         assert caught.value.message == (f"{option} needs the {controller} controller, which cgroup mode v2 does not "
@@ -472,6 +473,13 @@ class TestMemoryLow:
         assert b.limits_in_force(NS, TASK) == {"memory_low_bytes": 16 << 20}
         write(os.path.join(b.task_dir(NS, TASK), "memory.low"), "0\n")  # the kernel's own: no protection
         assert b.limits_in_force(NS, TASK) == {}
+
+    def test_its_controller_is_among_those_status_reads_back(self) -> None:
+        """Which controllers status reads come from the table: a limit marked in_force needs nothing else."""
+        from lanco.cgroups import controllers
+
+        assert limittable.SPECS["memory_low"].in_force == "0"
+        assert controllers.reporting() == ["memory", "cpu", "pids"]
 
     def test_refused_on_v1_naming_it(self, host: FakeHost) -> None:
         b, _ = v1_host(host)

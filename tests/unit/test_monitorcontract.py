@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from lanco.launch import monitorcontract as contract
-from lanco.options.runopts import MONITOR_VARIABLE_PREFIX, Lifetime
+from lanco.options.lifetime import Lifetime
 from tests.unit.conftest import NS, TASK, FakeHost
 
 SCRIPT = (Path(contract.__file__).parent / "monitor.sh").read_text()
@@ -23,7 +23,7 @@ def test_the_script_s_header_lists_every_variable_and_the_script_uses_no_other()
     assert _names(HEADER) == set(contract.VARIABLES)
     assert _names(SCRIPT) == set(contract.VARIABLES)
     assert len(contract.VARIABLES) == len(set(contract.VARIABLES))
-    assert all(name.startswith(MONITOR_VARIABLE_PREFIX) for name in contract.VARIABLES)
+    assert all(name.startswith(contract.PREFIX) for name in contract.VARIABLES)
 
 
 def test_the_task_starts_with_every_variable_unset() -> None:

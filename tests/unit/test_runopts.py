@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from lanco.errors import PermissionDenied, UsageError
+from lanco.options.lifetime import Lifetime
 from lanco.options.limits import Limits
-from lanco.options.runopts import Lifetime, ProcessSettings, RunPlan, parse_signal, read_env_file, signal_name
+from lanco.options.runopts import ProcessSettings, RunPlan, read_env_file
+from lanco.options.signals import parse_signal, signal_name
 
 
 class TestSignals:
@@ -200,10 +202,10 @@ class TestRunPlan:
 
     def test_the_option_keys_are_those_of_the_typed_dicts(self) -> None:
         # The command path lists the keys by hand, to leave typing unloaded; the TypedDicts document them.
-        from lanco.options import limits, runopts
+        from lanco.options import limittable, runopts
 
-        assert set(limits.SPECS) == limits.LimitOptions.__optional_keys__
-        assert runopts.RunOptions.__optional_keys__ == runopts.PLAN_OPTION_KEYS | limits.SPECS.keys()
+        assert set(limittable.SPECS) == limittable.LimitOptions.__optional_keys__
+        assert runopts.RunOptions.__optional_keys__ == runopts.PLAN_OPTION_KEYS | limittable.SPECS.keys()
         assert runopts.RunOptions.__required_keys__ == frozenset()
 
     def test_the_declaration_for_type_checkers_names_every_limit(self) -> None:
@@ -211,14 +213,14 @@ class TestRunPlan:
         table, which must name the same keys in the same order."""
         import ast
 
-        from lanco.options import limits
+        from lanco.options import limittable
 
-        tree = ast.parse(Path(limits.__file__).read_text(encoding="utf-8"))
+        tree = ast.parse(Path(limittable.__file__).read_text(encoding="utf-8"))
         declared = next(node for node in ast.walk(tree)
                         if isinstance(node, ast.ClassDef) and node.name == "LimitOptions")
         keys = [item.target.id for item in declared.body
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)]
-        assert keys == list(limits.SPECS)
+        assert keys == list(limittable.SPECS)
 
 
 # -- what execve takes ------------------------------------------------------------------------------------------

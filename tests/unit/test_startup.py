@@ -25,6 +25,11 @@ from tests.unit.test_cli import existing_namespace
 # shutil (with gettext, locale, bz2, lzma) more than what is left of stop; re and json (with enum) a third of check.
 NEVER = ("typing", "dataclasses", "inspect")
 LIGHT = ("contextlib", "functools", "collections")
+CODECS = ("encodings.ascii", "encodings.latin_1")
+"""A text open() with any encoding but utf-8 (loaded at start-up) imports a codec module for it."""
+PARSERS = ("lanco.options.runopts", "lanco.options.limits", "lanco.options.signals")
+"""What run takes to parse its options; stop, wait and the views read a record with lanco.options.lifetime and
+lanco.options.limittable alone."""
 """contextlib and functools load collections (lanco.contexts stands in for them): as much again as check does.
 Parsing a duration (re) or an unknown option (argparse) loads them anyway."""
 PROBE = """
@@ -65,8 +70,9 @@ STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.taskcontrol", "lanco.tasklo
 
 
 @pytest.mark.parametrize(("argv", "exit_code", "also_never"), [
-    (["testns", "check", "t"], 1, ("argparse", "shutil", "signal", "re", "json", "enum", *LIGHT, *STEPS)),
-    (["testns", "stop", "t"], 1, ("argparse", "shutil", "re", "json", "signal", "enum", *LIGHT,
+    (["testns", "check", "t"], 1, ("argparse", "shutil", "signal", "re", "json", "enum", *LIGHT, *STEPS, *CODECS,
+                                   *PARSERS)),
+    (["testns", "stop", "t"], 1, ("argparse", "shutil", "re", "json", "signal", "enum", *LIGHT, *CODECS, *PARSERS,
                                   "lanco.taskstart", "lanco.tasklog", "lanco.launch.spawn", "lanco.state.logfile")),
     (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil", "json", "re", "enum")),
     (["testns", "wait", "t"], 1, ("argparse", "shutil", *LIGHT)),
@@ -93,7 +99,7 @@ def test_views_leave_argparse_json_and_re_unloaded(argv: list[str], exit_code: i
     code, modules = loaded_by(argv, QUIET_PROBE)
     assert code == exit_code
     assert "lanco.state.config" in modules and "lanco.views.render" in modules  # the path was walked, not cut short
-    heavy = {*NEVER, *LIGHT, "argparse", "json", "re", "enum", "shutil", "signal"}
+    heavy = {*NEVER, *LIGHT, *CODECS, *PARSERS, "argparse", "json", "re", "enum", "shutil", "signal"}
     assert not modules & heavy, sorted(modules & heavy)
 
 

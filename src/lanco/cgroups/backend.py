@@ -239,7 +239,7 @@ class Backend(TaskControl, FigureReader):
     def check_limit(self, ns: str, key: str, option: str) -> None:
         """Refuse limit ``key`` (a ``Limits`` field) where this mode lacks its controller or the kernel its file;
         reads only the namespace's own directories, so nothing needs to exist for the task yet."""
-        from lanco.options.limits import SPECS
+        from lanco.options.limittable import SPECS
 
         spec = SPECS[key]
         controller, v2_files, v1_files = spec.controller, spec.v2_files, spec.v1_files
@@ -265,7 +265,7 @@ class Backend(TaskControl, FigureReader):
 
     def controllers_for(self, keys: Iterable[str]) -> set[str]:
         """The controllers (as cgroup v2 names them) that limits ``keys`` are written in."""
-        from lanco.options.limits import SPECS
+        from lanco.options.limittable import SPECS
 
         return {SPECS[key].controller for key in keys}
 
@@ -285,7 +285,7 @@ class Backend(TaskControl, FigureReader):
     def apply_limits(self, ns: str, task: str, limits: Limits) -> None:
         """Write ``limits`` into the task's cgroups, controller by controller in the limits table's order."""
         from lanco.cgroups import controllers
-        from lanco.options.limits import SPECS
+        from lanco.options.limittable import SPECS
 
         by_controller: dict[str, dict[str, Any]] = {}
         for key, value in limits.items():

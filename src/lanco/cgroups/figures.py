@@ -156,7 +156,7 @@ class FigureReader(CgroupTree):
         from lanco.cgroups import controllers
 
         found: dict[str, int] = {}
-        for controller in ("memory", "pids", "cpu"):
+        for controller in controllers.reporting():
             where = self._view_dir(controller, ns, task)
             if where is not None:
                 found.update(controllers.in_force(controllers.LimitTarget(*where, task, self.mode), controller))

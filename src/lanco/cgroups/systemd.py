@@ -340,7 +340,7 @@ class SystemdBackend(Backend):
         if self._route(ns) != "scope":
             super().check_limit(ns, key, option)
             return
-        from lanco.options.limits import SPECS
+        from lanco.options.limittable import SPECS
 
         controller, files = SPECS[key].controller, SPECS[key].v2_files
         delegated = self.delegated_controllers()

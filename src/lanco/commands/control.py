@@ -28,7 +28,7 @@ def cmd_thaw(ns: str, args: list[str], options: Options) -> int:
 
 def cmd_kill(ns: str, args: list[str], options: Options) -> int:
     from lanco.errors import NotRunning
-    from lanco.options.runopts import parse_signal
+    from lanco.options.signals import parse_signal
 
     parser = parser_for("kill")
     parser.add_argument("-s", "--signal", default="TERM", metavar="SIG", help="signal name or number (default TERM)")

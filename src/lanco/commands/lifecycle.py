@@ -60,7 +60,7 @@ def run_parser() -> argparse.ArgumentParser:
 
     from lanco.names import NAME_RULE
     from lanco.options import limits
-    from lanco.options.runopts import RESTART_POLICIES
+    from lanco.options.lifetime import RESTART_POLICIES
 
     parser = parser_for("run")
     parser.add_argument("-f", "--foreground", action="store_true",

@@ -14,10 +14,12 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from lanco.cgroups.backend import Backend
-    from lanco.options.runopts import Lifetime
+    from lanco.options.lifetime import Lifetime
 
 # -- the monitor's environment ----------------------------------------------------------------------------------
 
+PREFIX = "LANCO_MON_"
+"""Every variable of the contract starts with it; a task's own environment may not (lanco.options.runopts)."""
 STATE = "LANCO_MON_STATE"
 """The task's record directory: the monitor writes ``monitor``, ``pid``, the markers and ``result`` there."""
 RUN_ID = "LANCO_MON_RUN_ID"

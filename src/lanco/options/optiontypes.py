@@ -1,5 +1,5 @@
 """The keyword options of ``Namespace.run`` and ``Task.start`` as a TypedDict, ``RunOptions``: the limits'
-(``lanco.options.limits.LimitOptions``, made from the limits table) and those of the run itself.
+(``lanco.options.limittable.LimitOptions``, made from the limits table) and those of the run itself.
 
 It exists for type checkers and for readers. Defining it imports typing, which costs every command several
 milliseconds, so no command imports this module: ``lanco.options.runopts.RunOptions`` loads it on first use, and
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from lanco.options.limits import LimitOptions
+from lanco.options.limittable import LimitOptions
 
 
 class RunOptions(LimitOptions, total=False):

@@ -16,6 +16,9 @@ import pwd
 from _collections_abc import Mapping
 
 from lanco.errors import PermissionDenied, UsageError
+from lanco.launch.monitorcontract import PREFIX as MONITOR_VARIABLE_PREFIX
+from lanco.options.lifetime import Lifetime
+from lanco.options.units import MAX, parse_size, parse_whole
 from lanco.values import FrozenValue
 
 TYPE_CHECKING = False
@@ -25,19 +28,11 @@ if TYPE_CHECKING:
     from lanco.options.limits import Limits
     from lanco.options.optiontypes import RunOptions as RunOptions
 
-SIGTERM = 15
-"""The default stop signal (its number on every Linux architecture). re, signal and lanco.options.units are imported
-where values are parsed, not here: stop reads a Lifetime from its record and needs none of them."""
-DEFAULT_STOP_TIMEOUT = 10.0
-DEFAULT_RESTART_DELAY = 0.1
-"""As systemd's RestartSec: long enough that a command failing at once does not spin a CPU."""
-RESTART_POLICIES = ("no", "on-failure", "always")
-MONITOR_VARIABLE_PREFIX = "LANCO_MON_"
 PLAN_OPTION_KEYS = frozenset((
     "log", "keep_log", "exit_command", "foreground", "env", "extra_env", "env_file", "cwd", "umask", "nice", "user",
     "group", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max", "restart_delay", "log_max_size",
     "log_keep"))
-"""The keys of RunOptions beside the limits' (those are the keys of the limits table, lanco.options.limits.SPECS)."""
+"""The keys of RunOptions beside the limits' (the keys of the limits table, lanco.options.limittable.SPECS)."""
 
 
 if not TYPE_CHECKING:
@@ -76,10 +71,8 @@ class RunPlan(FrozenValue):
 
     @classmethod
     def build(cls, options: Mapping[str, Any]) -> RunPlan:
-        from lanco.options.limits import (  # here: stop reads a Lifetime from this module, and needs no limits
-            SPECS,
-            Limits,
-        )
+        from lanco.options.limits import Limits  # here: logs reads LogBounds from this module, no limits
+        from lanco.options.limittable import SPECS
 
         unknown = set(options) - PLAN_OPTION_KEYS - SPECS.keys()
         if unknown:
@@ -112,7 +105,7 @@ class LogBounds(FrozenValue):
     def build(cls, options: Mapping[str, Any]) -> LogBounds:
         raw_size, raw_keep = options.get("log_max_size"), options.get("log_keep")
         max_size = None if raw_size is None else _log_size(raw_size)
-        keep = DEFAULT_LOG_KEEP if raw_keep is None else _whole(raw_keep, "number of kept logs", 1, MAX_LOG_KEEP)
+        keep = DEFAULT_LOG_KEEP if raw_keep is None else parse_whole(raw_keep, "number of kept logs", 1, MAX_LOG_KEEP)
         return cls(max_size, keep)
 
     def as_record(self) -> dict[str, Any]:
@@ -136,8 +129,6 @@ class LogBounds(FrozenValue):
 
 def _log_size(raw: int | str) -> int | None:
     """Bytes from ``5M`` (as ``-m`` reads sizes) or a number of bytes; None for ``max`` (no bound)."""
-    from lanco.options.units import MAX, parse_size
-
     if isinstance(raw, bool):
         raise UsageError(f"invalid log size {raw!r}")
     if isinstance(raw, int):
@@ -146,135 +137,6 @@ def _log_size(raw: int | str) -> int | None:
         return raw
     size = parse_size(str(raw), what="log size")
     return None if size == MAX else size
-
-
-# -- signals ----------------------------------------------------------------------------------------------------
-
-def parse_signal(raw: int | str, what: str = "signal") -> int:
-    """A signal number from ``TERM``, ``SIGTERM``, ``sigterm``, ``15`` or ``RTMIN+2``; 0 is refused."""
-    import re
-    import signal
-
-    if isinstance(raw, bool):
-        raise UsageError(f"invalid {what} {raw!r}")
-    text = str(raw).strip()
-    number: int | None = None
-    if re.fullmatch(r"[0-9]+", text, re.ASCII):
-        number = int(text)
-    else:
-        name = text.upper().removeprefix("SIG")
-        realtime = re.fullmatch(r"RTM(IN|AX)([+-][0-9]+)?", name, re.ASCII)
-        if realtime:
-            base = signal.SIGRTMIN if realtime.group(1) == "IN" else signal.SIGRTMAX
-            number = int(base) + int(realtime.group(2) or 0)
-            if not signal.SIGRTMIN <= number <= signal.SIGRTMAX:
-                number = None
-        else:
-            member = getattr(signal.Signals, f"SIG{name}", None)
-            number = None if member is None or name.startswith("_") else int(member)
-    if number is None or number not in valid_signals():
-        raise UsageError(f"invalid {what} {raw!r}: expected a signal name (TERM, SIGINT, RTMIN+1) or number")
-    return number
-
-
-def valid_signals() -> set[int]:
-    from lanco import signums
-
-    return signums.valid_signals()
-
-
-def signal_name(number: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"SIGRTMIN+{number - signal.SIGRTMIN}" if number >= signal.SIGRTMIN else str(number)
-
-
-# -- lifetime ---------------------------------------------------------------------------------------------------
-
-class Lifetime(FrozenValue):
-    """When the monitor stops and restarts the task, and how ``stop`` ends it."""
-
-    _fields = ("timeout", "stop_signal", "stop_timeout", "restart", "restart_max", "restart_delay")
-    __slots__ = _fields
-    timeout: float | None
-    stop_signal: int
-    stop_timeout: float
-    restart: str
-    restart_max: int | None
-    restart_delay: float
-
-    def __init__(self, timeout: float | None = None, stop_signal: int = SIGTERM,
-                 stop_timeout: float = DEFAULT_STOP_TIMEOUT, restart: str = "no", restart_max: int | None = None,
-                 restart_delay: float = DEFAULT_RESTART_DELAY) -> None:
-        self._set_fields(timeout, stop_signal, stop_timeout, restart, restart_max, restart_delay)
-
-    @classmethod
-    def build(cls, options: Mapping[str, Any]) -> Lifetime:
-        values: dict[str, Any] = {}
-        if options.get("timeout") is not None:
-            values["timeout"] = _duration(options["timeout"], "timeout")
-        if options.get("stop_signal") is not None:
-            values["stop_signal"] = parse_signal(options["stop_signal"], "stop signal")
-        if options.get("stop_timeout") is not None:
-            values["stop_timeout"] = _duration(options["stop_timeout"], "stop timeout")
-        restart = options.get("restart")
-        if restart is not None:
-            if restart not in RESTART_POLICIES:
-                raise UsageError(f"invalid restart policy {restart!r}: expected {', '.join(RESTART_POLICIES)}")
-            values["restart"] = restart
-        for key in ("restart_max", "restart_delay"):
-            if options.get(key) is not None and values.get("restart", "no") == "no":
-                raise UsageError(f"--{key.replace('_', '-')} needs --restart on-failure or always")
-        if options.get("restart_max") is not None:
-            values["restart_max"] = _whole(options["restart_max"], "restart count", 1, 1_000_000)
-        if options.get("restart_delay") is not None:
-            values["restart_delay"] = _duration(options["restart_delay"], "restart delay", allow_zero=True)
-        return cls(**values)
-
-    def as_record(self) -> dict[str, Any]:
-        return {"timeout_s": self.timeout, "stop_signal": self.stop_signal, "stop_timeout_s": self.stop_timeout,
-                "restart": self.restart, "restart_max": self.restart_max, "restart_delay_s": self.restart_delay}
-
-    @classmethod
-    def from_record(cls, record: Any) -> Lifetime:
-        """The lifetime a record holds; a record without one (or a damaged one) gets the defaults."""
-        if not isinstance(record, Mapping):
-            return cls()
-        try:
-            timeout = record.get("timeout_s")
-            restart_max = record.get("restart_max")
-            return cls(timeout=None if timeout is None else float(timeout),
-                       stop_signal=int(record.get("stop_signal", SIGTERM)),
-                       stop_timeout=float(record.get("stop_timeout_s", DEFAULT_STOP_TIMEOUT)),
-                       restart=str(record.get("restart", "no")),
-                       restart_max=None if restart_max is None else int(restart_max),
-                       restart_delay=float(record.get("restart_delay_s", DEFAULT_RESTART_DELAY)))
-        except (TypeError, ValueError):
-            return cls()
-
-
-def _duration(raw: float | str, what: str, *, allow_zero: bool = False) -> float:
-    from lanco.options.units import parse_duration
-
-    if isinstance(raw, bool):
-        raise UsageError(f"invalid {what} {raw!r}")
-    if isinstance(raw, int | float):
-        raw = repr(float(raw)) if raw >= 0 else str(raw)
-    return parse_duration(str(raw), what=what, allow_zero=allow_zero)
-
-
-def _whole(raw: int | str, what: str, low: int, high: int) -> int:
-    import re
-
-    if isinstance(raw, bool) or not re.fullmatch(r"-?[0-9]+", str(raw).strip(), re.ASCII):
-        raise UsageError(f"invalid {what} {raw!r}: expected a whole number")
-    value = int(str(raw).strip())
-    if not low <= value <= high:
-        raise UsageError(f"invalid {what} {raw!r}: must be from {low} to {high}")
-    return value
 
 
 # -- process settings -------------------------------------------------------------------------------------------
@@ -321,7 +183,7 @@ class ProcessSettings(FrozenValue):
         if cwd is not None and not os.path.isdir(cwd):
             raise UsageError(f"working directory {cwd} does not exist")
         umask = None if options.get("umask") is None else _umask(options["umask"])
-        nice = None if options.get("nice") is None else _whole(options["nice"], "niceness", -20, 19)
+        nice = None if options.get("nice") is None else parse_whole(options["nice"], "niceness", -20, 19)
         account = _account(options.get("user"), options.get("group"))
         return cls(extra_env, None if cwd is None else os.path.abspath(cwd), umask, nice, account)
 

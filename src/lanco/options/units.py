@@ -74,3 +74,24 @@ def format_size(value: int | None) -> str:
         if value >= factor:
             return f"{value / factor:.1f}{unit}"
     return f"{value}B"
+
+
+def parse_seconds(raw: float | str, what: str, *, allow_zero: bool = False) -> float:
+    """A duration given as a number of seconds (the API) or as text with a unit (the command line)."""
+    if isinstance(raw, bool):
+        raise UsageError(f"invalid {what} {raw!r}")
+    if isinstance(raw, int | float):
+        raw = repr(float(raw)) if raw >= 0 else str(raw)
+    return parse_duration(str(raw), what=what, allow_zero=allow_zero)
+
+
+def parse_whole(raw: int | str, what: str, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high``, given as a number or as its digits."""
+    import re
+
+    if isinstance(raw, bool) or not re.fullmatch(r"-?[0-9]+", str(raw).strip(), re.ASCII):
+        raise UsageError(f"invalid {what} {raw!r}: expected a whole number")
+    value = int(str(raw).strip())
+    if not low <= value <= high:
+        raise UsageError(f"invalid {what} {raw!r}: must be from {low} to {high}")
+    return value

@@ -257,8 +257,7 @@ def restart_pending(state_dir: str, spec: dict[str, Any] | None) -> bool:
     if spec is None:
         return False
     try:
-        with open(os.path.join(state_dir, "restarting"), encoding="ascii") as f:
-            pending = f.read().strip() == spec.get("run_id")
+        pending = read_bytes(os.path.join(state_dir, "restarting")).decode("ascii").strip() == spec.get("run_id")
     except (OSError, UnicodeDecodeError):
         return False
     return pending and monitor_alive(state_dir, spec)

@@ -34,7 +34,7 @@ def online_cpus() -> int:
 
 def host_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
     try:
-        with open(meminfo, encoding="ascii") as f:
+        with open(meminfo, encoding="utf-8") as f:  # loaded at start-up; "ascii" would import its codec
             for line in f:
                 if line.startswith("MemTotal:"):
                     return int(line.split()[1]) * 1024

@@ -1,7 +1,7 @@
 """What each cgroup controller knows of its limits: how a limit whose file takes more than its value is written,
 and how the limits in force are read back.
 
-The limits table (``lanco.options.limits.SPECS``) names each limit's controller and its files in each mode. A
+The limits table (``lanco.options.limittable.SPECS``) names each limit's controller and its files in each mode. A
 limit whose file takes its value as it is (a number, or ``max``) needs nothing here: :func:`write_plain` writes it
 into the first of its files the kernel offers. A controller with more to do has a module of its own here (``memory``,
 ``cpu``, ``cpuset``, ``io``), whose ``apply`` writes what it must and hands back what is left to write plainly.
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 _WITH_MODULES = ("memory", "cpu", "cpuset", "io")
+_READ_BACK = ("cpu",)
+"""The controllers whose module reads back a limit its files do not show plainly (cpu's quota over its period)."""
 
 
 class LimitTarget:
@@ -64,7 +66,7 @@ def apply(target: LimitTarget, controller: str, wanted: Mapping[str, Any]) -> No
 
 
 def write_plain(target: LimitTarget, key: str, value: Any) -> None:
-    from lanco.options.limits import SPECS
+    from lanco.options.limittable import SPECS
 
     spec = SPECS[key]
     files = spec.v2_files if target.v2 else spec.v1_files
@@ -77,7 +79,7 @@ def write_plain(target: LimitTarget, key: str, value: Any) -> None:
 def in_force(target: LimitTarget, controller: str) -> dict[str, int]:
     """The limits of ``controller`` the kernel enforces on the task now, keyed as in the record (with their
     units); unlimited ones are left out."""
-    from lanco.options.limits import SPECS
+    from lanco.options.limittable import SPECS
 
     found: dict[str, int] = {}
     for spec in SPECS.values():
@@ -88,11 +90,17 @@ def in_force(target: LimitTarget, controller: str) -> dict[str, int]:
             if value is not None and not (value == 0 and spec.in_force == "0"):
                 found[spec.record_key] = value
                 break
-    # A controller's module reads back what its files do not show plainly (cpu's quota over its period).
-    read_back = getattr(_module(controller), "in_force", None) if controller in _WITH_MODULES else None
-    if read_back is not None:
-        found.update(read_back(target))
+    if controller in _READ_BACK:
+        found.update(_module(controller).in_force(target))
     return found
+
+
+def reporting() -> list[str]:
+    """The controllers ``status`` reads limits in force from, in the table's order: those with a limit read back."""
+    from lanco.options.limittable import SPECS
+
+    named = [spec.controller for spec in SPECS.values() if spec.in_force or spec.controller in _READ_BACK]
+    return list(dict.fromkeys(named))
 
 
 def _module(controller: str) -> Any:
