@@ -188,7 +188,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> NoReturn:
-    sys.exit(main())
+    """The command's end: Python's buffers flushed, then out without finalizing the interpreter. Tearing every
+    module and object down costs about 3 ms, a tenth of what ``check`` takes, and nothing of lanco's needs it: no
+    atexit handler, no finalizer whose effect outlives the process (descriptors and locks end with it)."""
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's --help, --version and usage errors: their text is already written
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # as in main: stdout closed by a reader such as head
+    except OSError as exc:
+        messages.warn(messages.command(), f"cannot write the output: {exc.strerror or exc}")
+        code = code or 1
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass  # nowhere left to say so
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,10 @@ def test_the_installed_command_adds_nothing_to_check() -> None:
     entry point would import re)."""
     existing_namespace()
     script = Path(__file__).resolve().parents[2] / "bin" / "lanco"
-    probe = ("import sys\n"
+    probe = ("import os, sys\n"
+             "def leave(code):\n"  # the script ends in os._exit, which would leave before the probe reports
+             "    raise SystemExit(code)\n"
+             "os._exit = leave\n"
              f"sys.argv = [{str(script)!r}, 'testns', 'check', 't']\n"
              "try:\n"
              f"    with open({str(script)!r}) as f:\n"
@@ -118,6 +121,28 @@ def test_the_installed_command_adds_nothing_to_check() -> None:
     code, modules = loaded_by([], probe)
     assert code == 1 and "lanco.task" in modules
     assert not modules & {*NEVER, "re", "json", "enum"}, sorted(modules & {*NEVER, "re", "json", "enum"})
+
+
+def test_the_command_leaves_without_finalizing_yet_delivers_its_output() -> None:
+    """entry() skips the interpreter's teardown (os._exit): what the command printed still arrives whole, a reader
+    that stops early (head) is not an error, and output that cannot be written is one line and exit code 1."""
+    package_parent = os.path.dirname(os.path.dirname(lanco.__file__))
+    program = (f"import sys; sys.path.insert(0, {package_parent!r}); sys.argv[0] = 'lanco'\n"
+               "from lanco.cli import entry\nentry()")
+    whole = subprocess.run([sys.executable, "-I", "-c", program, "anyns", "run", "-h"], capture_output=True,
+                           text=True, check=False, timeout=60)
+    assert whole.returncode == 0 and whole.stderr == ""
+    assert whole.stdout.startswith("usage: lanco") and whole.stdout.endswith("\n")
+    assert "--memory-max" in whole.stdout and len(whole.stdout) < 8192  # all of it in the buffer entry() flushed
+    head = subprocess.run(f"{sys.executable} -I -c \"$PROGRAM\" anyns run -h | head -c 5", shell=True,
+                          env={**os.environ, "PROGRAM": program}, capture_output=True, text=True, check=False,
+                          timeout=60)
+    assert head.stdout == "usage" and head.stderr == ""
+    with open("/dev/full", "w") as full:
+        failed = subprocess.run([sys.executable, "-I", "-c", program, "--version"], stdout=full,
+                                stderr=subprocess.PIPE, text=True, check=False, timeout=60)
+    assert failed.returncode == 1
+    assert len(failed.stderr.splitlines()) == 1 and "No space left on device" in failed.stderr
 
 
 def test_the_api_loads_without_typing_or_dataclasses() -> None:
