@@ -86,15 +86,19 @@ def test_ls_stop_and_wait_select_by_label(sandbox: Sandbox) -> None:
 
 def test_labels_survive_the_restarts_of_a_run(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     ns = make_namespace(sandbox)
+    marker = sandbox.root / "flaky-failed-twice"
+    # Fails twice (restarted each time by its monitor), then runs on: the third run is the one looked at.
+    script = f"n=$(cat {marker}.n 2>/dev/null || echo 0); echo $((n + 1)) > {marker}.n; " \
+             f"if [ $n -ge 2 ]; then touch {marker}; exec sleep 300; fi; exit 1"
     sandbox.ok(ns, "run", "--restart", "on-failure", "--restart-delay", "50ms", "--label", "app=flaky",
-               "--description", "fails, then restarts", "flaky", "sh", "-c", "sleep 0.2; exit 1")
+               "--description", "fails, then restarts", "flaky", "sh", "-c", script)
     try:
+        assert wait_until(marker.exists, timeout=20)
         runs = sandbox.state_dir(ns) / "tasks" / "flaky" / "runs.jsonl"
-        # The monitor appends a line per run that ended: two lines, and it is in its third run (or about to be).
-        assert wait_until(lambda: runs.exists() and len(runs.read_text().splitlines()) >= 2, timeout=20)
-        assert json.loads(sandbox.ok(ns, "status", "--json", "flaky").stdout)["state"] in ("running", "restarting")
-        assert labels_everywhere(sandbox, ns, "flaky")[0] == ({"app": "flaky"}, "fails, then restarts")
-        assert sandbox.ok(ns, "ls", "-q", "--label", "app=flaky").stdout in ("flaky\n", "")
+        assert len(runs.read_text().splitlines()) == 2  # two runs ended, each followed by a restart
+        assert wait_until(lambda: sandbox.ok(ns, "ls", "-q").stdout == "flaky\n")
+        assert labels_everywhere(sandbox, ns, "flaky") == [({"app": "flaky"}, "fails, then restarts")] * 4
+        assert sandbox.ok(ns, "ls", "-q", "--label", "app=flaky").stdout == "flaky\n"
         assert api_task_names(sandbox, ns, {"app": "flaky"}, monkeypatch) == ["flaky"]
         assert api_task_names(sandbox, ns, {"app": "other"}, monkeypatch) == []
     finally:
@@ -118,8 +122,10 @@ def api_task_names(sandbox: Sandbox, ns: str, labels: dict[str, str], monkeypatc
     (["--label", "a=1", "--label", "a=2"], "invalid label a: given twice"),
     (["--label", "a=" + "v" * 256], "invalid label a: a value is 0 to 255 characters"),
     (["--label", "a=x\ty"], "(this one has \\t)"),
+    (["--label", "a=x\udcffy"], "(this one has the byte \\xff, which is not UTF-8)"),  # the raw byte 0xff
+    (["--description", "x\udcfe"], "(this one has the byte \\xfe, which is not UTF-8)"),
     (["--description", "x" * 257], "invalid description: at most 256 characters"),
-    (["--description", "two\nlines"], "invalid description: no control characters"),
+    (["--description", "two\nlines"], "invalid description: UTF-8 text, no control characters"),
     ([f"--label=k{i}=v" for i in range(33)], "too many labels: at most 32"),
 ])
 def test_a_bad_label_is_one_line_and_nothing_is_made(sandbox: Sandbox, options: list[str], said: str) -> None:

@@ -72,7 +72,8 @@ def test_a_value_is_refused_exactly_when_it_breaks_the_rule(value: str) -> None:
         assert labelling.parse_labels([f"app={value}"]) == {"app": value}
     else:
         message = one_line_refusal([f"app={value}"])
-        assert message.startswith("invalid label app: a value is 0 to 255 characters, no control characters")
+        assert message.startswith("invalid label app: a value is 0 to 255 characters of UTF-8 text, no control "
+                                  "characters")
 
 
 @pytest.mark.parametrize(("raw", "said"), [
@@ -83,10 +84,12 @@ def test_a_value_is_refused_exactly_when_it_breaks_the_rule(value: str) -> None:
     (["my app=v"], "invalid label 'my app': a key is 1 to 63"),
     (["é=v"], "invalid label é: a key is 1 to 63"),
     ([f"{'k' * 64}=v"], f"invalid label {'k' * 64}: a key is 1 to 63"),
-    (["app=a\nb"], "invalid label app: a value is 0 to 255 characters, no control characters (this one has \\n)"),
+    (["app=a\nb"], "invalid label app: a value is 0 to 255 characters of UTF-8 text, no control characters (this "
+                    "one has \\n)"),
     (["app=a\tb"], "(this one has \\t)"),
     (["app=a\x00b"], "(this one has \\x00)"),
-    (["app=\udcff"], "(this one has \\udcff)"),  # a byte that was not UTF-8, as os.fsdecode gives it
+    (["app=\udcff"], "(this one has the byte \\xff, which is not UTF-8)"),  # as os.fsdecode gives a byte 0xff
+    (["app=\ud800"], "(this one has a lone surrogate \\ud800, which is not UTF-8)"),
     ([f"app={'v' * 256}"], "(this one has 256)"),
     (["app=1", "app=2"], "invalid label app: given twice (a key is given once)"),
     (["app=1", "app=1"], "given twice"),
@@ -107,7 +110,7 @@ def test_the_edges_of_the_rules_are_allowed() -> None:
 
 @pytest.mark.parametrize(("raw", "said"), [
     ("x" * 257, "invalid description: at most 256 characters (this one has 257)"),
-    ("two\nlines", "invalid description: no control characters (this one has \\n)"),
+    ("two\nlines", "invalid description: UTF-8 text, no control characters (this one has \\n)"),
     ("a\x1bb", "(this one has \\x1b)"),
     (5, "invalid description 5: a string"),
 ])
@@ -287,7 +290,7 @@ def test_wait_by_label_exits_with_the_greatest_code(shop: FakeNamespace, capsys:
     (["wait", "--label", "a=1", "--label", "a=2"], "invalid label a: given twice"),
     (["wait"], "wait: expected TASK or --label KEY=VALUE"),
     (["run", "--label=-x=1", "t", "true"], "invalid label -x: a key is 1 to 63 characters"),
-    (["run", "--description", "a\nb", "t", "true"], "invalid description: no control characters"),
+    (["run", "--description", "a\nb", "t", "true"], "invalid description: UTF-8 text, no control characters"),
 ])
 def test_selector_and_label_usage_errors(shop: FakeNamespace, capsys: pytest.CaptureFixture[str], argv: list[str],
                                          said: str) -> None:

@@ -4,8 +4,8 @@ for ``run`` and the API alike, and the selectors that pick tasks by them (``ls``
 
 The rules keep a label something every view can show on one line and every tool can pass on: a key is 1 to 63
 characters of ``A-Z a-z 0-9 . _ / -``, starting and ending with a letter or a digit (as Kubernetes' label names,
-the prefix included); a value is 0 to 255 characters with no control character; at most 32 labels, each key
-once. A description is at most 256 characters, with no control character either.
+the prefix included); a value is 0 to 255 characters of UTF-8 text with no control character; at most 32
+labels, each key once. A description is at most 256 characters, with no control character either.
 
 The characters are checked by hand rather than with ``re``: the views and ``stop`` match selectors, and ``re``
 would be a third of what they import.
@@ -27,7 +27,7 @@ MAX_LABELS = 32
 MAX_DESCRIPTION_LENGTH = 256
 KEY_RULE = (f"1 to {MAX_KEY_LENGTH} characters of A-Z a-z 0-9 . _ / -, starting and ending with a letter or a "
             "digit")
-VALUE_RULE = f"0 to {MAX_VALUE_LENGTH} characters, no control characters"
+VALUE_RULE = f"0 to {MAX_VALUE_LENGTH} characters of UTF-8 text, no control characters"
 _KEY_ENDS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _KEY_CHARACTERS = _KEY_ENDS | frozenset("._/-")
 
@@ -41,11 +41,16 @@ def key_problem(key: str) -> str:
 
 
 def _control_character(text: str) -> str | None:
-    """The first control character of ``text`` (C0, DEL, C1, and the line and paragraph separators that would
-    break a view's line), or a lone surrogate (text that was not valid UTF-8), as it would be written."""
+    """What breaks the rule first in ``text``, in words: a control character (C0, DEL, C1, and the line and
+    paragraph separators that would break a view's line) as it is escaped, or a byte that is not UTF-8 (a word
+    of the command line decodes such a byte to a lone surrogate, as os.fsdecode does)."""
     for character in text:
         code = ord(character)
-        if code < 0x20 or 0x7f <= code < 0xa0 or code in (0x2028, 0x2029) or 0xd800 <= code < 0xe000:
+        if 0xdc80 <= code < 0xdd00:
+            return f"the byte \\x{code - 0xdc00:02x}, which is not UTF-8"
+        if 0xd800 <= code < 0xe000:
+            return f"a lone surrogate \\u{code:04x}, which is not UTF-8"
+        if code < 0x20 or 0x7f <= code < 0xa0 or code in (0x2028, 0x2029):
             return repr(character)[1:-1]
     return None
 
@@ -113,7 +118,7 @@ def parse_description(raw: object) -> str | None:
         raise UsageError(f"invalid description: at most {MAX_DESCRIPTION_LENGTH} characters (this one has "
                          f"{len(raw)})")
     if (found := _control_character(raw)) is not None:
-        raise UsageError(f"invalid description: no control characters (this one has {found})")
+        raise UsageError(f"invalid description: UTF-8 text, no control characters (this one has {found})")
     return raw
 
 
