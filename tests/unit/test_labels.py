@@ -237,13 +237,15 @@ def test_every_json_document_carries_the_same_labels(shop: FakeNamespace,
     status = json.loads(run(capsys, NS, "status", "--json", "web"))
     listed = {t["name"]: t for t in json.loads(run(capsys, NS, "ls", "--json", "--all"))["tasks"]}
     dumped = json.loads(run(capsys, NS, "dump"))["tasks"]
-    frame = top.frame_data(top.build_frame(None, stats.sample_namespace(Namespace(NS))))
+    frame = top.frame_data(top.build_frame(None, stats.sample_namespace(Namespace(NS), labels=True)))
     framed = {t["name"]: t for t in frame["tasks"]}
     for name in ("web", "busy", "cold"):
         expected = (LABELS[name], "the web server" if name == "web" else None)
         for document in (listed[name], dumped[name], framed[name]):
             assert (document["labels"], document["description"]) == expected, name
     assert (status["labels"], status["description"]) == (LABELS["web"], "the web server")
+    # The text frames show no labels: their samples spare the record reads.
+    assert all(t.labels == {} and t.description is None for t in stats.sample_namespace(Namespace(NS)).tasks)
     assert (listed["old"]["labels"], listed["old"]["description"]) == ({}, None)
 
 

@@ -185,7 +185,7 @@ def cmd_top(ns: str, args: list[str], options: Options) -> int:
     namespace.authorize()
 
     def sampler() -> top.Sample:
-        return stats.sample_namespace(namespace)
+        return stats.sample_namespace(namespace, labels=opts["json"])
 
     if not opts["json"] and iterations is None and sys.stdout.isatty() and sys.stdin.isatty():
         from lanco.views import topscreen
