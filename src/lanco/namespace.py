@@ -33,7 +33,7 @@ from lanco.state.config import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from contextlib import AbstractContextManager
     from typing import Unpack
 
@@ -71,6 +71,8 @@ class Namespace:
         try:
             self.config = load_config(name)
         except NamespaceMissing as exc:
+            from lanco.cgroups.traces import cgroup_traces
+
             traces = cgroup_traces(name, _env_base(cgroup_base))
             if not traces:
                 raise
@@ -168,7 +170,9 @@ class Namespace:
         else:
             # The state directory may be gone while the namespace's cgroups, and tasks in them, remain: init again
             # takes the mode they were made in, so that those tasks are found again.
-            mode = _recovered_mode(name, base, uid, mode, forced=_env_mode(cgroup_mode) is not None)
+            from lanco.cgroups.traces import recovered_mode
+
+            mode = recovered_mode(name, base, uid, mode, forced=_env_mode(cgroup_mode) is not None)
             # An owner other than root starts processes outside the unified tree's delegated part, where the
             # kernel forbids the move: such a namespace tracks its tasks in lanco's named v1 hierarchy.
             tracker = placement.tracker_kind(mode, uid, read_mounts())
@@ -307,11 +311,17 @@ class Namespace:
         return lost
 
     @maps_os_errors
-    def tasks(self) -> list[Task]:
+    def tasks(self, *, labels: Mapping[str, str] | Iterable[str] | None = None) -> list[Task]:
+        """Every task, running or finished; with ``labels``, those whose labels hold all of them (lanco.taskselect)."""
         from lanco.task import Task
 
         self.authorize()
-        return [Task(self, n) for n in self.task_names()]
+        found = [Task(self, n) for n in self.task_names()]
+        if labels is None:
+            return found
+        from lanco.taskselect import labelled
+
+        return labelled(found, labels)
 
     @maps_os_errors
     def tracked_tasks(self) -> list[Task]:
@@ -461,56 +471,6 @@ def _group_name(gid: int) -> str:
         return grp.getgrgid(gid).gr_name
     except KeyError:
         return str(gid)
-
-
-def cgroup_traces(name: str, base: str) -> dict[str, str]:
-    """The directories the namespace has under ``base`` (where no configuration may name them any more), by kind:
-    ``unified``, ``named`` (lanco's v1 hierarchy), ``v1`` (a v1 controller hierarchy, the first found)."""
-    from lanco.cgroups.detect import controller_mounts, named_mount, unified_mount
-
-    mounts = read_mounts()
-    candidates = [("unified", unified_mount(mounts)), ("named", named_mount(mounts)),
-                  *(("v1", m) for m in controller_mounts(mounts).values())]
-    found: dict[str, str] = {}
-    for kind, mount in candidates:
-        if mount is None or kind in found:
-            continue
-        directory = Backend("v1", base, mount, {}).ns_dir(name)
-        if os.path.isdir(directory):
-            found[kind] = directory
-    return found
-
-
-def _recovered_mode(name: str, base: str, uid: int, mode: str, *, forced: bool) -> str:
-    """The cgroup mode for an init of a namespace without configuration: ``mode`` where it has no cgroups, else the
-    mode whose cgroups it has (``mode`` first). A forced mode other than theirs is refused."""
-    from lanco.cgroups import placement
-
-    traces = cgroup_traces(name, base)
-    if not traces:
-        return mode
-    mounts = read_mounts()
-
-    def fits(candidate: str) -> bool:
-        tracker = placement.tracker_kind(candidate, uid, mounts)
-        tracked = "unified" if tracker in ("unified", "systemd") else "named"
-        return tracked in traces and ("v1" in traces) == (candidate != "v2")
-
-    def holds_tasks(candidate: str) -> bool:
-        tracked = "unified" if placement.tracker_kind(candidate, uid, mounts) in ("unified", "systemd") else "named"
-        with os.scandir(traces[tracked]) as entries:
-            return any(e.is_dir() and not e.name.startswith(".") for e in entries)
-
-    # Where both trackers have a directory (an init in another mode made the second), the one with tasks wins.
-    fitting = sorted((m for m in dict.fromkeys((mode, *MODES)) if fits(m)), key=lambda m: not holds_tasks(m))
-    if fitting and (fitting[0] == mode or not forced):
-        return fitting[0]
-    where = ", ".join(sorted(traces.values()))
-    if fitting:
-        raise NamespaceExists(f"namespace {name} has lost its configuration, and its cgroups ({where}) are those "
-                              f"of cgroup mode {fitting[0]}, not {mode}: run init in that mode to recover its tasks")
-    raise NamespaceExists(f"namespace {name} has lost its configuration, and its cgroups ({where}) fit no cgroup "
-                          "mode for this owner: release them by hand or init with the owner they were made for")
 
 
 def _maybe_active(task: Task) -> bool:

@@ -196,3 +196,23 @@ def test_help_is_as_wide_as_with_argparse_own_formatter(monkeypatch: pytest.Monk
                                                     "task's --stop-timeout, 10s) " * 3)
         parser.add_argument("task")
     assert ours.format_help() == plain.format_help()
+
+
+@pytest.mark.parametrize("argv", [["testns", "ls", "-l", "--all"], ["testns", "status", "t"],
+                                  ["testns", "status", "--json", "t"]])
+def test_labelled_records_keep_the_views_light(argv: list[str]) -> None:
+    """A record with labels and a description is read and shown without re, json or argparse: the views read
+    labels by hand (lanco.options.labels matches and checks them without re)."""
+    from lanco.state.record import write_spec
+
+    config = existing_namespace()
+    state = os.path.join(config.tasks_dir, "t")
+    os.makedirs(state)
+    write_spec(state, {"run_id": "r", "namespace": "testns", "name": "t", "argv": ["true"], "started": 1.0,
+                       "labels": {"app": "shop", "example.com/tier": "front"}, "description": "the shop"})
+    with open(os.path.join(state, "result"), "w", encoding="utf-8") as f:
+        f.write("run_id=r\nresult=exited\nexit_code=0\nsignal=\n")
+    code, modules = loaded_by(argv, QUIET_PROBE)
+    assert code == 0 and "lanco.options.labels" in modules  # the labels were read, not skipped
+    heavy = {*NEVER, *LIGHT, *CODECS, *PARSERS, "argparse", "json", "re", "enum", "shutil", "signal"}
+    assert not modules & heavy, sorted(modules & heavy)

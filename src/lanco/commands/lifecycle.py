@@ -11,6 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
+    from lanco.namespace import Namespace
     from lanco.task import Task
 
 STOP_TIMEOUT_HELP = "grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)"
@@ -73,6 +74,11 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-keep", metavar="N", help="rotated copies of the log kept, .1 to .N (default 5)")
     parser.add_argument("-c", "--exit-command", metavar="CMD",
                         help="run /bin/sh -c CMD as the owner when the task has ended, with the LANCO_* variables")
+    parser.add_argument("--label", dest="labels", action="append", metavar="KEY=VALUE",
+                        help="label the task (repeatable, at most 32): a KEY of letters, digits and . _ / -, "
+                             "a VALUE of up to 255 characters; ls, stop and wait --label select by them")
+    parser.add_argument("--description", metavar="TEXT",
+                        help="one line about the task (up to 256 characters), shown by status")
     limits.add_arguments(parser)
     lifetime = parser.add_argument_group("lifetime")
     lifetime.add_argument("--timeout", metavar="DURATION", help="stop the task this long after it started")
@@ -159,7 +165,7 @@ def cmd_run(ns: str, args: list[str], options: Options) -> int:
         given.update({key: getattr(opts, key) for key in (
             "log", "exit_command", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max",
             "restart_delay", "extra_env", "env_file", "cwd", "umask", "nice", "user", "group", "log_max_size",
-            "log_keep")})
+            "log_keep", "labels", "description")})
         given.update(limits.given(opts), keep_log=opts.keep_log, foreground=opts.foreground)
     # Parsed before the namespace is opened: a bad value is a usage error whatever else is wrong.
     plan = RunPlan.build({k: v for k, v in given.items() if v is not None})
@@ -208,7 +214,10 @@ def wait_parser() -> argparse.ArgumentParser:
     parser = parser_for("wait")
     parser.add_argument("-t", "--timeout", metavar="SECONDS",
                         help="give up after SECONDS (or a duration such as 5m): exit 1 if TASK still runs")
-    parser.add_argument("task", metavar="TASK", help="the task to wait for, running or finished")
+    parser.add_argument("--label", dest="labels", action="append", metavar="KEY=VALUE",
+                        help="instead of TASK: every task with this label, running or finished (repeatable: all "
+                             "must match); exit with the greatest of their codes")
+    parser.add_argument("task", nargs="?", metavar="TASK", help="the task to wait for, running or finished")
     return parser
 
 
@@ -238,20 +247,28 @@ def stop_parser() -> argparse.ArgumentParser:
     parser = parser_for("stop")
     parser.add_argument("-t", "--timeout", metavar="SECONDS", help=STOP_TIMEOUT_HELP)
     parser.add_argument("-a", "--all", action="store_true", help="every running task of the namespace")
+    parser.add_argument("--label", dest="labels", action="append", metavar="KEY=VALUE",
+                        help="every running task with this label (repeatable: all must match)")
     parser.add_argument("tasks", nargs="*", metavar="TASK", help="a task to stop; several are stopped together")
     return parser
 
 
 def cmd_stop(ns: str, args: list[str], options: Options) -> int:
     plain = plain_timeout_and_task(args)
+    selectors = None
     if plain is not None:
         given, names, every = plain[0], [plain[1]], False
     else:
         opts = stop_parser().parse_args(args)
         given, names, every = opts.timeout, opts.tasks, opts.all
-    if every == bool(names):
-        raise UsageError("stop: expected TASK... or --all")
+        selectors = _selectors("stop", opts.labels, bool(names) or every, "TASK or --all")
+    if selectors is None and every == bool(names):
+        raise UsageError("stop: expected TASK..., --all or --label KEY=VALUE")
     timeout = _timeout_seconds(given)
+    if selectors is not None:
+        names = active_labelled(namespace_for(ns, options), selectors)
+        if not names:
+            return 0  # as --all in a namespace with nothing running
     if len(names) == 1:
         task_for(ns, names[0], options).stop(timeout=timeout)
         return 0
@@ -279,12 +296,67 @@ def cmd_wait(ns: str, args: list[str], options: Options) -> int:
     else:
         opts = wait_parser().parse_args(args)
         given, name = opts.timeout, opts.task
+        selectors = _selectors("wait", opts.labels, name is not None, "TASK")
+        if selectors is not None:
+            return _wait_labelled(ns, options, selectors, given)
+        if name is None:
+            raise UsageError("wait: expected TASK or --label KEY=VALUE")
     timeout = _timeout_seconds(given)
     task = task_for(ns, name, options)
     record = task.wait(timeout=timeout)
     if record.state not in FINISHED_STATES:
         raise LancoError(f"task {name} is still running after {given}")
     return LOST_EXIT_CODE if record.exit_code is None else record.exit_code
+
+
+def _selectors(command: str, given: list[str] | None, named: bool, instead: str) -> dict[str, str] | None:
+    """The ``--label`` selectors of ``command`` (None when none is given), parsed before the namespace is opened;
+    they choose the tasks themselves, so naming tasks as well is refused rather than guessed at."""
+    if not given:
+        return None
+    if named:
+        raise UsageError(f"{command}: --label chooses the tasks itself: give it without {instead}")
+    from lanco.options.labels import parse_selectors
+
+    return parse_selectors(given)
+
+
+def active_labelled(namespace: Namespace, selectors: dict[str, str]) -> list[str]:
+    """The names of the tasks with ``selectors`` that are running or about to restart (one whose state cannot be
+    read is kept: its stop or wait says what it meets)."""
+    chosen = []
+    for task in namespace.tasks(labels=selectors):
+        try:
+            active = task.is_active()
+        except LancoError:
+            active = True
+        if active:
+            chosen.append(task.name)
+    return chosen
+
+
+def _wait_labelled(ns: str, options: Options, selectors: dict[str, str], given: str | None) -> int:
+    """``wait --label``: wait for every task with the labels, within one deadline for all, and exit with the
+    greatest of their codes (0 when every one succeeded, or no task has the labels; 255 for a lost run). A task
+    that has ended already counts with its result, as ``wait TASK`` gives it: a script that starts a few tasks
+    and waits for them by label is told of one that failed before the wait began."""
+    import time
+
+    from lanco.state.record import FINISHED_STATES
+    from lanco.task import LOST_EXIT_CODE
+
+    timeout = _timeout_seconds(given)
+    namespace = namespace_for(ns, options)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    worst = 0
+    for task in namespace.tasks(labels=selectors):
+        name = task.name
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        record = task.wait(timeout=left)
+        if record.state not in FINISHED_STATES:
+            raise LancoError(f"task {name} is still running after {given}")
+        worst = max(worst, LOST_EXIT_CODE if record.exit_code is None else record.exit_code)
+    return worst
 
 
 def cmd_release(ns: str, args: list[str], options: Options) -> int:
