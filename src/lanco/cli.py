@@ -54,6 +54,8 @@ commands:
   set [LIMITS] TASK                  change the limits of running TASK
   status [--json] TASK               state, processes, result, figures, limits
   wait [-t SECONDS] TASK             block until TASK ends; exit with its code
+  wait [-t SECONDS] --any|--all [TASK...]
+                                     until one (every one) of them ends; a line "TASK STATE CODE" for each
   ls [-l] [--all] [--json] [-q]      the namespace's tasks and their processes
   dump                               the namespace's running tasks as JSON
   top [-d SECONDS] [-n N] [-s KEY] [--json]

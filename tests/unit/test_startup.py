@@ -66,7 +66,8 @@ def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
 
 
 STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.waiting", "lanco.waiting_async", "lanco.taskcontrol",
-         "lanco.tasklog", "lanco.taskrecovery", "lanco.state.recorddir", "lanco.launch.monitorcontract", "lanco.launch.spawn", "lanco.state.logfile")
+         "lanco.tasklog", "lanco.taskrecovery", "lanco.state.recorddir", "lanco.launch.monitorcontract",
+         "lanco.launch.spawn", "lanco.state.logfile")
 """A task's steps beyond its queries (lanco.task loads each only for the methods that take it): check takes none."""
 
 
