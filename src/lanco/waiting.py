@@ -77,7 +77,7 @@ class Watch:
         self.fds: dict[int, _Awaited] = {}
         self.on_open = on_open
         self.on_close = on_close
-        self.window = watch_window() if len(self.pending) > 16 else 16
+        self.window = watch_window()
         self._started = False
 
     def __enter__(self) -> Watch:
