@@ -199,3 +199,18 @@ def test_a_cancelled_wait_removes_its_readers_and_closes_its_descriptors(runs: l
         assert len(selector.get_map()) == 1  # the loop's own self-pipe alone
 
     asyncio.run(scenario())
+
+
+def test_a_run_whose_record_vanished_while_awaited_ends_lost_with_a_warning(
+        runs: list[FakeRun], capsys: pytest.CaptureFixture[str]) -> None:
+    """Its record directory removed (by hand, or a release racing the end): no one can tell how it ended, and
+    waiting longer would be forever."""
+    watch = waiting.Watch([runs[0].task])
+    with watch:
+        assert watch.look() == []
+        runs[0].end(None)
+        shutil.rmtree(runs[0].task.state_dir)
+        watch.fired(next(iter(watch.fds)))
+        ended = watch.look()
+    assert [(task.name, record.state, record.pids) for task, record in ended] == [("a", "lost", [])]
+    assert "task a: ended with no record of its result" in capsys.readouterr().err
