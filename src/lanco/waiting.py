@@ -106,20 +106,26 @@ class Watch:
         return max(0.0, min(dues) - time.monotonic()) if dues else None
 
     def look(self) -> list[Ended]:
-        """The tasks that have ended, in the order given, dropped from :attr:`pending`. The first look reads every
+        """The tasks that have ended, in the order given, dropped from :attr:`pending`. The first look is at every
         task, and raises NotRunning for one that is not known (neither a record nor a cgroup) before it waits."""
-        if not self._started:
-            looks = [(entry, entry.task.record()) for entry in self.pending]
-            for entry, record in looks:
-                if record.state == "unknown":
-                    raise NotRunning(f"task {entry.task.name} is not running")
-            self._started = True
-        else:
-            now = time.monotonic()
-            looks = [(entry, entry.task.record()) for entry in self.pending if entry.fd < 0 and entry.due <= now]
+        first = not self._started
+        now = time.monotonic()
+        due = self.pending if first else [entry for entry in self.pending if entry.fd < 0 and entry.due <= now]
+        looks: list[tuple[_Awaited, TaskRecord | None]] = []
+        for entry in due:
+            monitor = self._live_monitor(entry)
+            if monitor is not None:  # known, and not ended: its record need not be read (a few files more)
+                looks.append((entry, None))
+                entry.monitor = monitor
+                continue
+            record = entry.task.record()
+            if first and record.state == "unknown":
+                raise NotRunning(f"task {entry.task.name} is not running")
+            looks.append((entry, record))
+        self._started = True
         ended: list[Ended] = []
-        for entry, record in looks:
-            final = self._settle(entry, record)
+        for entry, looked in looks:
+            final = None if looked is None else self._settle(entry, looked)
             if final is not None:
                 ended.append((entry.task, final))
         if ended:
@@ -128,19 +134,32 @@ class Watch:
         self._arm()
         return ended
 
+    def _live_monitor(self, entry: _Awaited) -> int | None:
+        """The task's monitor while it lives and no result is written (the run has not ended; a monitor running
+        the exit hook has written the result already), else None. The cheap look: two small files."""
+        with entry.task.owner_ids():
+            monitor = monitor_pid(entry.task.state_dir)
+            if monitor is None or monitor == entry.exited or os.path.exists(os.path.join(entry.task.state_dir,
+                                                                                        "result")):
+                return None
+        if entry.fd < 0:
+            messages.debug("wait", f"task {entry.task.name} has its monitor {monitor}, waiting")
+        return monitor
+
     def _settle(self, entry: _Awaited, record: TaskRecord) -> TaskRecord | None:
         """The task's final record if it has ended; else None, with its monitor noted for :meth:`_arm`."""
         previous, entry.record = entry.record, record
         if record.state in FINISHED_STATES:
             self._release(entry)
             return record
-        if record.state == "unknown" and previous is not None:
-            # The run ended, and neither its monitor nor anyone else could record how (its record directory was
-            # removed again): waiting longer would be forever.
+        if record.state == "unknown":
+            # Known at the first look, the run ended, and neither its monitor nor anyone else could record how (its
+            # record directory was removed again): waiting longer would be forever.
             messages.warn(messages.command(), f"task {entry.task.name}: ended with no record of its result")
-            previous.state, previous.pids = "lost", []
+            lost = previous or record
+            lost.state, lost.pids = "lost", []
             self._release(entry)
-            return previous
+            return lost
         messages.debug("wait", f"task {entry.task.name} is {record.state}, waiting")
         with entry.task.owner_ids():
             monitor = monitor_pid(entry.task.state_dir)
@@ -229,8 +248,7 @@ def wait(task: Task, timeout: float | None) -> TaskRecord:
         if ended:
             return ended[0][1]
         record = watch.pending[0].record
-        assert record is not None
-        return record
+        return task.record() if record is None else record
 
 
 def wait_any(tasks: Sequence[Task], timeout: float | None) -> list[Ended]:

@@ -81,8 +81,7 @@ async def wait_async(task: Task, timeout: float | None) -> TaskRecord:
             if ended:
                 return ended[0][1]
             record = waiter.watch.pending[0].record
-            assert record is not None
-            return record
+            return task.record() if record is None else record
     except OSError as exc:
         raise as_lanco_error(exc) from exc
 
