@@ -11,7 +11,8 @@ restarting it.
 A task has no pidfd to watch while its monitor is not known yet (a start under way), when its monitor died and its
 processes run on (it ends, and is recorded lost, once they are gone), and beyond the window of descriptors (a
 quarter of the soft ``RLIMIT_NOFILE``, 256 under the usual 1024, at most 4096): such a task is looked at again
-after a pause growing from 5 ms to 1 s. Each look reads the task's record, a few small files.
+after a pause growing from 5 ms to 1 s. A look at a task whose monitor lives and has written no result reads two
+small files (the monitor's, and its /proc stat); only a task that may have ended has its whole record read.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class _Awaited:
 
 
 class Watch:
-    """Tasks awaited together. :meth:`look` reads the record of every task that is due (its pidfd fired, or its
-    pause is over) and returns those that ended; the caller sleeps in between until one of :attr:`fds` is
+    """Tasks awaited together. :meth:`look` looks at every task that is due (its pidfd fired, or its pause is
+    over) and returns those that ended; the caller sleeps in between until one of :attr:`fds` is
     readable (then :meth:`fired`) or :meth:`pause` has passed. ``on_open`` and ``on_close`` let the caller's
     poller follow the descriptors. :meth:`close` closes every descriptor left; a watch is used once."""
 
@@ -200,6 +201,7 @@ class Watch:
                 entry.due = 0.0
                 continue
             entry.fd = fd
+            entry.delay = 0.005
             self.fds[fd] = entry
             if self.on_open is not None:
                 self.on_open(fd)
