@@ -35,7 +35,7 @@ _lanco_command_spec() {
         freeze | thaw) tasks=running ;;
         check) tasks=running ;;
         stop) options="-t --timeout -a --all --label"; takes_value="-t --timeout --label"; tasks=running ;;
-        wait) options="-t --timeout --label"; takes_value="-t --timeout --label"; tasks=all ;;
+        wait) options="-t --timeout --any --all --label"; takes_value="-t --timeout --label"; tasks=all ;;
         status) options="--json"; tasks=all ;;
         logs) options="-f --follow -n --lines --rotate -v --verbose"; takes_value="-n --lines"; tasks=all ;;
         release) options="-n --dry-run"; tasks=all ;;

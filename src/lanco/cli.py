@@ -57,6 +57,8 @@ commands:
   status [--json] TASK               state, processes, result, figures, limits
   wait [-t SECONDS] TASK | --label KEY=VALUE...
                                      block until TASK (or every labelled task) ends; exit with its (greatest) code
+  wait [-t SECONDS] --any|--all [TASK... | --label KEY=VALUE...]
+                                     until one (every one) of them ends; a line "TASK STATE CODE" for each
   ls [-l] [--all] [--json] [-q] [--label KEY=VALUE]...
                                      the namespace's tasks and their processes
   dump                               the namespace's running tasks as JSON

@@ -33,9 +33,9 @@ from lanco.state.config import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
     from contextlib import AbstractContextManager
-    from typing import Unpack
+    from typing import Any, Unpack
 
     from lanco.options.runopts import RunOptions
     from lanco.state.logrotation import Rotation
@@ -220,59 +220,14 @@ class Namespace:
             with contexts.suppress(StateError):  # a damaged record goes with the rest
                 task.settle()
         backend.remove_namespace(self.name)
-        self._remove_state()
+        from lanco.nsrelease import remove_state
+
+        remove_state(self)
         return targets
 
     def _callers_own(self) -> bool:
         """A namespace the caller made unprivileged (state under their home), as opposed to one root made."""
         return self.config.owner_uid == os.geteuid() and self.config.state_dir != system_state_dir(self.name)
-
-    def _remove_state(self) -> None:
-        """Records and configuration go; the logs stay, also where they live inside the state directory.
-        What a user's namespace holds is removed with the owner's ids; root removes only root's own
-        directory of a namespace it initialised (``/var/lib/lanco/NS``, with nothing of the owner's left
-        in it but what the owner could not remove, which rmtree removes without following a link)."""
-        import shutil
-
-        self._remove_records()
-        state, logs = self.config.state_dir, os.path.normpath(self.config.log_dir)
-        if state == system_state_dir(self.name) and os.path.dirname(logs) != os.path.normpath(state):
-            shutil.rmtree(state)
-            return
-        self._remove_own_state()
-
-    @with_owner_ids
-    def _remove_records(self) -> None:
-        import shutil
-
-        try:
-            entries = os.listdir(self.config.tasks_dir)
-        except OSError:
-            return
-        for entry in entries:
-            path = os.path.join(self.config.tasks_dir, entry)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contexts.suppress(OSError):
-                    os.unlink(path)
-
-    @with_owner_ids
-    def _remove_own_state(self) -> None:
-        import shutil
-
-        state, logs = self.config.state_dir, os.path.normpath(self.config.log_dir)
-        if os.path.dirname(logs) != os.path.normpath(state):
-            shutil.rmtree(state)
-            return
-        for entry in os.listdir(state):
-            path = os.path.join(state, entry)
-            if os.path.normpath(path) == logs:
-                continue
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
 
     # -- tasks ---------------------------------------------------------------------------------------------
 
@@ -352,6 +307,46 @@ class Namespace:
         targets = [Task(self, n) for n in names] if names is not None else \
             [t for t in self.tasks() if _maybe_active(t)]
         return stop_together(targets, timeout, stop_signal)
+
+    # Waiting for many tasks (lanco.waiting, lanco.waiting_async): tasks by handle or name; each returns, as
+    # (Task, TaskRecord) pairs in the order they ended, the tasks that ended, [] when ``timeout`` passed first.
+
+    @maps_os_errors
+    @with_owner_ids
+    def wait_any(self, tasks: Sequence[Task | str], timeout: float | None = None) -> list[tuple[Task, TaskRecord]]:
+        """Block until one of ``tasks`` has ended; every one that has by then."""
+        from lanco import waiting
+
+        return waiting.wait_any(self._handles(tasks), timeout)
+
+    @maps_os_errors
+    @with_owner_ids
+    def wait_all(self, tasks: Sequence[Task | str], timeout: float | None = None, *,
+                 on_end: Callable[[list[tuple[Task, TaskRecord]]], object] | None = None
+                 ) -> list[tuple[Task, TaskRecord]]:
+        """Block until every one of ``tasks`` has ended (``on_end`` is called with each batch as it ends)."""
+        from lanco import waiting
+
+        return waiting.wait_all(self._handles(tasks), timeout, on_end)
+
+    @maps_os_errors
+    def wait_any_async(self, tasks: Sequence[Task | str],
+                       timeout: float | None = None) -> Coroutine[Any, Any, list[tuple[Task, TaskRecord]]]:
+        """:meth:`wait_any` for asyncio: ``await ns.wait_any_async(tasks)``, on the running loop's readers."""
+        from lanco import waiting_async
+
+        return waiting_async.wait_any_async(self._handles(tasks), timeout)
+
+    @maps_os_errors
+    def wait_all_async(self, tasks: Sequence[Task | str],
+                       timeout: float | None = None) -> Coroutine[Any, Any, list[tuple[Task, TaskRecord]]]:
+        """:meth:`wait_all` for asyncio."""
+        from lanco import waiting_async
+
+        return waiting_async.wait_all_async(self._handles(tasks), timeout)
+
+    def _handles(self, tasks: Sequence[Task | str]) -> list[Task]:
+        return [self.task(t) if isinstance(t, str) else t for t in tasks]
 
     @maps_os_errors
     def rotate_logs(self) -> list[tuple[str, Rotation | LancoError]]:

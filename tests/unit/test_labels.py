@@ -290,7 +290,7 @@ def test_wait_by_label_exits_with_the_greatest_code(shop: FakeNamespace, capsys:
     (["stop", "--label", "app"], "invalid label 'app': expected KEY=VALUE"),
     (["wait", "--label", "app=shop", "web"], "wait: --label chooses the tasks itself: give it without TASK"),
     (["wait", "--label", "a=1", "--label", "a=2"], "invalid label a: given twice"),
-    (["wait"], "wait: expected TASK or --label KEY=VALUE"),
+    (["wait"], "wait: expected one TASK, --label KEY=VALUE, or --any/--all with several"),
     (["run", "--label=-x=1", "t", "true"], "invalid label -x: a key is 1 to 63 characters"),
     (["run", "--description", "a\nb", "t", "true"], "invalid description: UTF-8 text, no control characters"),
 ])

@@ -23,7 +23,8 @@ from tests.unit.test_cli import existing_namespace
 
 # typing, dataclasses and inspect (with ast, dis, tokenize) cost more than everything check does; argparse and
 # shutil (with gettext, locale, bz2, lzma) more than what is left of stop; re and json (with enum) a third of check.
-NEVER = ("typing", "dataclasses", "inspect")
+NEVER = ("typing", "dataclasses", "inspect", "asyncio")
+"""asyncio (with its dozens of modules) is lanco.waiting_async's alone: the awaitables load it, nothing else does."""
 LIGHT = ("contextlib", "functools", "collections")
 CODECS = ("encodings.ascii", "encodings.latin_1")
 """A text open() with any encoding but utf-8 (loaded at start-up) imports a codec module for it."""
@@ -64,8 +65,9 @@ def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
     return int(exit_code), set(modules.split())
 
 
-STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.taskcontrol", "lanco.tasklog", "lanco.taskrecovery",
-         "lanco.state.recorddir", "lanco.launch.monitorcontract", "lanco.launch.spawn", "lanco.state.logfile")
+STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.waiting", "lanco.waiting_async", "lanco.taskcontrol",
+         "lanco.tasklog", "lanco.taskrecovery", "lanco.state.recorddir", "lanco.launch.monitorcontract",
+         "lanco.launch.spawn", "lanco.state.logfile")
 """A task's steps beyond its queries (lanco.task loads each only for the methods that take it): check takes none."""
 
 
@@ -76,6 +78,7 @@ STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.taskcontrol", "lanco.tasklo
                                   "lanco.taskstart", "lanco.tasklog", "lanco.launch.spawn", "lanco.state.logfile")),
     (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil", "json", "re", "enum")),
     (["testns", "wait", "t"], 1, ("argparse", "shutil", *LIGHT)),
+    (["testns", "wait", "--any", "t", "u"], 1, ("shutil", "lanco.waiting_async")),
     (["testns", "run", "t", "lanco-no-such-command"], 127, ("shutil", *LIGHT)),
     (["testns", "run", "--bogus", "t", "true"], 2, ("shutil",)),
 ])

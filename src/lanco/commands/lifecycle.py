@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 
 from lanco.commands import Options, namespace_for, parser_for, task_for
-from lanco.errors import LancoError, UsageError
+from lanco.errors import LancoError, NotRunning, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
     from lanco.namespace import Namespace
+    from lanco.state.record import TaskRecord
     from lanco.task import Task
 
 STOP_TIMEOUT_HELP = "grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)"
@@ -210,14 +211,21 @@ def cmd_check(ns: str, args: list[str], options: Options) -> int:
 
 
 def wait_parser() -> argparse.ArgumentParser:
-    """The parser of ``wait``: ``[-t SECONDS] TASK``."""
+    """The parser of ``wait``: ``[-t SECONDS] TASK`` or ``[-t SECONDS] --any|--all [TASK...]``."""
     parser = parser_for("wait")
     parser.add_argument("-t", "--timeout", metavar="SECONDS",
-                        help="give up after SECONDS (or a duration such as 5m): exit 1 if TASK still runs")
+                        help="give up after SECONDS (or a duration such as 5m): exit 1 if the tasks still run")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--any", action="store_true",
+                       help="wait until one of the TASKs ends (none given: of the namespace's running tasks); "
+                            "print a line for each that has, exit with the first one's code")
+    which.add_argument("--all", action="store_true",
+                       help="wait until every TASK ends (none given: every running task of the namespace), "
+                            "printing a line as each does; exit with the first non-zero code, in TASK order")
     parser.add_argument("--label", dest="labels", action="append", metavar="KEY=VALUE",
-                        help="instead of TASK: every task with this label, running or finished (repeatable: all "
-                             "must match); exit with the greatest of their codes")
-    parser.add_argument("task", nargs="?", metavar="TASK", help="the task to wait for, running or finished")
+                        help="instead of TASKs: every task with this label, running or finished (repeatable: all "
+                             "must match); alone, exit with the greatest of their codes")
+    parser.add_argument("tasks", nargs="*", metavar="TASK", help="a task to wait for, running or finished")
     return parser
 
 
@@ -292,20 +300,25 @@ def cmd_wait(ns: str, args: list[str], options: Options) -> int:
 
     plain = plain_timeout_and_task(args)
     if plain is not None:
-        given, name = plain
+        given, names, which = plain[0], [plain[1]], ""
     else:
         opts = wait_parser().parse_args(args)
-        given, name = opts.timeout, opts.task
-        selectors = _selectors("wait", opts.labels, name is not None, "TASK")
+        given, names, which = opts.timeout, opts.tasks, "any" if opts.any else "all" if opts.all else ""
+        selectors = _selectors("wait", opts.labels, bool(names), "TASK")
         if selectors is not None:
+            if which:
+                chosen = [task.name for task in namespace_for(ns, options).tasks(labels=selectors)]
+                return _wait_many(ns, chosen, which, _timeout_seconds(given), given, options, labelled=True)
             return _wait_labelled(ns, options, selectors, given)
-        if name is None:
-            raise UsageError("wait: expected TASK or --label KEY=VALUE")
+    if not which and len(names) != 1:
+        raise UsageError("wait: expected one TASK, --label KEY=VALUE, or --any/--all with several")
     timeout = _timeout_seconds(given)
-    task = task_for(ns, name, options)
+    if which:
+        return _wait_many(ns, names, which, timeout, given, options)
+    task = task_for(ns, names[0], options)
     record = task.wait(timeout=timeout)
     if record.state not in FINISHED_STATES:
-        raise LancoError(f"task {name} is still running after {given}")
+        raise LancoError(f"task {names[0]} is still running after {given}")
     return LOST_EXIT_CODE if record.exit_code is None else record.exit_code
 
 
@@ -357,6 +370,43 @@ def _wait_labelled(ns: str, options: Options, selectors: dict[str, str], given: 
             raise LancoError(f"task {name} is still running after {given}")
         worst = max(worst, LOST_EXIT_CODE if record.exit_code is None else record.exit_code)
     return worst
+
+
+def _wait_many(ns: str, names: list[str], which: str, timeout: float | None, given: str | None,
+               options: Options, *, labelled: bool = False) -> int:
+    """``wait --any`` and ``wait --all``: a line ``TASK STATE CODE`` for each task that ended, as it ends. With
+    ``labelled``, ``names`` are the tasks ``--label`` chose: none is a wait for nothing, not for every task."""
+    from lanco.names import check_task_name
+    from lanco.task import LOST_EXIT_CODE
+
+    for name in names:
+        check_task_name(name)
+    namespace = namespace_for(ns, options)
+    tasks = [namespace.task(n) for n in names] if names or labelled else \
+        [t for t in namespace.tasks() if t.is_active()]
+    if not tasks:
+        if which == "all":
+            return 0
+        raise NotRunning("no task has those labels" if labelled else f"namespace {ns} has no running task")
+    codes: dict[str, int] = {}
+
+    def show(batch: list[tuple[Task, TaskRecord]]) -> None:
+        for task, record in batch:
+            codes[task.name] = LOST_EXIT_CODE if record.exit_code is None else record.exit_code
+            sys.stdout.write(f"{task.name} {record.state} {codes[task.name]}\n")
+        sys.stdout.flush()
+
+    if which == "any":
+        show(namespace.wait_any(tasks, timeout=timeout))
+    else:
+        namespace.wait_all(tasks, timeout=timeout, on_end=show)
+    if not codes or (which == "all" and len(codes) < len({t.name for t in tasks})):
+        running = [t.name for t in tasks if t.name not in codes]
+        raise LancoError(f"task{'s' if len(running) > 1 else ''} {', '.join(dict.fromkeys(running))} "
+                         f"{'are' if len(running) > 1 else 'is'} still running after {given}")
+    if which == "any":
+        return next(iter(codes.values()))
+    return next((codes[t.name] for t in tasks if codes[t.name] != 0), 0)
 
 
 def cmd_release(ns: str, args: list[str], options: Options) -> int:
