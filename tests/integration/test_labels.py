@@ -80,6 +80,16 @@ def test_ls_stop_and_wait_select_by_label(sandbox: Sandbox) -> None:
         assert waited.returncode == 7 and waited.stderr == "", waited.stderr
         still = sandbox.lanco(ns, "wait", "-t", "200ms", "--label", "app=shop")
         assert still.returncode == 1 and "task back is still running after 200ms" in still.stderr
+        # With --any or --all, --label chooses the tasks they wait for: their lines, their exit codes.
+        all_of = sandbox.lanco(ns, "wait", "--all", "--label", "batch=1", timeout=30)
+        assert all_of.returncode == 3, all_of.stderr
+        assert sorted(all_of.stdout.splitlines()) == ["fails exited 3", "fine exited 0", "slow exited 7"]
+        sandbox.ok(ns, "run", "--label", "batch=2", "soon", "sh", "-c", "sleep 0.3; exit 4")
+        sandbox.ok(ns, "run", "--label", "batch=2", "late", "sleep", "300")
+        any_of = sandbox.lanco(ns, "wait", "--any", "--label", "batch=2", timeout=30)
+        assert (any_of.returncode, any_of.stdout) == (4, "soon exited 4\n"), any_of.stderr
+        none = sandbox.lanco(ns, "wait", "--any", "--label", "batch=9")
+        assert none.returncode == 1 and "no task has those labels" in none.stderr
     finally:
         sandbox.ok(ns, "stop", "--all")
 
