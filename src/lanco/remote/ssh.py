@@ -26,6 +26,7 @@ from lanco.errors import HostUnreachable, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import BinaryIO
 
 _PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./_-")
 """Characters no POSIX shell gives a meaning to: a word made of them alone needs no quotes (readable in -dd)."""
@@ -128,8 +129,14 @@ class Session:
         self.last_line = ""
         self.passed: list[str] = []
         """Lines passed on to the caller's stderr: kept for the Python API, which reads the remote's message."""
+        self.output = b""
 
-    def run(self, relay: bool = True) -> int:
+    def run(self, relay: bool = True, sink: BinaryIO | None = None) -> int:
+        """Run ssh to its end; its exit code, or the remote lanco's. ``relay``: pass stderr lines on to this
+        process's stderr (the command line) rather than only keeping them in :attr:`passed` (the API). With
+        ``stdout=PIPE``, what the remote prints is written to ``sink`` as it comes, or kept in :attr:`output`."""
+        import selectors
+
         from lanco import messages
 
         messages.debug("-H", f"ssh command line: {self.argv!r}")
@@ -139,34 +146,42 @@ class Session:
             raise HostUnreachable(f"cannot reach {self.target}: cannot run {self.argv[0]}: "
                                   f"{exc.strerror or exc}") from exc
         assert process.stderr is not None
+        streams = selectors.DefaultSelector()
+        streams.register(process.stderr.fileno(), selectors.EVENT_READ, "err")
+        if process.stdout is not None:
+            streams.register(process.stdout.fileno(), selectors.EVENT_READ, "out")
         held: str | None = None
         pending = b""
         try:
-            while True:
+            while streams.get_map():
                 try:
-                    chunk = os.read(process.stderr.fileno(), 65536)
+                    ready = streams.select()
                 except KeyboardInterrupt:
                     continue  # Ctrl-C reached ssh too (same process group): its end is what ends this
-                if not chunk:
-                    break
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for raw in lines:
-                    line = self._take_markers(raw.decode(errors="replace"))
-                    if line is None:
+                for key, _ in ready:
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        streams.unregister(key.fd)
                         continue
-                    if held is not None:
-                        self._pass(held, relay)
-                    held = line
+                    if key.data == "out":
+                        if sink is not None:
+                            sink.write(chunk)
+                            sink.flush()
+                        else:
+                            self.output += chunk
+                        continue
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for raw in lines:
+                        held = self._line(raw, held, relay)
             if pending:
-                line = self._take_markers(pending.decode(errors="replace"))
-                if line is not None:
-                    if held is not None:
-                        self._pass(held, relay)
-                    held = line
+                held = self._line(pending, held, relay)
             code = self._wait(process)
         finally:
-            process.stderr.close()
+            streams.close()
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
             if process.poll() is None:
                 process.kill()
                 process.wait()
@@ -184,6 +199,15 @@ class Session:
         if held is not None:
             self._pass(held, relay)
         return code
+
+    def _line(self, raw: bytes, held: str | None, relay: bool) -> str | None:
+        """One stderr line in: the previous one held is passed on, this one held instead (markers taken out)."""
+        line = self._take_markers(raw.decode(errors="replace"))
+        if line is None:
+            return held
+        if held is not None:
+            self._pass(held, relay)
+        return line
 
     @staticmethod
     def _wait(process: subprocess.Popen[bytes]) -> int:
