@@ -10,6 +10,8 @@ import re
 import shlex
 import subprocess
 from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -67,8 +69,9 @@ def nothing_left_on_the_hosts(sshd: SshServer, sshd2: SshServer, sandbox: Sandbo
     """After each test: no ssh session open on either host, no ssh client, no lanco of the sandbox's left."""
     yield
     assert wait_until(lambda: not sshd.connection_pids() and not sshd2.connection_pids()), "an ssh session is left"
-    for marker in (str(sshd.client_config), str(sshd2.client_config), str(sandbox.root)):
-        assert wait_until(lambda m=marker: not remote_lancos(m)), f"processes left: {remote_lancos(marker)}"
+    markers = (str(sshd.client_config), str(sshd2.client_config), str(sandbox.root))
+    assert wait_until(lambda: not any(remote_lancos(m) for m in markers)), \
+        f"processes left: {[remote_lancos(m) for m in markers]}"
 
 
 def test_quick_tour_on_two_hosts(sandbox: Sandbox, sshd: SshServer, sshd2: SshServer) -> None:
@@ -80,7 +83,7 @@ def test_quick_tour_on_two_hosts(sandbox: Sandbox, sshd: SshServer, sshd2: SshSe
         tree = ok(sandbox, server, ns, "ls").stdout.splitlines()
         assert tree[:2] == [ns, " ├ first-task"] and re.fullmatch(r" │  → \d+ openssl speed aes", tree[2])
         log = sandbox.log_dir(ns) / "task-first-task.log"
-        assert wait_until(lambda log=log: log.exists() and "Doing aes" in log.read_text())
+        assert wait_until(partial(_says, log, "Doing aes"))
         refused = via(sandbox, server, ns, "run", "first-task", "openssl", "speed", "aes")
         assert refused.returncode == 1 and one_warning(refused.stderr, "run") == "task first-task is already running"
         refused = via(sandbox, server, ns, "stop", "second-task")
@@ -88,7 +91,7 @@ def test_quick_tour_on_two_hosts(sandbox: Sandbox, sshd: SshServer, sshd2: SshSe
         ok(sandbox, server, ns, "stop", "first-task")
         assert via(sandbox, server, ns, "check", "first-task").returncode == 1
         ok(sandbox, server, ns, "run", "second-task", "sh", "-c", "while true; do (sleep 30 &)& sleep 1; done")
-        assert wait_until(lambda ns=ns: len(task_pids(sandbox, ns, "second-task")) >= 4)
+        assert wait_until(partial(_processes_at_least, sandbox, ns, "second-task", 4))
         pids = task_pids(sandbox, ns, "second-task")
         ok(sandbox, server, ns, "stop", "second-task")
         assert via(sandbox, server, ns, "check", "second-task").returncode == 1
@@ -99,6 +102,14 @@ def test_quick_tour_on_two_hosts(sandbox: Sandbox, sshd: SshServer, sshd2: SshSe
         assert ns in [n["name"] for n in listing["namespaces"]]
     # Each host's namespace is its own: the local view (the same machine here) sees both, each with its tasks.
     assert len([n for n in sandbox.namespaces if n.startswith("rt")]) == 2
+
+
+def _says(log: Path, text: str) -> bool:
+    return log.exists() and text in log.read_text()
+
+
+def _processes_at_least(sandbox: Sandbox, ns: str, task: str, count: int) -> bool:
+    return len(task_pids(sandbox, ns, task)) >= count
 
 
 def test_global_options_go_along(sandbox: Sandbox, sshd: SshServer) -> None:
@@ -118,7 +129,7 @@ def _mode_of(sandbox: Sandbox, ns: str) -> str:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(
-    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12),
+    st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12),
     st.sampled_from(["", " ", "'", '"', "$HOME", "`id`", "\\", "\\'", "a b", "\n", "-x", "--", "*", "~", "!",
                      "$(echo hi)", ";exit 3", "'\"'\"'", "\t", "é✓"])), max_size=6))
 def test_every_argument_arrives_unchanged(sandbox: Sandbox, sshd: SshServer, words: list[str]) -> None:
