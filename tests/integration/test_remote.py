@@ -104,6 +104,52 @@ def test_quick_tour_on_two_hosts(sandbox: Sandbox, sshd: SshServer, sshd2: SshSe
     assert len([n for n in sandbox.namespaces if n.startswith("rt")]) == 2
 
 
+def test_json_and_streams_arrive_unchanged(sandbox: Sandbox, sshd: SshServer) -> None:
+    ns = sandbox.ns_name("rtj")
+    ok(sandbox, sshd, ns, "init")
+    ok(sandbox, sshd, ns, "run", "busy", "sleep", "300")
+    assert ok(sandbox, sshd, "ls", "--json").stdout == sandbox.ok("ls", "--json").stdout
+    assert ok(sandbox, sshd, ns, "ls", "-q", "--all").stdout == sandbox.ok(ns, "ls", "-q", "--all").stdout
+    frames = ok(sandbox, sshd, ns, "top", "--json", "-n", "2", "-d", "0.2").stdout.split("\n")
+    assert frames[2:] == [""] and [json.loads(f)["tasks"][0]["name"] for f in frames[:2]] == ["busy", "busy"]
+    piped = ok(sandbox, sshd, ns, "run", "-f", "cat", "--", "sh", "-c", "cat; echo end", input="in\0put\n")
+    assert piped.stdout == "in\0put\nend\n"
+    sandbox.ok(ns, "stop", "busy")
+
+
+def test_a_terminal_is_asked_for_when_there_is_one(sandbox: Sandbox, sshd: SshServer) -> None:
+    """With a terminal on both ends here, the remote task sees one (ssh -t); with --json or without, none."""
+    import pty
+
+    ns = sandbox.ns_name("rtt")
+    ok(sandbox, sshd, ns, "init")
+    probe = ["sh", "-c", "if [ -t 0 ]; then echo tty; else echo none; fi"]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LANCO_")}, **remote_env(sandbox, sshd)}
+    seen = []
+    for name in ("with", "without"):
+        controller, terminal = pty.openpty()
+        try:
+            stdin = terminal if name == "with" else subprocess.DEVNULL
+            process = subprocess.Popen([*sandbox.command()[-3:], "-H", sshd.target(), ns, "run", "-f", name, "--",
+                                        *probe], env=env, stdin=stdin, stdout=terminal, stderr=terminal)
+            os.close(terminal)
+            output = b""
+            while True:
+                try:
+                    chunk = os.read(controller, 4096)
+                except OSError:  # EIO: every holder of the terminal closed it
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            assert process.wait(timeout=60) == 0, output
+            seen.append(output.decode(errors="replace").split())
+        finally:
+            os.close(controller)
+    assert seen == [["tty"], ["none"]]
+    assert via(sandbox, sshd, ns, "run", "-f", "piped", "--", *probe).stdout == "none\n"
+
+
 def _says(log: Path, text: str) -> bool:
     return log.exists() and text in log.read_text()
 

@@ -79,8 +79,8 @@ def test_the_ssh_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LANCO_SSH", "ssh -F '/tmp/my cfg'")
     monkeypatch.delenv("LANCO_REMOTE_LANCO", raising=False)
     argv = ssh_argv(Target("alice@web1:2222"), ["ns", "check", "t"], tty=False, marked=False)
-    assert argv == ["ssh", "-F", "/tmp/my cfg", "-o", "BatchMode=yes", "-T", "-p", "2222", "-l", "alice", "web1",
-                    "--", "lanco ns check t"]
+    assert argv == ["ssh", "-F", "/tmp/my cfg", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-T", "-p", "2222",
+                    "-l", "alice", "web1", "--", "lanco ns check t"]
     monkeypatch.setenv("LANCO_SSH", "ssh 'unclosed")
     with pytest.raises(errors.UsageError, match="invalid LANCO_SSH"):
         ssh_argv(Target("web1"), ["ls"], tty=True, marked=False)

@@ -96,7 +96,9 @@ def remote_line(words: Sequence[str], *, marked: bool) -> str:
 
 
 def ssh_argv(target: Target, words: Sequence[str], *, tty: bool, marked: bool) -> list[str]:
-    return [*ssh_command(), "-o", "BatchMode=yes", "-t" if tty else "-T",
+    # LogLevel=ERROR: ssh's notes ("Warning: Permanently added ...", "Connection to HOST closed." after -t) would be
+    # lines of their own beside lanco's one; its errors still show. An -o in LANCO_SSH comes first, and wins.
+    return [*ssh_command(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-t" if tty else "-T",
             *(["-p", target.port] if target.port else []), *(["-l", target.user] if target.user else []),
             target.host, "--", remote_line(words, marked=marked)]
 
