@@ -26,7 +26,7 @@ def through_shell(shell: str, line: str) -> subprocess.CompletedProcess[bytes]:
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(words=WORDS)
 def test_quoted_words_reach_a_posix_shell_unchanged(shell: str, words: list[str]) -> None:
     result = through_shell(shell, " ".join(["printf '%s\\0'", *map(quote, words)]) if words else "true")
@@ -84,6 +84,18 @@ def test_the_ssh_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LANCO_SSH", "ssh 'unclosed")
     with pytest.raises(errors.UsageError, match="invalid LANCO_SSH"):
         ssh_argv(Target("web1"), ["ls"], tty=True, marked=False)
+
+
+@pytest.mark.parametrize(("words", "options"), [
+    (["ns", "top"], {"top"}), (["-d", "ns", "status", "--json", "t"], {"status", "--json"}),
+    (["ls", "--json"], {"ls", "--json"}), (["ns", "dump"], {"dump"}),
+    (["-D", "run", "ns", "run", "t", "tool", "--json"], {"run"}),
+    (["ns", "run", "-m", "1G", "t", "dump"], {"run", "-m"}),
+])
+def test_the_terminal_rule_reads_the_command_and_its_options_only(words: list[str], options: set[str]) -> None:
+    from lanco.remote.ssh import _command_options
+
+    assert _command_options(words) == options
 
 
 @pytest.mark.parametrize(("argv", "host", "rest"), [
@@ -144,3 +156,17 @@ def test_run_options_become_the_command_lines() -> None:
         "--memory-max", "64M", "-L", "-e", "K=a b", "--restart", "on-failure", "--io-read-bps", "/dev/sda=1M"]
     with pytest.raises(errors.UsageError, match="env cannot be given"):
         run_options({"env": {"PATH": "/bin"}})
+
+
+def test_a_follower_sees_its_reader_go_without_writing() -> None:
+    import io
+    import os
+
+    from lanco.state.logfile import reader_gone
+
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as out:
+        assert not reader_gone(out)
+        os.close(read_end)
+        assert reader_gone(out)
+    assert not reader_gone(io.BytesIO())

@@ -142,7 +142,8 @@ class RemoteNamespace:
 
     def stop_tasks(self, names: Sequence[str] | None = None, *,
                    timeout: float | None = None) -> dict[str, TaskRecord | errors.LancoError]:
-        """Stop ``names`` together (None: every running task); each one's record, or the error that stopped it."""
+        """Stop ``names`` together (None: every running task); each one's record, or the error of the remote
+        ``stop`` when it failed (its last line, given to every task of the call: the lines are not told apart)."""
         targets = list(names) if names is not None else [t.name for t in self.running_tasks()]
         if not targets:
             return {}
@@ -232,7 +233,8 @@ def call(target: Target, words: Sequence[str], *, ok: Iterable[int] = (0,)) -> t
     session = Session(target, words, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     code = session.run(relay=False, sink=None)
     said = [line for line in session.passed if _MESSAGE.match(line)]
-    if code not in ok or said:
+    # A refusal says a line; a task's own exit code (wait) or a check's 1 says none; a warning with 0 is no error.
+    if code not in ok or (said and code != 0):
         raise remote_error(code, said[-1] if said else (session.passed[-1] if session.passed else ""))
     return code, session.output.decode(errors="replace")
 

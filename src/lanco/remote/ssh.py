@@ -107,12 +107,27 @@ def wants_tty(words: Sequence[str]) -> bool:
     """A terminal on the remote side when this side has one to give it, in and out, and the output is for a
     person: top's live screen, Ctrl-C reaching ``logs -f``; never for ``--json`` or ``dump``, whose bytes a
     terminal's line discipline would change (``\\n`` to ``\\r\\n``)."""
-    if "--json" in words or "dump" in words:
+    if _command_options(words) & {"--json", "dump"}:
         return False
     try:
         return os.isatty(sys.stdin.fileno()) and os.isatty(sys.stdout.fileno())
     except (OSError, ValueError):
         return False
+
+
+def _command_options(words: Sequence[str]) -> set[str]:
+    """The command word and its options up to its first argument (a task's argv is not looked into)."""
+    at = 0
+    while at < len(words) and words[at].startswith("-"):
+        at += 2 if words[at] in ("-D", "--cgroup-mode", "--cgroup-base") else 1
+    found: set[str] = set()
+    if words[at:at + 1] == ["ls"] or words[at:at + 1] == ["logs"]:
+        at -= 1  # the namespace-less commands: no namespace word before them
+    for word in words[at + 1:]:
+        if found and not word.startswith("-"):
+            break
+        found.add(word)
+    return found
 
 
 class Session:
