@@ -291,6 +291,31 @@ def test_logs_follow_over_a_dropped_connection_ends_with_a_clear_line(sandbox: S
             server.stop()
 
 
+def test_ctrl_c_ends_a_remote_follow_here_and_there(sandbox: Sandbox, sshd: SshServer) -> None:
+    import signal
+
+    ns = sandbox.ns_name("rtc")
+    ok(sandbox, sshd, ns, "init")
+    ok(sandbox, sshd, ns, "run", "quiet", "sh", "-c", "echo one; exec sleep 300")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LANCO_")}, **remote_env(sandbox, sshd)}
+    # A session of its own, as a terminal's foreground job: Ctrl-C reaches lanco and its ssh together.
+    follower = subprocess.Popen([*sandbox.command()[-3:], "-H", sshd.target(), ns, "logs", "-f", "quiet"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        assert follower.stdout is not None and follower.stdout.readline() == b"one\n"
+        os.killpg(follower.pid, signal.SIGINT)
+        assert follower.wait(timeout=30) == 130
+        assert follower.stderr is not None and follower.stderr.read() == b""
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert wait_until(lambda: not [p for p in remote_lancos(str(sandbox.root)) if _is_logs(p, "quiet")],
+                      timeout=10)
+    sandbox.ok(ns, "stop", "quiet")
+
+
 def _described(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -307,10 +332,10 @@ def _described(pid: int) -> str:
         return f"{pid} (gone)"
 
 
-def _is_logs(pid: int) -> bool:
+def _is_logs(pid: int, task: str = "ticker") -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"\0logs\0-f\0ticker\0" in f.read()
+            return f"\0logs\0-f\0{task}\0".encode() in f.read()
     except OSError:
         return False
 

@@ -169,12 +169,18 @@ class Session:
             streams.register(process.stdout.fileno(), selectors.EVENT_READ, "out")
         held: str | None = None
         pending = b""
+        interrupted = False
         try:
             while streams.get_map():
                 try:
                     ready = streams.select()
                 except KeyboardInterrupt:
-                    continue  # Ctrl-C reached ssh too (same process group): its end is what ends this
+                    # Ctrl-C (ssh had it too when in the same process group): ssh ends, what it still says is
+                    # read, then the interrupt goes on (the command line's 130, the API caller's exception).
+                    interrupted = True
+                    if process.poll() is None:
+                        process.terminate()
+                    continue
                 for key, _ in ready:
                     chunk = os.read(key.fd, 65536)
                     if not chunk:
@@ -204,10 +210,16 @@ class Session:
                 process.wait()
         if held is not None:
             self.last_line = held.rstrip("\r")
+        if interrupted:
+            if held is not None:
+                self._pass(held, relay)
+            raise KeyboardInterrupt
         if self.remote_exit is not None:
             if held is not None:
                 self._pass(held, relay)
             return self.remote_exit
+        if code < 0:
+            code = 128 - code  # ssh ended by a signal, as a shell says it
         if code == 255:
             said = f": {self.last_line}" if self.last_line else ""
             if self.reached:
