@@ -43,7 +43,6 @@ _BY_MESSAGE: list[tuple[re.Pattern[str], type[errors.LancoError]]] = [
         (r"^namespace \S+ (should be created with init|has lost its configuration, but)", errors.NamespaceMissing),
         (r"^namespace \S+ (is already initialised|has lost its configuration, and|is a user's own)",
          errors.NamespaceExists),
-        (r"^cgroups of namespace \S+ are missing", errors.CgroupsMissing),
         (r"belongs to user|needs root|^refusing to|^cannot (kill|signal) process|^cannot read log|"
          r"^a task in namespace|below the current niceness|[Pp]ermission denied|Operation not permitted",
          errors.PermissionDenied),
