@@ -18,6 +18,7 @@ Each exception carries the one-line message the command line prints and the exit
     │   └── CgroupsMissing (1)       the namespace's cgroups are gone (a reboot): ``lanco restore``
     ├── StateError (1)               a state file is missing, unreadable or damaged
     ├── SystemFailure (1)            any other refusal of the operating system (``errno`` kept)
+    ├── HostUnreachable (255)        ``-H``/``host=``: ssh could not reach the host or lost the connection
     └── InternalError (70)           a fault of lanco's own (a bug)
 
 OS errors become this tree in one place, :func:`as_lanco_error`: the command line applies it to whatever a
@@ -121,6 +122,13 @@ class SystemFailure(LancoError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.errno = code
+
+
+class HostUnreachable(LancoError):
+    """ssh itself failed (its exit 255, told apart from the remote lanco's own codes): the host was not reached, or
+    the connection dropped before the remote lanco ended."""
+
+    exit_code = 255
 
 
 class InternalError(LancoError):

@@ -59,14 +59,21 @@ def _env_base(base: str | None) -> str:
 
 
 class Namespace:
-    """A named group of tasks owned by one user; the entry point of the Python API.
+    """A named group of tasks owned by one user; the entry point of the Python API (``host=``: on another host).
 
-    >>> ns = Namespace("testns")
-    >>> ns.run("first-task", ["openssl", "speed", "aes"])
-    """
+    >>> Namespace("testns").run("first-task", ["openssl", "speed", "aes"])"""
+
+    def __new__(cls, name: str, *, host: str | None = None, cgroup_mode: str | None = None,
+                cgroup_base: str | None = None) -> Namespace:
+        """``host="[USER@]HOST[:PORT]"``: the namespace of that name on another host, over ssh (lanco.remote.api)."""
+        if host is None:
+            return super().__new__(cls)
+        from lanco.remote.api import RemoteNamespace
+        return RemoteNamespace(name, host=host, cgroup_mode=cgroup_mode, cgroup_base=cgroup_base)  # type: ignore[return-value]
 
     @maps_os_errors
-    def __init__(self, name: str, *, cgroup_mode: str | None = None, cgroup_base: str | None = None) -> None:
+    def __init__(self, name: str, *, cgroup_mode: str | None = None, cgroup_base: str | None = None,
+                 host: str | None = None) -> None:
         self.name = check_namespace_name(name)
         try:
             self.config = load_config(name)
@@ -441,8 +448,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _same_group(existing: NamespaceConfig, group: str | None, gid: int,
-                group_access: bool) -> tuple[int, int, bool]:
+def _same_group(existing: NamespaceConfig, group: str | None, gid: int, group_access: bool) -> tuple[int, int, bool]:
     """The owner ids and group access of an ``init`` again: those recorded at the first init. Without ``-g`` the
     recorded group access is kept, said in a warning line where there is one (a second init, as after a reboot,
     must not lock a group's members out); a ``-g`` that differs is refused, like a differing owner."""

@@ -33,8 +33,8 @@ MAN = ROOT / "man" / "lanco.8"
 BASH = ROOT / "completion" / "lanco.bash"
 ZSH = ROOT / "completion" / "_lanco"
 JSON_DOC = ROOT / "docs" / "json.md"
-GLOBAL_OPTIONS = ["-d", "-D", "--cgroup-mode", "--cgroup-base", "--version", "--help"]
-EXIT_CODES = ["0", "1", "2", "126", "127", "130"]
+GLOBAL_OPTIONS = ["-H", "--host", "-d", "-D", "--cgroup-mode", "--cgroup-base", "--version", "--help"]
+EXIT_CODES = ["0", "1", "2", "126", "127", "130", "255"]
 
 
 class Captured(Exception):
