@@ -1,0 +1,173 @@
+"""What is journaled of a run, and that it is journaled exactly once, whoever finds it first.
+
+A run's events are, in order: ``started`` (the launcher, once the monitor reports the task's first process),
+for a ``--restart`` task one ``run_ended`` per line of the monitor's ``runs.jsonl`` (each run's end, the task
+restarting or not), and ``ended`` (or ``lost``) from the ``result`` file. The monitor is shell and writes no
+journal: whichever lanco command finds an end not yet journaled (``events`` before it prints, the lost path of
+any command) appends it. The claim is the task's ``journaled`` marker, ``RUN_ID RUNS ENDED`` (the run it is
+for, how many ``run_ended`` events and whether the end are journaled), read and rewritten under the journal's
+lock, so that two finders append one event; a finder that finds no ``started`` of the run journals it first, so
+that a run's start always comes before its end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from lanco import contexts, messages
+from lanco.state import journal, recorddir
+from lanco.state.record import TaskRecord, apply_result, apply_spec, read_result, read_spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from lanco.task import Task
+
+MARKER = "journaled"
+
+
+def access(task: Task) -> journal.Access:
+    namespace = task.namespace
+    return journal.Access(namespace.config.tasks_dir, namespace.config.group_access, namespace.acting_for_owner)
+
+
+def _marker(task: Task) -> tuple[str, int, bool]:
+    try:
+        with open(os.path.join(task.state_dir, MARKER), "rb") as f:
+            run_id, runs, ended = f.read().decode("ascii").split()
+        return run_id, int(runs), ended == "1"
+    except (OSError, ValueError, UnicodeDecodeError):
+        return "", 0, False
+
+
+def _labels(spec: dict[str, Any]) -> dict[str, str]:
+    labels = spec.get("labels")
+    return dict(labels) if isinstance(labels, dict) else {}
+
+
+def _description(spec: dict[str, Any]) -> str | None:
+    description = spec.get("description")
+    return description if isinstance(description, str) else None
+
+
+def started_event(task: Task, spec: dict[str, Any]) -> dict[str, Any]:
+    pid = recorddir_pid(task)
+    return {"kind": "started", "task": task.name, "run_id": spec.get("run_id"), "run": 1,
+            "time_epoch_s": time.time(),
+            "record": {"state": "running", "argv": spec.get("argv", []), "main_pid": pid,
+                       "started_epoch_s": spec.get("started"), "log": spec.get("log"),
+                       "labels": _labels(spec), "description": _description(spec)}}
+
+
+def recorddir_pid(task: Task) -> int | None:
+    from lanco.state.record import read_int_file
+
+    pid = read_int_file(os.path.join(task.state_dir, "pid"))
+    return pid[0] if pid else None
+
+
+def journal_started(task: Task, spec: dict[str, Any]) -> None:
+    """The launcher's one append: ``started``, unless a finder of the run's end journaled it already. A journal
+    that cannot be written costs the run nothing but a warning (the task runs); the end's finder journals the
+    start then."""
+    try:
+        with journal.Lock(access(task)):
+            if _marker(task)[0] == spec.get("run_id"):
+                return
+            journal.append(access(task), started_event(task, spec))
+            recorddir.write_marker(task, MARKER, f"{spec.get('run_id')} 0 0")
+    except OSError as exc:
+        messages.warn(messages.command(), f"task {task.name}: cannot write the event journal: "
+                      f"{exc.strerror or exc}")
+
+
+def completed_run_lines(task: Task) -> list[dict[str, Any]]:
+    """The lines of the monitor's ``runs.jsonl``, in order, the damaged ones skipped."""
+    from lanco.state import jsonread
+
+    try:
+        with open(os.path.join(task.state_dir, "runs.jsonl"), "rb") as f:
+            text = f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    lines = []
+    for line in text.splitlines():
+        with contexts.suppress(ValueError):
+            data = jsonread.loads(line)
+            if isinstance(data, dict) and isinstance(data.get("run"), int):
+                lines.append(data)
+    return lines
+
+
+def _may_restart(spec: dict[str, Any]) -> bool:
+    lifetime = spec.get("lifetime")
+    return not (isinstance(lifetime, dict) and lifetime.get("restart", "no") == "no")
+
+
+def journal_end(task: Task, *, settle: bool = True) -> int:
+    """Journal what this run's files tell of its end and is not journaled yet; returns how many events this call
+    appended. With ``settle``, a run whose monitor is gone without a result is first recorded ``lost``."""
+    spec = read_spec(task.state_dir)
+    if spec is None:
+        return 0
+    run_id = str(spec.get("run_id") or "")
+    marked_run, marked_runs, marked_end = _marker(task)
+    if marked_run == run_id and marked_end:
+        return 0
+    result = read_result(task.state_dir)
+    if result is not None and result[0].get("run_id") != run_id:
+        result = None
+    if result is None and settle:
+        from lanco.state.record import monitor_alive
+
+        if not monitor_alive(task.state_dir, spec) and recorddir_pid(task) is not None:
+            task.record()  # records the run lost where it is (under the start lock), as every view does
+            return journal_end(task, settle=False)
+    runs = completed_run_lines(task) if _may_restart(spec) else []
+    pending_runs = [line for line in runs if line["run"] > (marked_runs if marked_run == run_id else 0)]
+    if result is None and not pending_runs:
+        return 0
+    appended = 0
+    with journal.Lock(access(task)):
+        marked_run, marked_runs, marked_end = _marker(task)
+        if marked_run != run_id:
+            journal.append(access(task), started_event(task, spec))
+            marked_run, marked_runs, marked_end, appended = run_id, 0, False, 1
+        for line in runs:
+            if line["run"] > marked_runs:
+                journal.append(access(task), _run_ended_event(task, spec, line))
+                marked_runs, appended = line["run"], appended + 1
+        if result is not None and not marked_end:
+            journal.append(access(task), _ended_event(task, spec, *result))
+            marked_end, appended = True, appended + 1
+        if appended:
+            recorddir.write_marker(task, MARKER, f"{run_id} {marked_runs} {int(marked_end)}")
+    return appended
+
+
+def _run_ended_event(task: Task, spec: dict[str, Any], line: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "run_ended", "task": task.name, "run_id": spec.get("run_id"), "run": line["run"],
+            "time_epoch_s": time.time(),
+            "record": {"state": line.get("result"), "exit_code": line.get("exit_code"),
+                       "signal": line.get("signal"), "oom_kills": line.get("oom_kills"),
+                       "started_epoch_s": line.get("started_epoch_s"), "ended_epoch_s": line.get("ended_epoch_s"),
+                       "labels": _labels(spec), "description": _description(spec)}}
+
+
+def _ended_event(task: Task, spec: dict[str, Any], fields: dict[str, str], ended: float) -> dict[str, Any]:
+    from lanco.views.render import record_data
+
+    record = TaskRecord(task.namespace.name, task.name, "unknown")
+    apply_spec(record, spec)
+    apply_result(record, fields, ended)
+    data = record_data(record)
+    for live_only in ("processes", "process_count", "memory_current_bytes", "limits_in_force", "pressure"):
+        data.pop(live_only, None)
+    data["restarts"] = record.restarts
+    data["labels"] = _labels(spec)
+    data["description"] = _description(spec)
+    kind = "lost" if record.state == "lost" else "ended"
+    return {"kind": kind, "task": task.name, "run_id": spec.get("run_id"), "run": (record.restarts or 0) + 1,
+            "time_epoch_s": time.time(), "record": data}
