@@ -365,13 +365,15 @@ class Namespace:
                     outcome.append((name, rotation))
         return outcome
 
+    @maps_os_errors
     def events(self, since: str | None = None, *, follow: bool = False,
                labels: Mapping[str, str] | None = None) -> Iterator[Event]:
         """The namespace's task events after cursor ``since`` (see :mod:`lanco.eventlog.stream`)."""
         from lanco.eventlog.stream import iterate
 
-        return maps_os_errors(iterate)(self, since, follow, labels)
+        return iterate(self, since, follow, labels)
 
+    @maps_os_errors
     def events_async(self, since: str | None = None, *,
                      labels: Mapping[str, str] | None = None) -> AsyncIterator[Event]:
         """:meth:`events` followed, for ``async for`` (the waits on the event loop's reader)."""

@@ -44,6 +44,8 @@ CGROUP_ONLY = {
     (Namespace, "running_tasks"): "cgroupfs",
     (Namespace, "run"): "Task.start (switches)",
     (Namespace, "rotate_logs"): "task_names and Task.rotate_log (both switch)",
+    (Namespace, "events"): "an iterator: its sweep switches per record read, never across a yield",
+    (Namespace, "events_async"): "as events",
 }
 
 

@@ -4,10 +4,14 @@ A run's events are, in order: ``started`` (the launcher, once the monitor report
 for a ``--restart`` task one ``run_ended`` per line of the monitor's ``runs.jsonl`` (each run's end, the task
 restarting or not), and ``ended`` (or ``lost``) from the ``result`` file. The monitor is shell and writes no
 journal: whichever lanco command finds an end not yet journaled (``events`` before it prints, the lost path of
-any command) appends it. The claim is the task's ``journaled`` marker, ``RUN_ID RUNS ENDED`` (the run it is
-for, how many ``run_ended`` events and whether the end are journaled), read and rewritten under the journal's
-lock, so that two finders append one event; a finder that finds no ``started`` of the run journals it first, so
-that a run's start always comes before its end.
+any command) appends it. The claim is the task's ``journaled`` marker, ``RUN_ID RUNS ENDED INODE OFFSET`` (the run it is
+for, how many ``run_ended`` events and whether the end are journaled, and where the last of them was written),
+read and rewritten under the journal's lock, so that two finders append one event; a finder that finds no
+``started`` of the run journals it first, so that a run's start always comes before its end.
+
+The marker is written just before each event's line, naming where that line goes: a writer killed between the
+two leaves a marker whose line is not there (:func:`lanco.state.journal.holds`), and the next finder takes the
+claim back by one event and appends it, so that a kill at any moment neither loses an event nor doubles one.
 """
 
 from __future__ import annotations
@@ -33,13 +37,54 @@ def access(task: Task) -> journal.Access:
     return journal.Access(namespace.config.tasks_dir, namespace.config.group_access, namespace.acting_for_owner)
 
 
-def _marker(task: Task) -> tuple[str, int, bool]:
+class Claim:
+    """What the marker says of a run: its id, the ``run_ended`` events and the end journaled, and where the last
+    event's line was written."""
+
+    __slots__ = ("ended", "inode", "offset", "run_id", "runs")
+
+    def __init__(self, run_id: str = "", runs: int = 0, ended: bool = False, inode: int = 0, offset: int = -1) -> None:
+        self.run_id, self.runs, self.ended, self.inode, self.offset = run_id, runs, ended, inode, offset
+
+    @property
+    def last(self) -> str:
+        """The claim token of the last event journaled (lanco.state.journal.append)."""
+        return f"{self.run_id}/{'end' if self.ended else f'run{self.runs}' if self.runs else 'start'}"
+
+    def step_back(self) -> Claim:
+        """The claim before its last event, which was never written."""
+        if self.ended:
+            return Claim(self.run_id, self.runs, False)
+        if self.runs:
+            return Claim(self.run_id, self.runs - 1, False)
+        return Claim()
+
+    def text(self) -> str:
+        return f"{self.run_id} {self.runs} {int(self.ended)} {self.inode} {self.offset}"
+
+
+def _marker(task: Task) -> Claim:
+    """The task's marker, taken back by one event where that event's line is not in the journal."""
     try:
         with open(os.path.join(task.state_dir, MARKER), "rb") as f:
-            run_id, runs, ended = f.read().decode("ascii").split()
-        return run_id, int(runs), ended == "1"
+            run_id, runs, ended, inode, offset = f.read().decode("ascii").split()
+        claim = Claim(run_id, int(runs), ended == "1", int(inode), int(offset))
     except (OSError, ValueError, UnicodeDecodeError):
-        return "", 0, False
+        return Claim()
+    if claim.offset >= 0 and not journal.holds(access(task), claim.inode, claim.offset, claim.last):
+        messages.debug("events", f"task {task.name}: the journal lacks {claim.last}: journaling it again")
+        return claim.step_back()
+    return claim
+
+
+def _append(task: Task, claim: Claim, event: dict[str, Any]) -> None:
+    """Append ``event``, the next of ``claim`` (already advanced to it), the marker written just before."""
+
+    def mark(inode: int, offset: int) -> None:
+        claim.inode, claim.offset = inode, offset
+        recorddir.write_marker(task, MARKER, claim.text())
+
+    journal.append(access(task), event, claim.last, mark)
 
 
 def _labels(spec: dict[str, Any]) -> dict[str, str]:
@@ -74,10 +119,9 @@ def journal_started(task: Task, spec: dict[str, Any]) -> None:
     start then."""
     try:
         with journal.Lock(access(task)):
-            if _marker(task)[0] == spec.get("run_id"):
+            if _marker(task).run_id == spec.get("run_id"):
                 return
-            journal.append(access(task), started_event(task, spec))
-            recorddir.write_marker(task, MARKER, f"{spec.get('run_id')} 0 0")
+            _append(task, Claim(str(spec.get("run_id"))), started_event(task, spec))
     except OSError as exc:
         messages.warn(messages.command(), f"task {task.name}: cannot write the event journal: "
                       f"{exc.strerror or exc}")
@@ -113,8 +157,8 @@ def journal_end(task: Task, *, settle: bool = True) -> int:
     if spec is None:
         return 0
     run_id = str(spec.get("run_id") or "")
-    marked_run, marked_runs, marked_end = _marker(task)
-    if marked_run == run_id and marked_end:
+    claim = _marker(task)
+    if claim.run_id == run_id and claim.ended:
         return 0
     result = read_result(task.state_dir)
     if result is not None and result[0].get("run_id") != run_id:
@@ -126,24 +170,25 @@ def journal_end(task: Task, *, settle: bool = True) -> int:
             task.record()  # records the run lost where it is (under the start lock), as every view does
             return journal_end(task, settle=False)
     runs = completed_run_lines(task) if _may_restart(spec) else []
-    pending_runs = [line for line in runs if line["run"] > (marked_runs if marked_run == run_id else 0)]
+    pending_runs = [line for line in runs if line["run"] > (claim.runs if claim.run_id == run_id else 0)]
     if result is None and not pending_runs:
         return 0
     appended = 0
     with journal.Lock(access(task)):
-        marked_run, marked_runs, marked_end = _marker(task)
-        if marked_run != run_id:
-            journal.append(access(task), started_event(task, spec))
-            marked_run, marked_runs, marked_end, appended = run_id, 0, False, 1
+        claim = _marker(task)
+        if claim.run_id != run_id:
+            claim = Claim(run_id)
+            _append(task, claim, started_event(task, spec))
+            appended += 1
         for line in runs:
-            if line["run"] > marked_runs:
-                journal.append(access(task), _run_ended_event(task, spec, line))
-                marked_runs, appended = line["run"], appended + 1
-        if result is not None and not marked_end:
-            journal.append(access(task), _ended_event(task, spec, *result))
-            marked_end, appended = True, appended + 1
-        if appended:
-            recorddir.write_marker(task, MARKER, f"{run_id} {marked_runs} {int(marked_end)}")
+            if line["run"] > claim.runs:
+                claim.runs = line["run"]
+                _append(task, claim, _run_ended_event(task, spec, line))
+                appended += 1
+        if result is not None and not claim.ended:
+            claim.ended = True
+            _append(task, claim, _ended_event(task, spec, *result))
+            appended += 1
     return appended
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import select
 
-from lanco.errors import NamespaceMissing, StaleCursor, UnknownCursor, UnlinkedCursor
+from lanco.errors import NamespaceMissing, StaleCursor, UnknownCursor, UnlinkedCursor, as_lanco_error
 from lanco.eventlog import claims
 from lanco.state import journal
 
@@ -146,7 +146,10 @@ class EventReader:
             names = sorted(changed)
         for name in names:
             try:
-                claims.journal_end(Task(self.namespace, name))
+                # The owner's ids for each record read (root reads a user's records as the user), never across
+                # a yield: the caller's code runs between two events.
+                with self.namespace.owner_ids():
+                    claims.journal_end(Task(self.namespace, name))
             except (LancoError, OSError):
                 continue  # a damaged or vanishing record: the views say what is wrong with it
 
@@ -260,12 +263,21 @@ class EventReader:
 
 def iterate(namespace: Namespace, since: str | None, follow: bool,
             labels: Mapping[str, str] | None) -> Iterator[Event]:
-    reader = EventReader(namespace, since, labels)
+    """The events as :meth:`lanco.namespace.Namespace.events` gives them: the cursor checked at once (its error
+    raised by the call), the records swept and the journal read as the caller iterates."""
+    return _iterate(EventReader(namespace, since, labels), follow)
+
+
+def _iterate(reader: EventReader, follow: bool) -> Iterator[Event]:
     try:
         if follow:
             reader.start_watching()
         while True:
-            yield from reader.pending()
+            try:
+                events = reader.pending()
+            except OSError as exc:
+                raise as_lanco_error(exc) from exc
+            yield from events
             if not follow:
                 return
             reader.wait()
@@ -273,16 +285,24 @@ def iterate(namespace: Namespace, since: str | None, follow: bool,
         reader.close()
 
 
-async def iterate_async(namespace: Namespace, since: str | None,
-                        labels: Mapping[str, str] | None) -> AsyncIterator[Event]:
+def iterate_async(namespace: Namespace, since: str | None,
+                  labels: Mapping[str, str] | None) -> AsyncIterator[Event]:
+    """:func:`iterate` followed, for ``async for``: one thread, the inotify descriptor on the loop's reader."""
+    return _iterate_async(EventReader(namespace, since, labels))
+
+
+async def _iterate_async(reader: EventReader) -> AsyncIterator[Event]:
     import asyncio
 
     loop = asyncio.get_running_loop()
-    reader = EventReader(namespace, since, labels)
     try:
         reader.start_watching()
         while True:
-            for event in reader.pending():
+            try:
+                events = reader.pending()
+            except OSError as exc:
+                raise as_lanco_error(exc) from exc
+            for event in events:
                 yield event
             ready = loop.create_future()
             fd = reader.fileno()

@@ -24,6 +24,7 @@ from lanco.state.record import compact_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 JOURNAL = ".events.jsonl"
@@ -161,21 +162,43 @@ def _ends(fd: int) -> tuple[int, int, int]:
         span *= 8
 
 
-def append(access: Access, event: dict[str, Any]) -> int:
-    """Append one event (its fields without ``seq``); returns its sequence number. The caller holds the lock."""
+def append(access: Access, event: dict[str, Any], claim: str,
+           before: Callable[[int, int], None] | None = None) -> int:
+    """Append one event (its fields without ``seq``) under ``claim``, a token that tells its line from any
+    other's (:func:`holds`); returns its sequence number. ``before(inode, offset)`` is called just before the
+    write with where the line will be. The caller holds the lock."""
     fd = _open_journal(access)
     try:
         first, last, size = _ends(fd)
         seq = last + 1
         body = compact_json(event)
-        line = (f'{{"seq": {seq}, ' + body[1:] if body != "{}" else f'{{"seq": {seq}}}') + "\n"
+        line = f'{{"seq": {seq}, "claim": {compact_json(claim)}' + (", " + body[1:] if body != "{}" else "}") + "\n"
         data = line.encode("utf-8")
+        if before is not None:
+            before(os.fstat(fd).st_ino, size)
         os.write(fd, data)
     finally:
         os.close(fd)
     if seq - first + 1 > 2 * KEEP_EVENTS or size + len(data) > 2 * KEEP_BYTES:
         compact(access)
     return seq
+
+
+def holds(access: Access, inode: int, offset: int, claim: str) -> bool:
+    """Whether the line at ``offset`` of the journal is the one of ``claim``; True also where the journal was
+    rewritten since (another inode: a compaction, which no claim's crash can precede unseen)."""
+    try:
+        fd = os.open(access.path(JOURNAL), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        if os.fstat(fd).st_ino != inode:
+            return True
+        head = os.pread(fd, 64 + len(claim), offset)
+    finally:
+        os.close(fd)
+    start = head.find(b'"claim": ')
+    return start > 0 and head[start + 9:].startswith(compact_json(claim).encode())
 
 
 def compact(access: Access) -> None:
