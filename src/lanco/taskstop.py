@@ -209,6 +209,9 @@ def wait(task: Task, timeout: float | None) -> TaskRecord:
             record.state, record.pids = "lost", []
             return record
         record = ended
+    from lanco.eventlog.claims import journal_found_end  # here: the end seen, journaled if nobody did yet
+
+    journal_found_end(task)
     return record
 
 

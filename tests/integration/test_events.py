@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import random
 import signal
 import subprocess
@@ -25,8 +26,14 @@ class Consumer:
 
     def __init__(self, sandbox: Sandbox, ns: str, since: str | None, user: str | None = None) -> None:
         args = [ns, "events", "--follow", "--json", *(["--since", since] if since else [])]
-        self.proc = subprocess.Popen(sandbox.command(*args, user=user), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, cwd="/")
+        ids = {}
+        if user is not None:  # the ids switched by Popen itself: no runuser between, whose child a kill would miss
+            entry = pwd.getpwnam(user)
+            ids = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(user, entry.pw_gid)}
+        # A session of its own, killed whole.
+        self.proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
+            sandbox.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/", start_new_session=True,
+            **ids)
         self.lines: list[dict[str, object]] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -37,7 +44,7 @@ class Consumer:
             self.lines.append(json.loads(raw))
 
     def kill(self) -> str:
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
         self.reader.join(10)
         assert self.proc.stderr is not None

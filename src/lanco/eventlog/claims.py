@@ -192,6 +192,17 @@ def journal_end(task: Task, *, settle: bool = True) -> int:
     return appended
 
 
+def journal_found_end(task: Task) -> None:
+    """:func:`journal_end` for a command that found the run ended (``wait``, ``run -f``): the journal is not its
+    answer, so a journal it cannot write is only a debug line (``events`` says what is wrong with it)."""
+    from lanco.errors import LancoError
+
+    try:
+        journal_end(task, settle=False)
+    except (OSError, LancoError) as exc:
+        messages.debug(messages.command(), f"task {task.name}: cannot journal its end: {exc}")
+
+
 def _run_ended_event(task: Task, spec: dict[str, Any], line: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "run_ended", "task": task.name, "run_id": spec.get("run_id"), "run": line["run"],
             "time_epoch_s": time.time(),
