@@ -3,6 +3,7 @@ sees none twice, the cursor's refusals, and an unprivileged owner's stream."""
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
@@ -162,3 +163,29 @@ def test_an_unprivileged_owner_follows_the_events_of_its_tasks(sandbox: Sandbox,
     as_root = [json.loads(line) for line in sandbox.ok(ns, "events", "--json").stdout.splitlines()]
     assert [line["seq"] for line in as_root] == [line["seq"] for line in consumer.lines]
     assert (tasks_dir / journal_name).stat().st_mode & 0o777 == 0o600
+
+
+def test_group_members_journal_and_read_one_stream(sandbox: Sandbox, test_user: str, other_user: str) -> None:
+    group = "lancotestg"
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        subprocess.run(["groupadd", group], check=True)
+    subprocess.run(["usermod", "-a", "-G", group, other_user], check=True)
+    ns = make_namespace(sandbox, user=test_user, group=group)
+    # The member makes the journal (its first event), the owner appends to it, the member reads and journals the
+    # ends: every file stays writable by the group.
+    assert sandbox.lanco(ns, "run", "-f", "by-member", "sh", "-c", "exit 5", user=other_user).returncode == 5
+    sandbox.ok(ns, "run", "by-owner", "sh", "-c", "exit 6", user=test_user)
+    assert wait_until(lambda: sandbox.lanco(ns, "check", "by-owner", user=test_user).returncode == 1)
+    read = [json.loads(line) for line in sandbox.ok(ns, "events", "--json", user=other_user).stdout.splitlines()]
+    assert [(line["kind"], line["task"]) for line in read] == [
+        ("started", "by-member"), ("ended", "by-member"), ("started", "by-owner"), ("ended", "by-owner")]
+    assert [line["record"]["exit_code"] for line in read if line["kind"] == "ended"] == [5, 6]
+    tasks_dir = sandbox.state_dir(ns) / "tasks"
+    for name in (".events.jsonl", ".events.lock"):
+        mode = (tasks_dir / name).stat()
+        assert mode.st_mode & 0o777 == 0o666 and mode.st_gid == grp.getgrnam(group).gr_gid, name
+    assert (tasks_dir.stat().st_mode & 0o7777) == 0o2770  # which keeps out all but the owner and the group
+    again = sandbox.ok(ns, "events", "--json", "--since", read[1]["cursor"], user=test_user).stdout.splitlines()
+    assert [json.loads(line)["task"] for line in again] == ["by-owner", "by-owner"]

@@ -20,7 +20,7 @@ import os
 import time
 
 from lanco import contexts, messages
-from lanco.state import journal, recorddir
+from lanco.state import journal
 from lanco.state.record import TaskRecord, apply_result, apply_spec, read_result, read_spec
 
 TYPE_CHECKING = False
@@ -82,7 +82,7 @@ def _append(task: Task, claim: Claim, event: dict[str, Any]) -> None:
 
     def mark(inode: int, offset: int) -> None:
         claim.inode, claim.offset = inode, offset
-        recorddir.write_marker(task, MARKER, claim.text())
+        journal.write_claim(os.path.join(task.state_dir, MARKER), claim.text(), task.namespace.acting_for_owner)
 
     journal.append(access(task), event, claim.last, mark)
 

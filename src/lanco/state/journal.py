@@ -50,7 +50,10 @@ class Access:
 
     @property
     def mode(self) -> int:
-        return 0o660 if self.group else 0o600
+        # With group access, writable by all: the tasks directory (2770) keeps out all but the owner and the
+        # group, and a file a member made (theirs, the namespace's group) must stay writable by the owner, who
+        # need not be in the group. Without, the owner's alone.
+        return 0o666 if self.group else 0o600
 
     def path(self, name: str) -> str:
         return os.path.join(self.tasks_dir, name)
@@ -85,6 +88,26 @@ class Lock:
     def __exit__(self, *exc: object) -> None:
         os.close(self._fd)
         self._fd = -1
+
+
+def write_claim(path: str, text: str, owner: tuple[int, int] | None) -> None:
+    """A task's claim marker (lanco.eventlog.claims): a new file renamed into place, readable by all (as the
+    record's spec and result are: the record directory keeps out all but the owner and the group), so that every
+    finder of a run's end reads the claim, whoever of the owner and the members wrote it."""
+    tmp = f"{path}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        os.fchmod(fd, 0o644)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.write(fd, text.encode() + b"\n")
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.unlink(tmp)
+        raise
 
 
 def header_line(journal_id: str, first_seq: int) -> bytes:
