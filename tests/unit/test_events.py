@@ -114,7 +114,7 @@ def test_cursors_garbled_foreign_and_stale_are_refused(namespace: Namespace, mon
     finished(namespace, "a", "r1")
     events = list(namespace.events())
     journal_id = events[0].cursor.split(":")[0]
-    for garbled in ("", "x", "abc:1", f"{journal_id}:x", f"{journal_id}"):
+    for garbled in ("", "x", "abc:1", f"{journal_id}:x", f"{journal_id}", f"{journal_id}:3"):
         with pytest.raises(UnknownCursor):
             namespace.events(garbled)
     other = "0" * 16 if journal_id != "0" * 16 else "1" * 16

@@ -73,6 +73,8 @@ def event_text(event: Event) -> str:
         if record.get("cpu_usage_usec") is not None:
             detail += f", cpu {record['cpu_usage_usec'] / 1e6:.2f}s"
         if record.get("memory_peak_bytes") is not None:
-            detail += f", peak {record['memory_peak_bytes']} B"
+            from lanco.options.units import format_size
+
+            detail += f", peak {format_size(record['memory_peak_bytes'])}"
     run = f" run {event.run}" if event.kind == "run_ended" else ""
     return f"{stamp} {event.cursor} {event.kind} {escape(event.task)}{run} {detail}\n"

@@ -106,6 +106,8 @@ class EventReader:
         if journal_id != self.journal_id:
             raise UnlinkedCursor(f"cursor {since} is of another journal: namespace {namespace.name} was released "
                                  "and made again since (its journal is " + self.journal_id + ")")
+        if seq > journal.bounds(self._fd)[1]:
+            raise UnknownCursor(f"unknown cursor {since}: the journal of namespace {namespace.name} has no such event")
         if seq < self._first - 1:
             raise StaleCursor(f"cursor {since} is older than the events kept (from {self.journal_id}:"
                               f"{self._first}): events were missed")

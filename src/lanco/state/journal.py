@@ -164,6 +164,12 @@ def ensure(access: Access) -> None:
         os.close(_open_journal(access))
 
 
+def bounds(fd: int) -> tuple[int, int]:
+    """(first_seq, last_seq) of an open journal: the events it holds (none where last < first)."""
+    first, last, _size = _ends(fd)
+    return first, last
+
+
 def _ends(fd: int) -> tuple[int, int, int]:
     """(first_seq, last_seq, size) of an open journal: its header and its last whole line."""
     size = os.fstat(fd).st_size
