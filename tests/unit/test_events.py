@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 
 import pytest
 
@@ -187,3 +188,31 @@ def test_the_async_stream_gives_the_same_events(namespace: Namespace) -> None:
         return seen
 
     assert asyncio.run(first_two()) == ["started", "ended"]
+
+
+@pytest.mark.parametrize("notify", [True, False], ids=["inotify", "polling"])
+def test_a_follower_is_woken_by_an_end(namespace: Namespace, monkeypatch: pytest.MonkeyPatch, notify: bool) -> None:
+    if not notify:
+        from lanco.eventlog import inotify
+
+        def refused() -> None:
+            raise OSError(24, "Too many open files")
+
+        monkeypatch.setattr(inotify, "Inotify", refused)
+    finished(namespace, "a", "r1")
+    stream = namespace.events(follow=True)
+    got: list[tuple[str, str]] = []
+
+    def consume() -> None:
+        for event in stream:
+            got.append((event.kind, event.task))
+            if len(got) == 4:
+                return
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    while len(got) < 2 and reader.is_alive():
+        reader.join(0.05)
+    finished(namespace, "b", "r2")  # while the follower waits
+    reader.join(60)
+    assert got == [("started", "a"), ("ended", "a"), ("started", "b"), ("ended", "b")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import select
+import time
 
 from lanco.errors import NamespaceMissing, StaleCursor, UnknownCursor, UnlinkedCursor, as_lanco_error
 from lanco.eventlog import claims
@@ -96,6 +97,7 @@ class EventReader:
         self._rest = b""
         self._notify: Inotify | None = None
         self._changed: set[str] | None = None  # None: every task
+        self._full_sweep = 0.0
         if not os.path.isdir(self._tasks_dir):
             raise NamespaceMissing(f"namespace {namespace.name} has no tasks directory {self._tasks_dir}")
         self._open()
@@ -139,7 +141,10 @@ class EventReader:
         from lanco.task import Task
 
         changed, self._changed = self._changed, set()
+        if changed is not None and time.monotonic() - self._full_sweep > LOST_RESCAN_S:
+            changed = None  # a busy namespace gets its slow sweep too
         if changed is None:
+            self._full_sweep = time.monotonic()
             try:
                 names = [n for n in os.listdir(self._tasks_dir) if not n.startswith(".")]
             except FileNotFoundError:
