@@ -6,7 +6,6 @@ import sys
 import time
 
 from lanco.commands import Options, namespace_for, parser_for
-from lanco.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,17 +26,9 @@ def events_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_selectors(given: list[str]) -> dict[str, str]:
-    selectors: dict[str, str] = {}
-    for item in given:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"invalid label selector {item!r}: expected KEY=VALUE")
-        selectors[key] = value
-    return selectors
-
-
 def cmd_events(ns: str, args: list[str], options: Options) -> int:
+    from lanco.options.labels import parse_selectors
+
     opts = events_parser().parse_args(args)
     selectors = parse_selectors(opts.label)
     namespace = namespace_for(ns, options)

@@ -88,13 +88,15 @@ def _append(task: Task, claim: Claim, event: dict[str, Any]) -> None:
 
 
 def _labels(spec: dict[str, Any]) -> dict[str, str]:
-    labels = spec.get("labels")
-    return dict(labels) if isinstance(labels, dict) else {}
+    from lanco.options.labels import spec_labels
+
+    return spec_labels(spec)
 
 
 def _description(spec: dict[str, Any]) -> str | None:
-    description = spec.get("description")
-    return description if isinstance(description, str) else None
+    from lanco.options.labels import spec_description
+
+    return spec_description(spec)
 
 
 def started_event(task: Task, spec: dict[str, Any]) -> dict[str, Any]:

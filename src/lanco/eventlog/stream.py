@@ -70,8 +70,11 @@ class Event:
 
 
 def matches(labels: Mapping[str, str], selectors: Mapping[str, str] | None) -> bool:
-    """Whether a task's labels carry every ``KEY=VALUE`` of the selectors (none: every task)."""
-    return not selectors or all(labels.get(key) == value for key, value in selectors.items())
+    """Whether a task's labels carry every ``KEY=VALUE`` of the selectors (none: every task): the selectors'
+    rule of ``ls``, ``stop`` and ``wait``, :func:`lanco.options.labels.matches`."""
+    from lanco.options.labels import matches as labels_match
+
+    return not selectors or labels_match(labels, selectors)
 
 
 def parse_cursor(cursor: str) -> tuple[str, int]:
