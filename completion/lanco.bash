@@ -4,7 +4,7 @@
 # Namespaces come from `lanco ls`, task names from `lanco NS ls -q [--all]`: both print one name a line and
 # read no more than the cgroup and state directories.
 
-_lanco_commands="init run check stop kill freeze thaw set status wait ls dump top logs release"
+_lanco_commands="init run check stop kill freeze thaw set status wait ls dump top logs events release"
 _lanco_global_options="-H --host -d -D --cgroup-mode --cgroup-base --help --version"
 # The limit options of run and set; every one of them takes a value.
 _lanco_limit_options="-m --memory-max --memory-high --memory-low --memory-swap-max --cpu-quota --cpu-weight --cpuset --pids-max
@@ -38,6 +38,7 @@ _lanco_command_spec() {
         wait) options="-t --timeout --any --all --label"; takes_value="-t --timeout --label"; tasks=all ;;
         status) options="--json"; tasks=all ;;
         logs) options="-f --follow -n --lines --rotate -v --verbose"; takes_value="-n --lines"; tasks=all ;;
+        events) options="-f --follow --json --since --label"; takes_value="--since --label" ;;
         release) options="-n --dry-run"; tasks=all ;;
         ls) options="-l --long --all --json -q --quiet --label"; takes_value="--label" ;;
         top) options="-d --delay -n --iterations -s --sort --json"; takes_value="-d --delay -n --iterations -s --sort" ;;

@@ -69,9 +69,12 @@ commands:
                                      live CPU, memory, pids and pressure per task
   logs [-f] [-n LINES] TASK          TASK's log; -f follows it across new runs
   logs --rotate [-v] [TASK]          rotate the logs over their task's --log-max-size (copy, then truncate)
+  events [-f] [--json] [--since CURSOR] [--label KEY=VALUE]
+                                     the tasks' starts and ends, one line each; resumable from a cursor
   release [-n] [TASK]                forget a finished TASK, or destroy the namespace (root; a user's own)
 
 exit codes: 0 success (check: running), 1 refused or failed (check: not running), 2 usage,
+            3/4 events: the cursor is older than the events kept / of a namespace made again since,
             70 internal error (a bug: lanco -dd shows where), 126/127 command not executable/not found,
             255 with -H: ssh could not reach HOST or lost the connection;
             run -f and wait: the task's own code.
@@ -91,6 +94,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dump": ("lanco.commands.view", "cmd_dump"),
     "top": ("lanco.commands.view", "cmd_top"),
     "logs": ("lanco.commands.view", "cmd_logs"),
+    "events": ("lanco.commands.events", "cmd_events"),
     "freeze": ("lanco.commands.control", "cmd_freeze"),
     "thaw": ("lanco.commands.control", "cmd_thaw"),
     "kill": ("lanco.commands.control", "cmd_kill"),

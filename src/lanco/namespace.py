@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import grp
 import os
-import pwd
 import time
 
 from lanco import contexts
@@ -22,7 +21,7 @@ from lanco.errors import (
     maps_os_errors,
 )
 from lanco.names import check_namespace_name
-from lanco.privileges import acting_as, user_name, with_owner_ids
+from lanco.privileges import acting_as, resolve_owner, user_name, with_owner_ids
 from lanco.state.config import (
     DEFAULT_CGROUP_BASE,
     NamespaceConfig,
@@ -33,10 +32,11 @@ from lanco.state.config import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
     from contextlib import AbstractContextManager
     from typing import Any, Unpack
 
+    from lanco.eventlog.stream import Event
     from lanco.options.runopts import RunOptions
     from lanco.state.logrotation import Rotation
     from lanco.state.record import TaskRecord
@@ -152,7 +152,7 @@ class Namespace:
             placement.init_own_namespace(name, user=user, group=group, mode=_env_mode(cgroup_mode),
                                          base=_env_base(cgroup_base))
             return cls(name)
-        uid, gid, group_access = _resolve_owner(user, group)
+        uid, gid, group_access = resolve_owner(user, group)
         mode = _env_mode(cgroup_mode) or natural_mode(read_mounts())
         base = _env_base(cgroup_base)
         try:
@@ -378,6 +378,22 @@ class Namespace:
         return outcome
 
     @maps_os_errors
+    def events(self, since: str | None = None, *, follow: bool = False,
+               labels: Mapping[str, str] | None = None) -> Iterator[Event]:
+        """The namespace's task events after cursor ``since`` (see :mod:`lanco.eventlog.stream`)."""
+        from lanco.eventlog.stream import iterate
+
+        return iterate(self, since, follow, labels)
+
+    @maps_os_errors
+    def events_async(self, since: str | None = None, *,
+                     labels: Mapping[str, str] | None = None) -> AsyncIterator[Event]:
+        """:meth:`events` followed, for ``async for`` (the waits on the event loop's reader)."""
+        from lanco.eventlog.stream import iterate_async
+
+        return iterate_async(self, since, labels)
+
+    @maps_os_errors
     def run(self, task: str, argv: Sequence[str], **options: Unpack[RunOptions]) -> Task:
         """Start ``argv`` as ``task``; the options (limits, timeout, restart, environment, ...) are those of
         :class:`lanco.options.runopts.RunOptions`, as for :meth:`lanco.task.Task.start`."""
@@ -397,6 +413,9 @@ def _set_up(config: NamespaceConfig, *, take_over: bool, save: bool) -> list[str
     from lanco.cgroups import placement
     from lanco.cgroups.detect import NAMED_HIERARCHY, named_mount
 
+    def _cgroups(n: int) -> str:
+        return f"{n} cgroup" if n == 1 else f"{n} cgroups"
+
     mounts = read_mounts()
     mounting = config.tracker == "named" and named_mount(mounts) is None
     backend = open_backend(config.mode, config.cgroup_base, config.tracker, mounts, mount_named=True)
@@ -409,9 +428,9 @@ def _set_up(config: NamespaceConfig, *, take_over: bool, save: bool) -> list[str
         cgroups = backend.create_namespace(config.name, uid, gid, group_access)
         made_cgroups = cgroups.made
         if cgroups.made:
-            changes.append(f"made {_count(len(cgroups.made), 'cgroup')}")
+            changes.append(f"made {_cgroups(len(cgroups.made))}")
         if cgroups.adjusted:
-            changes.append(f"set the owner, mode or controllers of {_count(len(cgroups.adjusted), 'cgroup')} right")
+            changes.append(f"set the owner, mode or controllers of {_cgroups(len(cgroups.adjusted))} right")
         dir_mode = 0o2770 if group_access else 0o700
         for directory, owner, mode_bits in ((config.state_dir, (0, 0), 0o755),
                                             (config.tasks_dir, (uid, gid), dir_mode),
@@ -444,11 +463,8 @@ def _set_up(config: NamespaceConfig, *, take_over: bool, save: bool) -> list[str
     return changes
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _same_group(existing: NamespaceConfig, group: str | None, gid: int, group_access: bool) -> tuple[int, int, bool]:
+def _same_group(existing: NamespaceConfig, group: str | None, gid: int,
+                group_access: bool) -> tuple[int, int, bool]:
     """The owner ids and group access of an ``init`` again: those recorded at the first init. Without ``-g`` the
     recorded group access is kept, said in a warning line where there is one (a second init, as after a reboot,
     must not lock a group's members out); a ``-g`` that differs is refused, like a differing owner."""
@@ -482,23 +498,3 @@ def _maybe_active(task: Task) -> bool:
     except (LancoError, OSError):
         return True
 
-
-def _resolve_owner(user: str | None, group: str | None) -> tuple[int, int, bool]:
-    try:
-        entry = pwd.getpwnam(user) if user is not None else pwd.getpwuid(os.getuid())
-    except KeyError:
-        if user is not None and user.isdigit():
-            return int(user), _resolve_group(group, int(user)), group is not None
-        raise UsageError(f"unknown user {user!r}") from None
-    return entry.pw_uid, _resolve_group(group, entry.pw_gid), group is not None
-
-
-def _resolve_group(group: str | None, default: int) -> int:
-    if group is None:
-        return default
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        if group.isdigit():
-            return int(group)
-        raise UsageError(f"unknown group {group!r}") from None
