@@ -25,14 +25,22 @@ def one_usage_line(result: subprocess.CompletedProcess[str], command: str) -> st
     return match[2]
 
 
+def shown_alike(shown: list[tuple[object, object]], wanted: tuple[object, object]) -> None:
+    """The four views and at least one event, all showing the same labels and description."""
+    assert len(shown) >= 5 and all(entry == wanted for entry in shown), shown
+
+
 def labels_everywhere(sandbox: Sandbox, ns: str, task: str, user: str | None = None) -> list[tuple[object, object]]:
-    """(labels, description) of ``task`` as status --json, ls --json, dump and top --json show them."""
+    """(labels, description) of ``task`` as status --json, ls --json, dump, top --json and its events show them."""
     status = json.loads(sandbox.ok(ns, "status", "--json", task, user=user).stdout)
     listed = {t["name"]: t for t in json.loads(sandbox.ok(ns, "ls", "--json", user=user).stdout)["tasks"]}
     dumped = json.loads(sandbox.ok(ns, "dump", user=user).stdout)["tasks"]
     frame = json.loads(sandbox.ok(ns, "top", "-n", "1", "-d", "10ms", "--json", user=user).stdout)
     framed = {t["name"]: t for t in frame["tasks"]}
-    return [(d["labels"], d["description"]) for d in (status, listed[task], dumped[task], framed[task])]
+    events = [json.loads(line) for line in sandbox.ok(ns, "events", "--json", user=user).stdout.splitlines()]
+    journaled = [event["record"] for event in events if event["task"] == task]
+    assert journaled, events
+    return [(d["labels"], d["description"]) for d in (status, listed[task], dumped[task], framed[task], *journaled)]
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "v1", "v2"])
@@ -43,8 +51,8 @@ def test_labels_are_kept_and_shown_alike_everywhere(sandbox: Sandbox, mode: str)
     sandbox.ok(ns, "run", "plain", "sleep", "300")
     try:
         wanted = {"app": "shop", "empty": "", "example.com/tier": "front"}
-        assert labels_everywhere(sandbox, ns, "web") == [(wanted, "the shop's web server")] * 4
-        assert labels_everywhere(sandbox, ns, "plain") == [({}, None)] * 4
+        shown_alike(labels_everywhere(sandbox, ns, "web"), (wanted, "the shop's web server"))
+        shown_alike(labels_everywhere(sandbox, ns, "plain"), ({}, None))
         spec = json.loads((sandbox.state_dir(ns) / "tasks" / "web" / "spec.json").read_text())
         assert spec["labels"] == wanted and spec["description"] == "the shop's web server"
         status = sandbox.ok(ns, "status", "web").stdout
@@ -107,7 +115,7 @@ def test_labels_survive_the_restarts_of_a_run(sandbox: Sandbox, monkeypatch: pyt
         runs = sandbox.state_dir(ns) / "tasks" / "flaky" / "runs.jsonl"
         assert len(runs.read_text().splitlines()) == 2  # two runs ended, each followed by a restart
         assert wait_until(lambda: sandbox.ok(ns, "ls", "-q").stdout == "flaky\n")
-        assert labels_everywhere(sandbox, ns, "flaky") == [({"app": "flaky"}, "fails, then restarts")] * 4
+        shown_alike(labels_everywhere(sandbox, ns, "flaky"), ({"app": "flaky"}, "fails, then restarts"))
         assert sandbox.ok(ns, "ls", "-q", "--label", "app=flaky").stdout == "flaky\n"
         assert api_task_names(sandbox, ns, {"app": "flaky"}, monkeypatch) == ["flaky"]
         assert api_task_names(sandbox, ns, {"app": "other"}, monkeypatch) == []
@@ -153,9 +161,9 @@ def test_an_unprivileged_owner_labels_and_selects_its_tasks(sandbox: Sandbox, te
     ns = make_namespace(sandbox, "v1", user=test_user, group=test_user)
     sandbox.ok(ns, "run", "--label", "owner=me", "--description", "mine", "mine", "sleep", "300", user=test_user)
     try:
-        assert labels_everywhere(sandbox, ns, "mine", user=test_user) == [({"owner": "me"}, "mine")] * 4
+        shown_alike(labels_everywhere(sandbox, ns, "mine", user=test_user), ({"owner": "me"}, "mine"))
         # Root reads the user's records with the user's ids, and sees the same.
-        assert labels_everywhere(sandbox, ns, "mine") == [({"owner": "me"}, "mine")] * 4
+        shown_alike(labels_everywhere(sandbox, ns, "mine"), ({"owner": "me"}, "mine"))
         assert sandbox.ok(ns, "ls", "-q", "--label", "owner=me", user=test_user).stdout == "mine\n"
     finally:
         sandbox.ok(ns, "stop", "--label", "owner=me", user=test_user)
