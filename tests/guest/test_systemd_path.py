@@ -183,3 +183,40 @@ def test_the_description_of_a_run_is_its_scopes(sandbox: Sandbox, alice: str, ow
         sandbox.ok(ns, "stop", "--label", "app=shop", user=alice)
         sandbox.ok(ns, "stop", "plain", user=alice)
     assert sandbox.lanco(ns, "check", "described", user=alice).returncode == 1
+
+
+def test_an_owners_own_namespace_journals_and_resumes_its_events(sandbox: Sandbox, alice: str,
+                                                                 owned_ns: str) -> None:
+    """The events of a user's own namespace (state under $XDG_STATE_HOME, tasks in systemd scopes): a start and
+    an end per run, each once, resumed from a cursor, selected by label; and wait --any on the scope's tasks."""
+    import json
+
+    ns = owned_ns
+    sandbox.ok(ns, "run", "--label", "batch=1", "quick", "sh", "-c", "exit 5", user=alice)
+    sandbox.ok(ns, "run", "--label", "batch=1", "slower", "sh", "-c", "sleep 0.5; exit 6", user=alice)
+    sandbox.ok(ns, "run", "unlabelled", "true", user=alice)
+    waited = sandbox.lanco(ns, "wait", "--all", "--label", "batch=1", user=alice, timeout=60)
+    assert waited.returncode == 5, waited.stderr
+    assert sorted(waited.stdout.splitlines()) == ["quick exited 5", "slower exited 6"]
+
+    def events(*args: str) -> list[dict[str, object]]:
+        shown = sandbox.ok(ns, "events", "--json", *args, user=alice)
+        assert shown.stderr == ""
+        return [json.loads(line) for line in shown.stdout.splitlines()]
+
+    every = events()
+    mine = [(e["kind"], e["task"]) for e in every if e["task"] in ("quick", "slower")]
+    assert sorted(mine) == [("ended", "quick"), ("ended", "slower"), ("started", "quick"), ("started", "slower")]
+    for task in ("quick", "slower"):
+        kinds = [e["kind"] for e in every if e["task"] == task]
+        assert kinds == ["started", "ended"]  # in order, each once
+    ended = {e["task"]: e["record"] for e in every if e["kind"] == "ended"}
+    assert ended["quick"]["exit_code"] == 5 and ended["slower"]["exit_code"] == 6  # type: ignore[index]
+    labelled = events("--label", "batch=1")
+    assert {e["task"] for e in labelled} == {"quick", "slower"}
+    # Resumed from the cursor of the first event: every later one, none twice.
+    first = every[0]["cursor"]
+    assert [e["seq"] for e in events("--since", str(first))] == [e["seq"] for e in every[1:]]
+    sandbox.ok(ns, "release", "quick", user=alice)
+    sandbox.ok(ns, "release", "slower", user=alice)
+    sandbox.ok(ns, "release", "unlabelled", user=alice)
