@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import Sandbox
+from tests.sshd import ssh_test_user, sshd, sshd2
 
 MODES = ["hybrid", "v1", "v2"]
 
@@ -111,5 +112,5 @@ def no_process_left(pids: list[int], timeout: float = 5.0) -> bool:
     return wait_until(lambda: not any(alive(p) for p in pids), timeout)
 
 
-__all__ = ["EMULATED", "MODES", "alive", "make_namespace", "no_process_left", "os", "slack", "task_pids",
-           "unified_controllers", "wait_until"]
+__all__ = ["EMULATED", "MODES", "alive", "make_namespace", "no_process_left", "os", "slack", "ssh_test_user", "sshd",
+           "sshd2", "task_pids", "unified_controllers", "wait_until"]
