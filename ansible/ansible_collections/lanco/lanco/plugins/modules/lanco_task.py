@@ -291,7 +291,13 @@ def main() -> None:
     namespace = params["namespace"]
     try:
         lanco = Lanco(module, find_executable(params.get("lanco_path"), module.get_bin_path))
-        current = lanco.task(namespace, params["name"])
+        try:
+            current = lanco.task(namespace, params["name"])
+        except LancoFailed:
+            # In check mode the namespace may be one an earlier task of the play would have created.
+            if not module.check_mode or lanco.namespace(namespace) is not None:
+                raise
+            current = None
         steps = plan(params["state"], current, params)
     except LancoFailed as failure:
         module.fail_json(msg=failure.msg, rc=failure.rc, cmd=failure.cmd)
