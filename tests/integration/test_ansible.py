@@ -152,27 +152,27 @@ START = """
 - hosts: all
   tasks:
     - name: namespace
-      lanco.lanco.lanco_namespace: {name: "%(ns)s", lanco_path: "{{ lanco_path }}"}
+      lanco.lanco.lanco_namespace: {name: "@NS@", lanco_path: "{{ lanco_path }}"}
     - name: task
       lanco.lanco.lanco_task:
-        namespace: "%(ns)s"
+        namespace: "@NS@"
         name: web
         command: "{{ command | default(['sleep', '300']) }}"
         limits: "{{ limits | default({'memory_max': '64M', 'cpu_quota': 50, 'pids_max': 20}) }}"
         labels: "{{ labels | default(omit) }}"
         state: "{{ wanted | default('started') }}"
         lanco_path: "{{ lanco_path }}"
-""" % {"ns": NS}
+""".replace("@NS@", NS)
 
 INFO = """
 - hosts: all
   tasks:
     - name: info
-      lanco.lanco.lanco_info: {namespace: "%(ns)s", lanco_path: "{{ lanco_path }}"}
+      lanco.lanco.lanco_info: {namespace: "@NS@", lanco_path: "{{ lanco_path }}"}
     - name: fact
       ansible.builtin.assert:
         that: ["ansible_facts.lanco.tasks.web.name == 'web'"]
-""" % {"ns": NS}
+""".replace("@NS@", NS)
 
 
 @pytest.fixture(params=["local", "ssh"])
@@ -317,8 +317,8 @@ def test_a_namespace_for_another_user(installed_collection: Path, tmp_path: Path
 - hosts: all
   tasks:
     - name: namespace
-      lanco.lanco.lanco_namespace: {name: "%s", user: "{{ owner }}", lanco_path: "{{ lanco_path }}"}
-""" % NS
+      lanco.lanco.lanco_namespace: {name: "@NS@", user: "{{ owner }}", lanco_path: "{{ lanco_path }}"}
+""".replace("@NS@", NS)
         assert play.changed(play.run(playbook, owner=test_user)) == {"localhost": 1}
         listed = host.lanco_json("ls", "--json")["namespaces"]
         assert [(ns["name"], ns["owner"]) for ns in listed] == [(NS, test_user)]

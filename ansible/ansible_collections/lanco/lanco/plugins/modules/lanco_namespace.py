@@ -133,7 +133,7 @@ def main() -> None:
         steps: list[list[str]] = []
         if params["state"] == "present" and current is None:
             steps = [init_argv(params)]
-        elif params["state"] == "present":
+        elif current is not None and params["state"] == "present":
             mismatch = namespace_mismatch(current, params)
             if mismatch:
                 module.fail_json(msg=mismatch, namespace=current, **result)
