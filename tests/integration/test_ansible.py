@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -105,7 +106,7 @@ class Host:
         self.name = name
         self.box = box
         self.lanco_path = box.root / "bin" / "lanco"
-        self.lanco_path.parent.mkdir()
+        self.lanco_path.parent.mkdir(exist_ok=True)  # two hosts may be two logins to one sandbox
         # The wrapper is the node's `lanco`: the tree's, with the sandbox's cgroup base, state and logs.
         self.lanco_path.write_text("#!/bin/sh\nexec " + " ".join(f"'{w}'" for w in box.command()) + ' "$@"\n')
         self.lanco_path.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
@@ -338,3 +339,43 @@ def test_ansible_tools_are_the_pinned_ones() -> None:
                            timeout=60, check=False)
     assert f"[core {pins['ansible-core']}]" in shown.stdout
     assert shutil.which(NODE_PYTHON) is not None
+
+
+def test_a_user_runs_tasks_in_the_namespace_root_made_for_them(installed_collection: Path, tmp_path: Path,
+                                                               sshd: SshServer, ssh_test_user: str) -> None:
+    """Root makes the namespace for the test user (become-less, as root over ssh); the user then logs in over ssh
+    and runs a task in it: the record says whose it is."""
+    with sandbox_context() as box:
+        user_tmp = box.root / "remote-tmp"
+        user_tmp.mkdir()
+        user_tmp.chmod(0o1777)  # the user's Ansible temp dir, kept inside the sandbox
+        ssh = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": str(sshd.port),
+               "ansible_ssh_private_key_file": str(sshd.client_key),
+               "ansible_ssh_common_args": f"-F {sshd.client_config}", "ansible_remote_tmp": str(user_tmp)}
+        as_root = Host("asroot", box, {**ssh, "ansible_user": "root"})
+        as_user = Host("asuser", box, {**ssh, "ansible_user": ssh_test_user})
+        box.namespaces.append(NS)
+        play = Play(tmp_path, installed_collection, [as_root, as_user])
+        playbook = """
+- hosts: asroot
+  tasks:
+    - name: namespace
+      lanco.lanco.lanco_namespace: {name: "@NS@", user: "@USER@", lanco_path: "{{ lanco_path }}"}
+- hosts: asuser
+  tasks:
+    - name: task
+      lanco.lanco.lanco_task:
+        namespace: "@NS@"
+        name: mine
+        command: [sleep, "300"]
+        limits: {pids_max: 10}
+        lanco_path: "{{ lanco_path }}"
+""".replace("@NS@", NS).replace("@USER@", ssh_test_user)
+        first = play.run(playbook)
+        assert play.changed(first) == {"asroot": 1, "asuser": 1}
+        assert play.changed(play.run(playbook)) == {"asroot": 0, "asuser": 0}
+        status = as_root.lanco_json(NS, "status", "--json", "mine")
+        assert status["state"] == "running" and status["limits"] == {"pids_max": 10}
+        with open(f"/proc/{status['main_pid']}/status") as f:
+            uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+        assert uid == pwd.getpwnam(ssh_test_user).pw_uid
