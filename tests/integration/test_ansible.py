@@ -167,9 +167,11 @@ START = """
 
 INFO = """
 - hosts: all
+  module_defaults:
+    group/lanco.lanco.lanco: {lanco_path: "{{ lanco_path }}"}
   tasks:
     - name: info
-      lanco.lanco.lanco_info: {namespace: "@NS@", lanco_path: "{{ lanco_path }}"}
+      lanco.lanco.lanco_info: {namespace: "@NS@"}
     - name: fact
       ansible.builtin.assert:
         that: ["ansible_facts.lanco.tasks.web.name == 'web'"]
