@@ -179,3 +179,43 @@ def test_lanco_path_or_the_path() -> None:
     assert lanco_cli.find_executable(None, lambda name: f"/usr/bin/{name}") == "/usr/bin/lanco"
     with pytest.raises(lanco_cli.LancoFailed, match="not found"):
         lanco_cli.find_executable(None, lambda name: None)
+
+
+MODULES = COLLECTIONS / "ansible_collections" / "lanco" / "lanco" / "plugins"
+
+
+@pytest.mark.parametrize("path", sorted(MODULES.rglob("*.py")), ids=lambda p: p.name)
+def test_the_collection_parses_as_python_3_8(path: Path) -> None:
+    """Managed nodes may have an older Python than lanco's own 3.11: the modules keep to 3.8's grammar."""
+    import ast
+
+    ast.parse(path.read_text(), filename=str(path), feature_version=(3, 8))
+
+
+@pytest.mark.parametrize("name", ["lanco_namespace", "lanco_task", "lanco_info"])
+def test_each_documented_option_is_the_argument_spec(name: str) -> None:
+    """What ansible-test's validate-modules checks (it cannot run offline): DOCUMENTATION's options, their types,
+    choices and defaults are the module's argument_spec, and its other blocks are YAML."""
+    pytest.importorskip("ansible.module_utils.basic", reason="ansible-core is not installed")
+    import importlib
+
+    import yaml
+
+    module = importlib.import_module(f"ansible_collections.lanco.lanco.plugins.modules.{name}")
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    assert doc["module"] == name
+    yaml.safe_load(module.EXAMPLES)
+    yaml.safe_load(module.RETURN)
+
+    def compare(documented: dict[str, Any], spec: dict[str, Any], where: str) -> None:
+        assert set(documented) == set(spec), where
+        for option, entry in spec.items():
+            shown = documented[option]
+            assert shown["description"], f"{where}{option}"
+            assert shown.get("type", "str") == entry.get("type", "str"), f"{where}{option}"
+            for key in ("choices", "default", "elements", "required"):
+                assert shown.get(key) == entry.get(key), f"{where}{option}: {key}"
+            if "options" in entry:
+                compare(shown["suboptions"], entry["options"], f"{where}{option}.")
+
+    compare(doc["options"], module.ARGUMENT_SPEC, "")
