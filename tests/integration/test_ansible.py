@@ -334,11 +334,11 @@ def test_a_namespace_for_another_user(installed_collection: Path, tmp_path: Path
         assert host.lanco_json("ls", "--json")["namespaces"] == []
 
 
-def test_ansible_tools_are_the_pinned_ones() -> None:
+def test_ansible_tools_are_the_pinned_ones(tmp_path: Path) -> None:
     pins = dict(line.split("==") for line in (REPO / "scripts" / "dev-constraints.txt").read_text().splitlines()
                 if "==" in line and not line.startswith("#"))
     shown = subprocess.run([ansible_tool("ansible-playbook"), "--version"], capture_output=True, text=True,
-                           timeout=60, check=False)
+                           env=ansible_env(tmp_path, tmp_path / "collections"), timeout=60, check=False)
     assert f"[core {pins['ansible-core']}]" in shown.stdout
     assert shutil.which(NODE_PYTHON) is not None
 

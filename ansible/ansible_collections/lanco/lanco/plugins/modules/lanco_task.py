@@ -321,5 +321,6 @@ def main() -> None:
         module.fail_json(msg=failure.msg, rc=failure.rc, **result)
     module.exit_json(**result, task=record, state=(record or {}).get("state", "absent"))
 
+
 if __name__ == "__main__":
     main()
