@@ -25,21 +25,21 @@ _lanco_command_spec() {
     case $1 in
         init) options="-u --user -g --group --take-over"; takes_value="-u --user -g --group" ;;
         run) options="-f --foreground -L --keep-log -l --log --log-max-size --log-keep -c --exit-command
-                      $_lanco_limit_options --timeout --stop-signal --stop-timeout --restart --restart-max --restart-delay
+                      --label --description $_lanco_limit_options --timeout --stop-signal --stop-timeout --restart --restart-max --restart-delay
                       -e --env --env-file --cwd --umask --nice --user --group"
-             takes_value="-l --log --log-max-size --log-keep -c --exit-command $_lanco_limit_options --timeout --stop-signal --stop-timeout
+             takes_value="-l --log --log-max-size --log-keep -c --exit-command --label --description $_lanco_limit_options --timeout --stop-signal --stop-timeout
                           --restart --restart-max --restart-delay -e --env --env-file --cwd --umask --nice
                           --user --group" ;;
         set) options=$_lanco_limit_options; takes_value=$_lanco_limit_options; tasks=running ;;
         kill) options="-s --signal"; takes_value="-s --signal"; tasks=running ;;
         freeze | thaw) tasks=running ;;
         check) tasks=running ;;
-        stop) options="-t --timeout -a --all"; takes_value="-t --timeout"; tasks=running ;;
-        wait) options="-t --timeout"; takes_value="-t --timeout"; tasks=all ;;
+        stop) options="-t --timeout -a --all --label"; takes_value="-t --timeout --label"; tasks=running ;;
+        wait) options="-t --timeout --any --all --label"; takes_value="-t --timeout --label"; tasks=all ;;
         status) options="--json"; tasks=all ;;
         logs) options="-f --follow -n --lines --rotate -v --verbose"; takes_value="-n --lines"; tasks=all ;;
         release) options="-n --dry-run"; tasks=all ;;
-        ls) options="-l --long --all --json -q --quiet" ;;
+        ls) options="-l --long --all --json -q --quiet --label"; takes_value="--label" ;;
         top) options="-d --delay -n --iterations -s --sort --json"; takes_value="-d --delay -n --iterations -s --sort" ;;
         dump) options="" ;;
     esac

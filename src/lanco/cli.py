@@ -39,7 +39,8 @@ options (before NAMESPACE):
 commands:
   init [-u USER] [-g GROUP] [--take-over]
                                      create the namespace (root; a user's own where systemd delegates)
-  run [-f] [-L] [-l LOG] [--log-max-size SIZE] [--log-keep N] [-c CMD] [LIMITS] [LIFETIME] [PROCESS]
+  run [-f] [-L] [-l LOG] [--log-max-size SIZE] [--log-keep N] [-c CMD] [--label KEY=VALUE]...
+      [--description TEXT] [LIMITS] [LIFETIME] [PROCESS]
       TASK CMD [ARGS...]             start CMD as TASK; -f waits and exits with its code
       LIMITS   -m/--memory-max SIZE, --memory-high SIZE, --memory-low SIZE, --memory-swap-max SIZE,
                --cpu-quota PERCENT, --cpu-weight N, --cpuset CPUS, --pids-max N, --io-weight N,
@@ -48,13 +49,18 @@ commands:
                --restart no|on-failure|always, --restart-max N, --restart-delay DURATION (500ms 30s 5m 2h)
       PROCESS  -e/--env K=V, --env-file FILE, --cwd DIR, --umask OCTAL, --nice N, --user USER, --group GROUP
   check TASK                         exit 0 when TASK runs, 1 when not
-  stop [-t SECONDS] TASK... | --all  the stop signal (TERM), wait, then kill the whole task; several together
+  stop [-t SECONDS] TASK... | --all | --label KEY=VALUE...
+                                     the stop signal (TERM), wait, then kill the whole task; several together
   kill [-s SIG] TASK                 send SIG (default TERM) to every process of TASK
   freeze TASK, thaw TASK             stop TASK's processes where they stand, and resume them
   set [LIMITS] TASK                  change the limits of running TASK
   status [--json] TASK               state, processes, result, figures, limits
-  wait [-t SECONDS] TASK             block until TASK ends; exit with its code
-  ls [-l] [--all] [--json] [-q]      the namespace's tasks and their processes
+  wait [-t SECONDS] TASK | --label KEY=VALUE...
+                                     block until TASK (or every labelled task) ends; exit with its (greatest) code
+  wait [-t SECONDS] --any|--all [TASK... | --label KEY=VALUE...]
+                                     until one (every one) of them ends; a line "TASK STATE CODE" for each
+  ls [-l] [--all] [--json] [-q] [--label KEY=VALUE]...
+                                     the namespace's tasks and their processes
   dump                               the namespace's running tasks as JSON
   top [-d SECONDS] [-n N] [-s KEY] [--json]
                                      live CPU, memory, pids and pressure per task

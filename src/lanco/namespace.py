@@ -33,9 +33,9 @@ from lanco.state.config import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
     from contextlib import AbstractContextManager
-    from typing import Unpack
+    from typing import Any, Unpack
 
     from lanco.options.runopts import RunOptions
     from lanco.state.logrotation import Rotation
@@ -71,6 +71,8 @@ class Namespace:
         try:
             self.config = load_config(name)
         except NamespaceMissing as exc:
+            from lanco.cgroups.traces import cgroup_traces
+
             traces = cgroup_traces(name, _env_base(cgroup_base))
             if not traces:
                 raise
@@ -168,7 +170,9 @@ class Namespace:
         else:
             # The state directory may be gone while the namespace's cgroups, and tasks in them, remain: init again
             # takes the mode they were made in, so that those tasks are found again.
-            mode = _recovered_mode(name, base, uid, mode, forced=_env_mode(cgroup_mode) is not None)
+            from lanco.cgroups.traces import recovered_mode
+
+            mode = recovered_mode(name, base, uid, mode, forced=_env_mode(cgroup_mode) is not None)
             # An owner other than root starts processes outside the unified tree's delegated part, where the
             # kernel forbids the move: such a namespace tracks its tasks in lanco's named v1 hierarchy.
             tracker = placement.tracker_kind(mode, uid, read_mounts())
@@ -216,59 +220,14 @@ class Namespace:
             with contexts.suppress(StateError):  # a damaged record goes with the rest
                 task.settle()
         backend.remove_namespace(self.name)
-        self._remove_state()
+        from lanco.nsrelease import remove_state
+
+        remove_state(self)
         return targets
 
     def _callers_own(self) -> bool:
         """A namespace the caller made unprivileged (state under their home), as opposed to one root made."""
         return self.config.owner_uid == os.geteuid() and self.config.state_dir != system_state_dir(self.name)
-
-    def _remove_state(self) -> None:
-        """Records and configuration go; the logs stay, also where they live inside the state directory.
-        What a user's namespace holds is removed with the owner's ids; root removes only root's own
-        directory of a namespace it initialised (``/var/lib/lanco/NS``, with nothing of the owner's left
-        in it but what the owner could not remove, which rmtree removes without following a link)."""
-        import shutil
-
-        self._remove_records()
-        state, logs = self.config.state_dir, os.path.normpath(self.config.log_dir)
-        if state == system_state_dir(self.name) and os.path.dirname(logs) != os.path.normpath(state):
-            shutil.rmtree(state)
-            return
-        self._remove_own_state()
-
-    @with_owner_ids
-    def _remove_records(self) -> None:
-        import shutil
-
-        try:
-            entries = os.listdir(self.config.tasks_dir)
-        except OSError:
-            return
-        for entry in entries:
-            path = os.path.join(self.config.tasks_dir, entry)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contexts.suppress(OSError):
-                    os.unlink(path)
-
-    @with_owner_ids
-    def _remove_own_state(self) -> None:
-        import shutil
-
-        state, logs = self.config.state_dir, os.path.normpath(self.config.log_dir)
-        if os.path.dirname(logs) != os.path.normpath(state):
-            shutil.rmtree(state)
-            return
-        for entry in os.listdir(state):
-            path = os.path.join(state, entry)
-            if os.path.normpath(path) == logs:
-                continue
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
 
     # -- tasks ---------------------------------------------------------------------------------------------
 
@@ -307,11 +266,17 @@ class Namespace:
         return lost
 
     @maps_os_errors
-    def tasks(self) -> list[Task]:
+    def tasks(self, *, labels: Mapping[str, str] | Iterable[str] | None = None) -> list[Task]:
+        """Every task, running or finished; with ``labels``, those whose labels hold all of them (lanco.taskselect)."""
         from lanco.task import Task
 
         self.authorize()
-        return [Task(self, n) for n in self.task_names()]
+        found = [Task(self, n) for n in self.task_names()]
+        if labels is None:
+            return found
+        from lanco.taskselect import labelled
+
+        return labelled(found, labels)
 
     @maps_os_errors
     def tracked_tasks(self) -> list[Task]:
@@ -342,6 +307,46 @@ class Namespace:
         targets = [Task(self, n) for n in names] if names is not None else \
             [t for t in self.tasks() if _maybe_active(t)]
         return stop_together(targets, timeout, stop_signal)
+
+    # Waiting for many tasks (lanco.waiting, lanco.waiting_async): tasks by handle or name; each returns, as
+    # (Task, TaskRecord) pairs in the order they ended, the tasks that ended, [] when ``timeout`` passed first.
+
+    @maps_os_errors
+    @with_owner_ids
+    def wait_any(self, tasks: Sequence[Task | str], timeout: float | None = None) -> list[tuple[Task, TaskRecord]]:
+        """Block until one of ``tasks`` has ended; every one that has by then."""
+        from lanco import waiting
+
+        return waiting.wait_any(self._handles(tasks), timeout)
+
+    @maps_os_errors
+    @with_owner_ids
+    def wait_all(self, tasks: Sequence[Task | str], timeout: float | None = None, *,
+                 on_end: Callable[[list[tuple[Task, TaskRecord]]], object] | None = None
+                 ) -> list[tuple[Task, TaskRecord]]:
+        """Block until every one of ``tasks`` has ended (``on_end`` is called with each batch as it ends)."""
+        from lanco import waiting
+
+        return waiting.wait_all(self._handles(tasks), timeout, on_end)
+
+    @maps_os_errors
+    def wait_any_async(self, tasks: Sequence[Task | str],
+                       timeout: float | None = None) -> Coroutine[Any, Any, list[tuple[Task, TaskRecord]]]:
+        """:meth:`wait_any` for asyncio: ``await ns.wait_any_async(tasks)``, on the running loop's readers."""
+        from lanco import waiting_async
+
+        return waiting_async.wait_any_async(self._handles(tasks), timeout)
+
+    @maps_os_errors
+    def wait_all_async(self, tasks: Sequence[Task | str],
+                       timeout: float | None = None) -> Coroutine[Any, Any, list[tuple[Task, TaskRecord]]]:
+        """:meth:`wait_all` for asyncio."""
+        from lanco import waiting_async
+
+        return waiting_async.wait_all_async(self._handles(tasks), timeout)
+
+    def _handles(self, tasks: Sequence[Task | str]) -> list[Task]:
+        return [self.task(t) if isinstance(t, str) else t for t in tasks]
 
     @maps_os_errors
     def rotate_logs(self) -> list[tuple[str, Rotation | LancoError]]:
@@ -461,56 +466,6 @@ def _group_name(gid: int) -> str:
         return grp.getgrgid(gid).gr_name
     except KeyError:
         return str(gid)
-
-
-def cgroup_traces(name: str, base: str) -> dict[str, str]:
-    """The directories the namespace has under ``base`` (where no configuration may name them any more), by kind:
-    ``unified``, ``named`` (lanco's v1 hierarchy), ``v1`` (a v1 controller hierarchy, the first found)."""
-    from lanco.cgroups.detect import controller_mounts, named_mount, unified_mount
-
-    mounts = read_mounts()
-    candidates = [("unified", unified_mount(mounts)), ("named", named_mount(mounts)),
-                  *(("v1", m) for m in controller_mounts(mounts).values())]
-    found: dict[str, str] = {}
-    for kind, mount in candidates:
-        if mount is None or kind in found:
-            continue
-        directory = Backend("v1", base, mount, {}).ns_dir(name)
-        if os.path.isdir(directory):
-            found[kind] = directory
-    return found
-
-
-def _recovered_mode(name: str, base: str, uid: int, mode: str, *, forced: bool) -> str:
-    """The cgroup mode for an init of a namespace without configuration: ``mode`` where it has no cgroups, else the
-    mode whose cgroups it has (``mode`` first). A forced mode other than theirs is refused."""
-    from lanco.cgroups import placement
-
-    traces = cgroup_traces(name, base)
-    if not traces:
-        return mode
-    mounts = read_mounts()
-
-    def fits(candidate: str) -> bool:
-        tracker = placement.tracker_kind(candidate, uid, mounts)
-        tracked = "unified" if tracker in ("unified", "systemd") else "named"
-        return tracked in traces and ("v1" in traces) == (candidate != "v2")
-
-    def holds_tasks(candidate: str) -> bool:
-        tracked = "unified" if placement.tracker_kind(candidate, uid, mounts) in ("unified", "systemd") else "named"
-        with os.scandir(traces[tracked]) as entries:
-            return any(e.is_dir() and not e.name.startswith(".") for e in entries)
-
-    # Where both trackers have a directory (an init in another mode made the second), the one with tasks wins.
-    fitting = sorted((m for m in dict.fromkeys((mode, *MODES)) if fits(m)), key=lambda m: not holds_tasks(m))
-    if fitting and (fitting[0] == mode or not forced):
-        return fitting[0]
-    where = ", ".join(sorted(traces.values()))
-    if fitting:
-        raise NamespaceExists(f"namespace {name} has lost its configuration, and its cgroups ({where}) are those "
-                              f"of cgroup mode {fitting[0]}, not {mode}: run init in that mode to recover its tasks")
-    raise NamespaceExists(f"namespace {name} has lost its configuration, and its cgroups ({where}) fit no cgroup "
-                          "mode for this owner: release them by hand or init with the owner they were made for")
 
 
 def _maybe_active(task: Task) -> bool:

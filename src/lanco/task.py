@@ -2,10 +2,11 @@
 what is it, what became of it".
 
 Its steps live in modules of their own, one per step, each loaded only by the commands that take it (``check``
-loads none of them): lanco.taskstart (start), lanco.taskstop (stop, wait), lanco.taskcontrol (freeze, thaw,
-limits, signals), lanco.tasklog (logs), lanco.taskrecovery (lost runs, release), over lanco.state.recorddir (the record
-directory and its locks) and lanco.state.record (what the record says). The methods here are the public face: each
-maps OS errors to lanco's and switches to the owner's ids where root acts for them, then hands over.
+loads none of them): lanco.taskstart (start), lanco.taskstop (stop), lanco.waiting (wait; lanco.waiting_async for
+asyncio), lanco.taskcontrol (freeze, thaw, limits, signals), lanco.tasklog (logs), lanco.taskrecovery (lost runs,
+release), over lanco.state.recorddir (the record directory and its locks) and lanco.state.record (what the record
+says). The methods here are the public face: each maps OS errors to lanco's and switches to the owner's ids where
+root acts for them, then hands over.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from lanco.state.record import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
     from contextlib import AbstractContextManager
     from typing import Any, BinaryIO, Unpack
 
@@ -245,10 +247,20 @@ class Task:
     @maps_os_errors
     @_as_owner
     def wait(self, timeout: float | None = None) -> TaskRecord:
-        """Block until the task has ended (its monitor recorded the result) and return its record."""
-        from lanco import taskstop
+        """Block until the task has ended (its monitor recorded the result, or it was recorded lost) and return its
+        final record; after ``timeout`` seconds, the record as it stands (still running). NotRunning for a task
+        that is not known. See lanco.waiting."""
+        from lanco import waiting
 
-        return taskstop.wait(self, timeout)
+        return waiting.wait(self, timeout)
+
+    @maps_os_errors
+    def wait_async(self, timeout: float | None = None) -> Coroutine[Any, Any, TaskRecord]:
+        """:meth:`wait` for asyncio: ``await task.wait_async()``, on a pidfd read by the running loop (no thread);
+        cancelling it closes its descriptor. See lanco.waiting_async."""
+        from lanco import waiting_async
+
+        return waiting_async.wait_async(self, timeout)
 
     @maps_os_errors
     @_as_owner

@@ -88,6 +88,7 @@ def launch(task: Task, argv: list[str], plan: RunPlan) -> None:
                 "exit_command": exit_command, "limits": limits.as_record(),
                 "started": time.time(), "boot_id": procfs.boot_id(), "uid": os.geteuid(),
                 "cwd": cwd or os.getcwd(), "lifetime": lifetime.as_record(), "process": process.as_record(),
+                "labels": plan.labels, "description": plan.description,
             })
             if owner is not None:
                 recorddir.chown_record(task.state_dir, owner)
@@ -98,7 +99,7 @@ def launch(task: Task, argv: list[str], plan: RunPlan) -> None:
                 waiter=[sys.executable, "-I", "-S", package_file(WAITER_SCRIPT)], hook=exit_command,
                 hook_as=hook_runner(config.owner_uid, config.owner_gid), log=log_path, cwd=cwd))
             _spawn_monitor(task, argv, environment, log_fd, lock_fd, foreground,
-                           lambda: limits.apply(backend, ns, task.name))
+                           lambda: limits.apply(backend, ns, task.name), plan.description)
         except BaseException:
             _abort_start(task)
             raise
@@ -108,7 +109,7 @@ def launch(task: Task, argv: list[str], plan: RunPlan) -> None:
 
 
 def _spawn_monitor(task: Task, argv: list[str], env: dict[str, str], log_fd: int, lock_fd: int, foreground: bool,
-                   write_limits: Callable[[], None]) -> None:
+                   write_limits: Callable[[], None], description: str | None = None) -> None:
     """Start the monitor with ``env`` (its contract and the task's environment) and wait for its report."""
     report_r, report_w = os.pipe()
     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -117,7 +118,8 @@ def _spawn_monitor(task: Task, argv: list[str], env: dict[str, str], log_fd: int
         out, err = (log_fd, log_fd) if log_fd >= 0 else (1, 2)
         finish_start = task.namespace.backend.start_monitor(
             task.namespace.name, task.name, [monitor_shell(), package_file(MONITOR_SCRIPT), *argv], env,
-            {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err, 6: lock_fd}, None, write_limits)
+            {0: stdin, 1: out, 2: devnull, 3: report_w, 4: err, 6: lock_fd}, None, write_limits,
+            description=description)
     except BaseException:
         os.close(report_r)
         raise

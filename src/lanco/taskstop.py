@@ -1,4 +1,5 @@
-"""A run's end as a caller brings it about or awaits it: stop (one task, or several together), and wait.
+"""A run's end as a caller brings it about: stop, of one task or several together (waiting for ends is
+lanco.waiting's).
 
 A stop is two halves, so that several tasks can get their stop signal before any is awaited: :func:`begin` (the
 stop marker, the signal, a thaw) and :func:`finish` (the grace, the kill, the monitor's result). Stops of one name
@@ -8,11 +9,9 @@ take turns on its ``stop.lock`` (:func:`take_turn`).
 from __future__ import annotations
 
 import os
-import select
 import time
 
 from lanco import contexts, messages, signums
-from lanco.cgroups.cgroupfs import poll_ms
 from lanco.errors import CgroupError, LancoError, NotRunning, PermissionDenied, StateError, as_lanco_error
 from lanco.state import recorddir
 from lanco.state.record import (
@@ -185,55 +184,6 @@ def _wake_monitor(task: Task) -> None:
     if monitor is not None:
         with contexts.suppress(OSError):
             os.kill(monitor, signums.SIGUSR1)
-
-
-# -- wait ---------------------------------------------------------------------------------------------------------
-
-def wait(task: Task, timeout: float | None) -> TaskRecord:
-    """:meth:`lanco.task.Task.wait`."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    record = task.record()
-    if record.state == "unknown":
-        raise NotRunning(f"task {task.name} is not running")
-    while record.state not in FINISHED_STATES:
-        messages.debug("wait", f"task {task.name} is {record.state}, waiting")
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            return record
-        _wait_for_monitor(task, remaining)
-        ended = task.record()
-        if ended.state == "unknown":
-            # The run ended, and neither its monitor nor anyone else could record how (its record directory
-            # was removed again): waiting longer would be forever.
-            messages.warn(messages.command(), f"task {task.name}: ended with no record of its result")
-            record.state, record.pids = "lost", []
-            return record
-        record = ended
-    return record
-
-
-def _wait_for_monitor(task: Task, timeout: float | None) -> None:
-    """Sleep until the monitor exits (a pidfd becomes readable), or briefly when there is none yet."""
-    monitor = monitor_pid(task.state_dir)
-    if monitor is not None:
-        try:
-            fd = os.pidfd_open(monitor)
-        except OSError:
-            fd = -1
-        if fd >= 0:
-            try:
-                poller = select.poll()
-                poller.register(fd, select.POLLIN)
-                poller.poll(poll_ms(timeout))
-            finally:
-                os.close(fd)
-            return
-    if task.is_running():
-        # The monitor is gone but the task runs on: wait for its cgroup to empty.
-        task.namespace.backend.wait_empty(task.namespace.name, task.name,
-                                          1.0 if timeout is None else min(timeout, 1.0))
-    else:
-        time.sleep(0.01)
 
 
 def _await_end(task: Task, timeout: float) -> TaskRecord:

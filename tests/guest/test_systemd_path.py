@@ -160,3 +160,26 @@ def test_a_launcher_killed_while_the_manager_makes_its_scope_leaves_nothing(sand
         server.wait(30)
     assert_nothing_left(sandbox, ns, alice, "t", token)
     assert "t" not in sandbox.ok(ns, "ls", "--all", user=alice).stdout
+
+
+def scope_description(user: str, ns: str, task: str) -> str:
+    """The Description= of the one scope of ``task``'s run, as the user's manager tells it."""
+    (scope,) = slice_dir(user, ns).glob(f"lanco-{ns}-{task}-*.scope")
+    return systemctl_user(user, "show", "-p", "Description", "--value", scope.name).stdout.strip()
+
+
+def test_the_description_of_a_run_is_its_scopes(sandbox: Sandbox, alice: str, owned_ns: str) -> None:
+    """run --description reaches the scope unit's Description=; without one, the scope keeps lanco's own."""
+    ns = owned_ns
+    text = "the shop's web server, with spaces"
+    sandbox.ok(ns, "run", "--description", text, "--label", "app=shop", "described", "sleep", "300", user=alice)
+    sandbox.ok(ns, "run", "plain", "sleep", "300", user=alice)
+    try:
+        assert scope_description(alice, ns, "described") == text
+        assert scope_description(alice, ns, "plain") == f"lanco {ns} plain"
+        record = status(sandbox, ns, "described", alice)
+        assert record["description"] == text and record["labels"] == {"app": "shop"}
+    finally:
+        sandbox.ok(ns, "stop", "--label", "app=shop", user=alice)
+        sandbox.ok(ns, "stop", "plain", user=alice)
+    assert sandbox.lanco(ns, "check", "described", user=alice).returncode == 1

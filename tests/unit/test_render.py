@@ -295,7 +295,7 @@ def test_dump_task_keys_are_stable_and_ordered() -> None:
         "count", "processes", "namespace", "name", "state", "run_id", "argv", "main_pid", "process_count",
         "started_epoch_s", "ended_epoch_s", "exit_code", "signal", "oom_kills", "cpu_usage_usec",
         "memory_current_bytes", "memory_peak_bytes", "log", "exit_command", "limits", "limits_in_force",
-        "pressure", "memory_max_bytes",
+        "pressure", "labels", "description", "memory_max_bytes",
     ]
 
 

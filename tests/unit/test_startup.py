@@ -23,7 +23,8 @@ from tests.unit.test_cli import existing_namespace
 
 # typing, dataclasses and inspect (with ast, dis, tokenize) cost more than everything check does; argparse and
 # shutil (with gettext, locale, bz2, lzma) more than what is left of stop; re and json (with enum) a third of check.
-NEVER = ("typing", "dataclasses", "inspect")
+NEVER = ("typing", "dataclasses", "inspect", "asyncio")
+"""asyncio (with its dozens of modules) is lanco.waiting_async's alone: the awaitables load it, nothing else does."""
 LIGHT = ("contextlib", "functools", "collections")
 CODECS = ("encodings.ascii", "encodings.latin_1")
 """A text open() with any encoding but utf-8 (loaded at start-up) imports a codec module for it."""
@@ -64,8 +65,9 @@ def loaded_by(argv: list[str], code: str = PROBE) -> tuple[int, set[str]]:
     return int(exit_code), set(modules.split())
 
 
-STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.taskcontrol", "lanco.tasklog", "lanco.taskrecovery",
-         "lanco.state.recorddir", "lanco.launch.monitorcontract", "lanco.launch.spawn", "lanco.state.logfile")
+STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.waiting", "lanco.waiting_async", "lanco.taskcontrol",
+         "lanco.tasklog", "lanco.taskrecovery", "lanco.state.recorddir", "lanco.launch.monitorcontract",
+         "lanco.launch.spawn", "lanco.state.logfile")
 """A task's steps beyond its queries (lanco.task loads each only for the methods that take it): check takes none."""
 
 
@@ -76,6 +78,7 @@ STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.taskcontrol", "lanco.tasklo
                                   "lanco.taskstart", "lanco.tasklog", "lanco.launch.spawn", "lanco.state.logfile")),
     (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil", "json", "re", "enum")),
     (["testns", "wait", "t"], 1, ("argparse", "shutil", *LIGHT)),
+    (["testns", "wait", "--any", "t", "u"], 1, ("shutil", "lanco.waiting_async")),
     (["testns", "run", "t", "lanco-no-such-command"], 127, ("shutil", *LIGHT)),
     (["testns", "run", "--bogus", "t", "true"], 2, ("shutil",)),
 ])
@@ -196,3 +199,23 @@ def test_help_is_as_wide_as_with_argparse_own_formatter(monkeypatch: pytest.Monk
                                                     "task's --stop-timeout, 10s) " * 3)
         parser.add_argument("task")
     assert ours.format_help() == plain.format_help()
+
+
+@pytest.mark.parametrize("argv", [["testns", "ls", "-l", "--all"], ["testns", "status", "t"],
+                                  ["testns", "status", "--json", "t"]])
+def test_labelled_records_keep_the_views_light(argv: list[str]) -> None:
+    """A record with labels and a description is read and shown without re, json or argparse: the views read
+    labels by hand (lanco.options.labels matches and checks them without re)."""
+    from lanco.state.record import write_spec
+
+    config = existing_namespace()
+    state = os.path.join(config.tasks_dir, "t")
+    os.makedirs(state)
+    write_spec(state, {"run_id": "r", "namespace": "testns", "name": "t", "argv": ["true"], "started": 1.0,
+                       "labels": {"app": "shop", "example.com/tier": "front"}, "description": "the shop"})
+    with open(os.path.join(state, "result"), "w", encoding="utf-8") as f:
+        f.write("run_id=r\nresult=exited\nexit_code=0\nsignal=\n")
+    code, modules = loaded_by(argv, QUIET_PROBE)
+    assert code == 0 and "lanco.options.labels" in modules  # the labels were read, not skipped
+    heavy = {*NEVER, *LIGHT, *CODECS, *PARSERS, "argparse", "json", "re", "enum", "shutil", "signal"}
+    assert not modules & heavy, sorted(modules & heavy)

@@ -174,6 +174,7 @@ def test_frame_json_golden() -> None:
         "pressure": {"cpu_some_avg10_percent": 4.5, "cpu_full_avg10_percent": 4.5,
                      "memory_some_avg10_percent": 0.25, "memory_full_avg10_percent": 0.0,
                      "io_some_avg10_percent": 12.0, "io_full_avg10_percent": 1.0},
+        "labels": {}, "description": None,
     }
     assert data["tasks"][3]["cpu_percent"] is None and data["tasks"][3]["state"] == "frozen"
     assert [t["oom_kills"] for t in data["tasks"]] == [0, 3, None, 0]

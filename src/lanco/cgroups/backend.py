@@ -216,10 +216,12 @@ class Backend(TaskControl, FigureReader):
             self._rmdir_tree(directory, attempts)
 
     def start_monitor(self, ns: str, task: str, argv: list[str], env: dict[str, str], fds: dict[int, int],
-                      cwd: str | None, prepare: Callable[[], None] = lambda: None) -> Callable[[], None]:
+                      cwd: str | None, prepare: Callable[[], None] = lambda: None, *,
+                      description: str | None = None) -> Callable[[], None]:
         """Write the task's limits (``prepare``), then start its monitor detached (it joins its cgroups itself);
-        the systemd kind makes a scope around the monitor first. Returns what finishes the start once the monitor
-        has reported (the detaching child is reaped then, so that waiting for it and for the report overlap)."""
+        the systemd kind makes a scope around the monitor first, described by ``description`` (``run
+        --description``). Returns what finishes the start once the monitor has reported (the detaching child is
+        reaped then, so that waiting for it and for the report overlap)."""
         from lanco.launch.spawn import begin_detached, reap_intermediate
 
         prepare()

@@ -371,14 +371,15 @@ class SystemdBackend(Backend):
         self._pending[(ns, task)] = self.scope_dir(os.geteuid(), ns, task, run_id or os.urandom(8).hex())
 
     def start_monitor(self, ns: str, task: str, argv: list[str], env: dict[str, str], fds: dict[int, int],
-                      cwd: str | None, prepare: Callable[[], None] = lambda: None) -> Callable[[], None]:
+                      cwd: str | None, prepare: Callable[[], None] = lambda: None, *,
+                      description: str | None = None) -> Callable[[], None]:
         """On the scope route: start the monitor waiting (on descriptor 5), ask the user manager for a delegated
         scope around it, split the scope into ``monitor/`` and ``task/`` with the controllers enabled, write the
         limits (``prepare``), then let the monitor go on. Any failure on the way ends the waiting monitor, and
         its scope with it: nothing is left half-made."""
         scope = self._pending.get((ns, task))
         if scope is None:
-            return super().start_monitor(ns, task, argv, env, fds, cwd, prepare)
+            return super().start_monitor(ns, task, argv, env, fds, cwd, prepare, description=description)
         from lanco.cgroups.dbus import BusError
         from lanco.launch.monitorcontract import waiting_for_go
         from lanco.launch.spawn import spawn_waiting
@@ -395,8 +396,8 @@ class SystemdBackend(Backend):
             monitor = spawn_waiting(argv, env, fds, cwd, _GO_FD)
             try:
                 try:
-                    job = manager.reply_to(start_scope(manager, unit, namespace_slice(ns), f"lanco {ns} {task}",
-                                                       monitor.pid), deadline).body[0]
+                    job = manager.reply_to(start_scope(manager, unit, namespace_slice(ns), description or
+                                                       f"lanco {ns} {task}", monitor.pid), deadline).body[0]
                     split = False
 
                     def split_once_placed() -> bool:

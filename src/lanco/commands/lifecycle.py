@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 
 from lanco.commands import Options, namespace_for, parser_for, task_for
-from lanco.errors import LancoError, UsageError
+from lanco.errors import LancoError, NotRunning, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
+    from lanco.namespace import Namespace
+    from lanco.state.record import TaskRecord
     from lanco.task import Task
 
 STOP_TIMEOUT_HELP = "grace between the stop signal and the kill (default: the task's --stop-timeout, 10s)"
@@ -73,6 +75,11 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-keep", metavar="N", help="rotated copies of the log kept, .1 to .N (default 5)")
     parser.add_argument("-c", "--exit-command", metavar="CMD",
                         help="run /bin/sh -c CMD as the owner when the task has ended, with the LANCO_* variables")
+    parser.add_argument("--label", dest="labels", action="append", metavar="KEY=VALUE",
+                        help="label the task (repeatable, at most 32): a KEY of letters, digits and . _ / -, "
+                             "a VALUE of up to 255 characters; ls, stop and wait --label select by them")
+    parser.add_argument("--description", metavar="TEXT",
+                        help="one line about the task (up to 256 characters), shown by status")
     limits.add_arguments(parser)
     lifetime = parser.add_argument_group("lifetime")
     lifetime.add_argument("--timeout", metavar="DURATION", help="stop the task this long after it started")
@@ -159,7 +166,7 @@ def cmd_run(ns: str, args: list[str], options: Options) -> int:
         given.update({key: getattr(opts, key) for key in (
             "log", "exit_command", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max",
             "restart_delay", "extra_env", "env_file", "cwd", "umask", "nice", "user", "group", "log_max_size",
-            "log_keep")})
+            "log_keep", "labels", "description")})
         given.update(limits.given(opts), keep_log=opts.keep_log, foreground=opts.foreground)
     # Parsed before the namespace is opened: a bad value is a usage error whatever else is wrong.
     plan = RunPlan.build({k: v for k, v in given.items() if v is not None})
@@ -204,11 +211,21 @@ def cmd_check(ns: str, args: list[str], options: Options) -> int:
 
 
 def wait_parser() -> argparse.ArgumentParser:
-    """The parser of ``wait``: ``[-t SECONDS] TASK``."""
+    """The parser of ``wait``: ``[-t SECONDS] TASK`` or ``[-t SECONDS] --any|--all [TASK...]``."""
     parser = parser_for("wait")
     parser.add_argument("-t", "--timeout", metavar="SECONDS",
-                        help="give up after SECONDS (or a duration such as 5m): exit 1 if TASK still runs")
-    parser.add_argument("task", metavar="TASK", help="the task to wait for, running or finished")
+                        help="give up after SECONDS (or a duration such as 5m): exit 1 if the tasks still run")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--any", action="store_true",
+                       help="wait until one of the TASKs ends (none given: of the namespace's running tasks); "
+                            "print a line for each that has, exit with the first one's code")
+    which.add_argument("--all", action="store_true",
+                       help="wait until every TASK ends (none given: every running task of the namespace), "
+                            "printing a line as each does; exit with the first non-zero code, in TASK order")
+    parser.add_argument("--label", dest="labels", action="append", metavar="KEY=VALUE",
+                        help="instead of TASKs: every task with this label, running or finished (repeatable: all "
+                             "must match); alone, exit with the greatest of their codes")
+    parser.add_argument("tasks", nargs="*", metavar="TASK", help="a task to wait for, running or finished")
     return parser
 
 
@@ -238,20 +255,28 @@ def stop_parser() -> argparse.ArgumentParser:
     parser = parser_for("stop")
     parser.add_argument("-t", "--timeout", metavar="SECONDS", help=STOP_TIMEOUT_HELP)
     parser.add_argument("-a", "--all", action="store_true", help="every running task of the namespace")
+    parser.add_argument("--label", dest="labels", action="append", metavar="KEY=VALUE",
+                        help="every running task with this label (repeatable: all must match)")
     parser.add_argument("tasks", nargs="*", metavar="TASK", help="a task to stop; several are stopped together")
     return parser
 
 
 def cmd_stop(ns: str, args: list[str], options: Options) -> int:
     plain = plain_timeout_and_task(args)
+    selectors = None
     if plain is not None:
         given, names, every = plain[0], [plain[1]], False
     else:
         opts = stop_parser().parse_args(args)
         given, names, every = opts.timeout, opts.tasks, opts.all
-    if every == bool(names):
-        raise UsageError("stop: expected TASK... or --all")
+        selectors = _selectors("stop", opts.labels, bool(names) or every, "TASK or --all")
+    if selectors is None and every == bool(names):
+        raise UsageError("stop: expected TASK..., --all or --label KEY=VALUE")
     timeout = _timeout_seconds(given)
+    if selectors is not None:
+        names = active_labelled(namespace_for(ns, options), selectors)
+        if not names:
+            return 0  # as --all in a namespace with nothing running
     if len(names) == 1:
         task_for(ns, names[0], options).stop(timeout=timeout)
         return 0
@@ -275,16 +300,113 @@ def cmd_wait(ns: str, args: list[str], options: Options) -> int:
 
     plain = plain_timeout_and_task(args)
     if plain is not None:
-        given, name = plain
+        given, names, which = plain[0], [plain[1]], ""
     else:
         opts = wait_parser().parse_args(args)
-        given, name = opts.timeout, opts.task
+        given, names, which = opts.timeout, opts.tasks, "any" if opts.any else "all" if opts.all else ""
+        selectors = _selectors("wait", opts.labels, bool(names), "TASK")
+        if selectors is not None:
+            if which:
+                chosen = [task.name for task in namespace_for(ns, options).tasks(labels=selectors)]
+                return _wait_many(ns, chosen, which, _timeout_seconds(given), given, options, labelled=True)
+            return _wait_labelled(ns, options, selectors, given)
+    if not which and len(names) != 1:
+        raise UsageError("wait: expected one TASK, --label KEY=VALUE, or --any/--all with several")
     timeout = _timeout_seconds(given)
-    task = task_for(ns, name, options)
+    if which:
+        return _wait_many(ns, names, which, timeout, given, options)
+    task = task_for(ns, names[0], options)
     record = task.wait(timeout=timeout)
     if record.state not in FINISHED_STATES:
-        raise LancoError(f"task {name} is still running after {given}")
+        raise LancoError(f"task {names[0]} is still running after {given}")
     return LOST_EXIT_CODE if record.exit_code is None else record.exit_code
+
+
+def _selectors(command: str, given: list[str] | None, named: bool, instead: str) -> dict[str, str] | None:
+    """The ``--label`` selectors of ``command`` (None when none is given), parsed before the namespace is opened;
+    they choose the tasks themselves, so naming tasks as well is refused rather than guessed at."""
+    if not given:
+        return None
+    if named:
+        raise UsageError(f"{command}: --label chooses the tasks itself: give it without {instead}")
+    from lanco.options.labels import parse_selectors
+
+    return parse_selectors(given)
+
+
+def active_labelled(namespace: Namespace, selectors: dict[str, str]) -> list[str]:
+    """The names of the tasks with ``selectors`` that are running or about to restart (one whose state cannot be
+    read is kept: its stop or wait says what it meets)."""
+    chosen = []
+    for task in namespace.tasks(labels=selectors):
+        try:
+            active = task.is_active()
+        except LancoError:
+            active = True
+        if active:
+            chosen.append(task.name)
+    return chosen
+
+
+def _wait_labelled(ns: str, options: Options, selectors: dict[str, str], given: str | None) -> int:
+    """``wait --label``: wait for every task with the labels, within one deadline for all, and exit with the
+    greatest of their codes (0 when every one succeeded, or no task has the labels; 255 for a lost run). A task
+    that has ended already counts with its result, as ``wait TASK`` gives it: a script that starts a few tasks
+    and waits for them by label is told of one that failed before the wait began."""
+    import time
+
+    from lanco.state.record import FINISHED_STATES
+    from lanco.task import LOST_EXIT_CODE
+
+    timeout = _timeout_seconds(given)
+    namespace = namespace_for(ns, options)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    worst = 0
+    for task in namespace.tasks(labels=selectors):
+        name = task.name
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        record = task.wait(timeout=left)
+        if record.state not in FINISHED_STATES:
+            raise LancoError(f"task {name} is still running after {given}")
+        worst = max(worst, LOST_EXIT_CODE if record.exit_code is None else record.exit_code)
+    return worst
+
+
+def _wait_many(ns: str, names: list[str], which: str, timeout: float | None, given: str | None,
+               options: Options, *, labelled: bool = False) -> int:
+    """``wait --any`` and ``wait --all``: a line ``TASK STATE CODE`` for each task that ended, as it ends. With
+    ``labelled``, ``names`` are the tasks ``--label`` chose: none is a wait for nothing, not for every task."""
+    from lanco.names import check_task_name
+    from lanco.task import LOST_EXIT_CODE
+
+    for name in names:
+        check_task_name(name)
+    namespace = namespace_for(ns, options)
+    tasks = [namespace.task(n) for n in names] if names or labelled else \
+        [t for t in namespace.tasks() if t.is_active()]
+    if not tasks:
+        if which == "all":
+            return 0
+        raise NotRunning("no task has those labels" if labelled else f"namespace {ns} has no running task")
+    codes: dict[str, int] = {}
+
+    def show(batch: list[tuple[Task, TaskRecord]]) -> None:
+        for task, record in batch:
+            codes[task.name] = LOST_EXIT_CODE if record.exit_code is None else record.exit_code
+            sys.stdout.write(f"{task.name} {record.state} {codes[task.name]}\n")
+        sys.stdout.flush()
+
+    if which == "any":
+        show(namespace.wait_any(tasks, timeout=timeout))
+    else:
+        namespace.wait_all(tasks, timeout=timeout, on_end=show)
+    if not codes or (which == "all" and len(codes) < len({t.name for t in tasks})):
+        running = [t.name for t in tasks if t.name not in codes]
+        raise LancoError(f"task{'s' if len(running) > 1 else ''} {', '.join(dict.fromkeys(running))} "
+                         f"{'are' if len(running) > 1 else 'is'} still running after {given}")
+    if which == "any":
+        return next(iter(codes.values()))
+    return next((codes[t.name] for t in tasks if codes[t.name] != 0), 0)
 
 
 def cmd_release(ns: str, args: list[str], options: Options) -> int:

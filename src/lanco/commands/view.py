@@ -68,8 +68,13 @@ def cmd_ls(ns: str, args: list[str], options: Options) -> int:
     from lanco.views import render
 
     opts = _flags(args, LS_FLAGS, ls_parser)
+    selectors = None
+    if opts.get("labels"):
+        from lanco.options.labels import parse_selectors
+
+        selectors = parse_selectors(opts["labels"])
     namespace = namespace_for(ns, options)
-    if opts["quiet"] and not opts["json"]:
+    if opts["quiet"] and not opts["json"] and selectors is None:
         namespace.authorize()
         listed = namespace.task_names() if opts["all"] else [t.name for t in namespace.running_tasks()]
         sys.stdout.write("".join(f"{n}\n" for n in listed))
@@ -78,7 +83,13 @@ def cmd_ls(ns: str, args: list[str], options: Options) -> int:
     records = readable_records(tasks, "ls")
     # A task that ended between the listing and its record is no longer running: ls without --all drops it.
     records = [r for r in records if r.state != "unknown" and (opts["all"] or r.state in render.LIVE_STATES)]
-    if opts["json"]:
+    if selectors is not None:
+        from lanco.options.labels import matches
+
+        records = [r for r in records if matches(r.labels, selectors)]
+    if opts["quiet"] and not opts["json"]:
+        sys.stdout.write(render.names(records))
+    elif opts["json"]:
         sys.stdout.write(render.records_json(ns, records))
     else:
         sys.stdout.write(render.tree(ns, records, long=opts["long"]))
@@ -105,6 +116,8 @@ def ls_parser() -> argparse.ArgumentParser:
     parser.add_argument("--all", action="store_true", help="finished tasks too, with their result")
     parser.add_argument("--json", action="store_true", help="the tasks as one JSON document (docs/json.md)")
     parser.add_argument("-q", "--quiet", action="store_true", help="task names only (for scripts and completion)")
+    parser.add_argument("--label", dest="labels", action="append", metavar="KEY=VALUE",
+                        help="only the tasks with this label (repeatable: all must match)")
     return parser
 
 
@@ -172,7 +185,7 @@ def cmd_top(ns: str, args: list[str], options: Options) -> int:
     namespace.authorize()
 
     def sampler() -> top.Sample:
-        return stats.sample_namespace(namespace)
+        return stats.sample_namespace(namespace, labels=opts["json"])
 
     if not opts["json"] and iterations is None and sys.stdout.isatty() and sys.stdin.isatty():
         from lanco.views import topscreen

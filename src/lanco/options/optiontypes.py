@@ -56,3 +56,8 @@ class RunOptions(LimitOptions, total=False):
     """Restart at most this many times (default: no bound)."""
     restart_delay: float | str | None
     """Pause before each restart (default 100 ms)."""
+    labels: Mapping[str, str] | Iterable[str] | None
+    """Labels of the task, as a mapping or ``KEY=VALUE`` strings (see lanco.options.labels for the rules); kept in
+    its record, shown by every view and matched by ``Namespace.tasks(labels=...)``."""
+    description: str | None
+    """One line about the task (at most 256 characters), kept in its record; on systemd, its scope's Description."""

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 PLAN_OPTION_KEYS = frozenset((
     "log", "keep_log", "exit_command", "foreground", "env", "extra_env", "env_file", "cwd", "umask", "nice", "user",
     "group", "timeout", "stop_signal", "stop_timeout", "restart", "restart_max", "restart_delay", "log_max_size",
-    "log_keep"))
+    "log_keep", "labels", "description"))
 """The keys of RunOptions beside the limits' (the keys of the limits table, lanco.options.limittable.SPECS)."""
 
 
@@ -51,7 +51,7 @@ class RunPlan(FrozenValue):
     """Every option of one ``run``, parsed and validated; nothing is created until it is."""
 
     _fields = ("limits", "lifetime", "process", "log", "keep_log", "exit_command", "foreground", "env",
-               "log_bounds")
+               "log_bounds", "labels", "description")
     __slots__ = _fields
     limits: Limits
     lifetime: Lifetime
@@ -62,12 +62,16 @@ class RunPlan(FrozenValue):
     foreground: bool
     env: Mapping[str, str] | None
     log_bounds: LogBounds
+    labels: dict[str, str]
+    description: str | None
 
     def __init__(self, limits: Limits, lifetime: Lifetime, process: ProcessSettings, log: str | None = None,
                  keep_log: bool = False, exit_command: str | None = None, foreground: bool = False,
-                 env: Mapping[str, str] | None = None, log_bounds: LogBounds | None = None) -> None:
+                 env: Mapping[str, str] | None = None, log_bounds: LogBounds | None = None,
+                 labels: dict[str, str] | None = None, description: str | None = None) -> None:
         self._set_fields(limits, lifetime, process, log, keep_log, exit_command, foreground, env,
-                         LogBounds() if log_bounds is None else log_bounds)
+                         LogBounds() if log_bounds is None else log_bounds, {} if labels is None else labels,
+                         description)
 
     @classmethod
     def build(cls, options: Mapping[str, Any]) -> RunPlan:
@@ -77,9 +81,16 @@ class RunPlan(FrozenValue):
         unknown = set(options) - PLAN_OPTION_KEYS - SPECS.keys()
         if unknown:
             raise UsageError(f"unknown run option {sorted(unknown)[0]!r}")
+        labels: dict[str, str] = {}
+        description = None
+        if options.get("labels") is not None or options.get("description") is not None:
+            from lanco.options.labels import parse_description, parse_labels  # only a run that has them
+
+            labels, description = parse_labels(options.get("labels")), parse_description(options.get("description"))
         return cls(Limits.build(options), Lifetime.build(options), ProcessSettings.build(options),
                    options.get("log"), bool(options.get("keep_log", False)), options.get("exit_command"),
-                   bool(options.get("foreground", False)), options.get("env"), LogBounds.build(options))
+                   bool(options.get("foreground", False)), options.get("env"), LogBounds.build(options), labels,
+                   description)
 
 
 # -- log bounds -------------------------------------------------------------------------------------------------

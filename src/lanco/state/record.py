@@ -29,7 +29,7 @@ class TaskRecord(Value):
 
     _fields = ("namespace", "name", "state", "run_id", "argv", "pids", "main_pid", "started", "ended", "exit_code",
                "signal", "oom_kills", "cpu_usec", "memory_bytes", "memory_peak_bytes", "log", "exit_command",
-               "limits", "restarts")
+               "limits", "restarts", "labels", "description")
     __slots__ = _fields
     namespace: str
     name: str
@@ -51,6 +51,10 @@ class TaskRecord(Value):
     limits: dict[str, Any]
     restarts: int | None
     """Times the monitor started the command again (``run --restart``)."""
+    labels: dict[str, str]
+    """``run --label`` KEY=VALUE pairs; {} when none (or the record's are damaged)."""
+    description: str | None
+    """``run --description``; None when none (or the record's is damaged)."""
 
     def __init__(self, namespace: str, name: str, state: str, run_id: str | None = None,
                  argv: list[str] | None = None, pids: list[int] | None = None, main_pid: int | None = None,
@@ -58,7 +62,8 @@ class TaskRecord(Value):
                  signal: int | None = None, oom_kills: int | None = None, cpu_usec: int | None = None,
                  memory_bytes: int | None = None, memory_peak_bytes: int | None = None, log: str | None = None,
                  exit_command: str | None = None, limits: dict[str, Any] | None = None,
-                 restarts: int | None = None) -> None:
+                 restarts: int | None = None, labels: dict[str, str] | None = None,
+                 description: str | None = None) -> None:
         self.namespace = namespace
         self.name = name
         self.state = state
@@ -78,6 +83,8 @@ class TaskRecord(Value):
         self.exit_command = exit_command
         self.limits = {} if limits is None else limits
         self.restarts = restarts
+        self.labels = {} if labels is None else labels
+        self.description = description
 
     @property
     def running(self) -> bool:
@@ -234,6 +241,10 @@ def apply_spec(record: TaskRecord, spec: dict[str, Any]) -> None:
     record.log = spec.get("log")
     record.exit_command = spec.get("exit_command")
     record.limits = dict(spec.get("limits", {}))
+    if "labels" in spec or "description" in spec:  # a spec written before labels existed has neither
+        from lanco.options.labels import spec_description, spec_labels
+
+        record.labels, record.description = spec_labels(spec), spec_description(spec)
 
 
 # -- what the monitor's files tell ------------------------------------------------------------------------------

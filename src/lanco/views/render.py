@@ -12,6 +12,7 @@ import time
 
 from lanco import procfs
 from lanco.messages import escape
+from lanco.options.labels import format_labels
 from lanco.options.units import format_size
 
 # typing, collections.abc and dataclasses are a third of what ls and status would import (inspect, ast, re,
@@ -89,6 +90,8 @@ def tree(namespace: str, records: list[TaskRecord], *, long: bool = False,
             # A v1 task may run on after the OOM killer took some of its processes: -l says how many.
             notes.append(f"{record.oom_kills} OOM kill{'s' if record.oom_kills != 1 else ''}")
         label = f"{record.name} ({', '.join(notes)})" if notes else record.name
+        if long and record.labels:
+            label += "  " + format_labels(record.labels)  # the last column: its width is the task's to choose
         # What a task or a state file chose (a command line, a result) is escaped: one line of the view each.
         lines.append(f" ├ {escape(label)}")
         for pid in record.pids:
@@ -146,6 +149,8 @@ def record_data(record: TaskRecord, cmdlines: Mapping[int, str] | None = None,
         "limits": {limit_key(k): v for k, v in sorted(record.limits.items())},
         "limits_in_force": dict(sorted(live.limits_in_force.items())),
         "pressure": pressure_data(live.pressure),
+        "labels": dict(sorted(record.labels.items())),
+        "description": record.description,
     }
 
 
@@ -208,6 +213,8 @@ def status_text(record: TaskRecord, live: LiveDetail | None = None, *, now: floa
         ("task", f"{record.namespace}/{record.name}"),
         ("state", record.state if running else describe_result(record)),
         ("command", " ".join(record.argv) or "-"),
+        *((("description", record.description),) if record.description is not None else ()),
+        *((("labels", format_labels(record.labels)),) if record.labels else ()),
         ("started", _when(record.started)),
     ]
     if not running:

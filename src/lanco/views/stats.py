@@ -11,7 +11,9 @@ import os
 import time
 
 from lanco import procfs
-from lanco.state.record import run_oom_kills
+from lanco.errors import StateError
+from lanco.options.labels import spec_description, spec_labels
+from lanco.state.record import read_spec, run_oom_kills
 from lanco.views.render import LiveDetail
 
 TYPE_CHECKING = False
@@ -64,10 +66,23 @@ def _command(pids: list[int], cmdline: Callable[[int], str]) -> str:
     return ""
 
 
+def _add_labels(namespace: Namespace, tasks: list[TaskSample]) -> None:
+    """Each task's labels and description, from its record (read with the owner's ids, as every view reads one);
+    a record gone or damaged gives none, the figures are shown all the same."""
+    with namespace.owner_ids():
+        for task in tasks:
+            try:
+                spec = read_spec(namespace.config.task_state_dir(task.name))
+            except StateError:
+                spec = None
+            task.labels, task.description = spec_labels(spec), spec_description(spec)
+
+
 def sample_namespace(namespace: Namespace, *, cmdline: Callable[[int], str] | None = None,
-                     nbcpus: int | None = None, memory_total: int | None = None) -> Sample:
+                     nbcpus: int | None = None, memory_total: int | None = None, labels: bool = False) -> Sample:
     """One reading of every running task of ``namespace`` for top. A task that ends while it is read is
-    left out rather than shown half-read."""
+    left out rather than shown half-read. ``labels``: read each task's labels and description from its record
+    too (for the JSON frames: the text frames leave them out, and a record read is a third of a task's cost)."""
     # Here, not above: top's frame types are no part of what status and dump import.
     from lanco.views.top import Sample, TaskSample
 
@@ -89,6 +104,8 @@ def sample_namespace(namespace: Namespace, *, cmdline: Callable[[int], str] | No
             oom_kills=run_oom_kills(backend.oom_kills(ns, name), namespace.config.task_state_dir(name)),
             pressure=backend.pressure(ns, name),
         ))
+    if labels:
+        _add_labels(namespace, tasks)
     return Sample(namespace=ns, monotonic_s=time.monotonic(), epoch_s=time.time(),
                   nbcpus=online_cpus() if nbcpus is None else nbcpus,
                   memory_total_bytes=host_memory_bytes() if memory_total is None else memory_total,

@@ -33,15 +33,18 @@ class TaskSample:
     """One running task at one instant; None where the cgroup mode has no source for a figure. ``oom_kills``:
     processes of this run the kernel's OOM killer took (a v1 task may run on after many)."""
 
-    __slots__ = ("command", "cpu_usage_usec", "memory_current_bytes", "memory_max_bytes", "name", "oom_kills",
-                 "pressure", "process_count", "state")
+    __slots__ = ("command", "cpu_usage_usec", "description", "labels", "memory_current_bytes", "memory_max_bytes",
+                 "name", "oom_kills", "pressure", "process_count", "state")
 
     def __init__(self, name: str, state: str, process_count: int, command: str, cpu_usage_usec: int | None = None,
                  memory_current_bytes: int | None = None, memory_max_bytes: int | None = None,
-                 pressure: Mapping[str, float | None] | None = None, oom_kills: int | None = None) -> None:
+                 pressure: Mapping[str, float | None] | None = None, oom_kills: int | None = None,
+                 labels: Mapping[str, str] | None = None, description: str | None = None) -> None:
         self.name, self.state, self.process_count, self.command = name, state, process_count, command
         self.cpu_usage_usec, self.memory_current_bytes = cpu_usage_usec, memory_current_bytes
         self.memory_max_bytes, self.pressure, self.oom_kills = memory_max_bytes, pressure, oom_kills
+        self.labels: Mapping[str, str] = {} if labels is None else labels
+        self.description = description
 
 
 class Sample:
@@ -60,17 +63,22 @@ class Row:
     it (250.0 is two and a half CPUs); ``memory_percent``: of memory_max_bytes when the task has a limit, else of
     the host's memory."""
 
-    __slots__ = ("command", "cpu_history", "cpu_percent", "cpu_usage_usec", "memory_current_bytes",
-                 "memory_max_bytes", "memory_percent", "name", "oom_kills", "pressure", "process_count", "state")
+    __slots__ = ("command", "cpu_history", "cpu_percent", "cpu_usage_usec", "description", "labels",
+                 "memory_current_bytes", "memory_max_bytes", "memory_percent", "name", "oom_kills", "pressure",
+                 "process_count", "state")
 
     def __init__(self, name: str, state: str, process_count: int, command: str, cpu_percent: float | None,
                  cpu_usage_usec: int | None, cpu_history: tuple[float, ...], memory_current_bytes: int | None,
                  memory_max_bytes: int | None, memory_percent: float | None,
-                 pressure: Mapping[str, float | None] | None, oom_kills: int | None = None) -> None:
+                 pressure: Mapping[str, float | None] | None, oom_kills: int | None = None,
+                 labels: Mapping[str, str] | None = None, description: str | None = None) -> None:
         self.name, self.state, self.process_count, self.command = name, state, process_count, command
         self.cpu_percent, self.cpu_usage_usec, self.cpu_history = cpu_percent, cpu_usage_usec, cpu_history
         self.memory_current_bytes, self.memory_max_bytes = memory_current_bytes, memory_max_bytes
         self.memory_percent, self.pressure, self.oom_kills = memory_percent, pressure, oom_kills
+        # In the JSON frames only: the text frame's last column is the command, and labels would crowd it out.
+        self.labels: Mapping[str, str] = {} if labels is None else labels
+        self.description = description
 
 
 class Frame:
@@ -141,7 +149,7 @@ def build_frame(previous: Sample | None, current: Sample, *, sort: str = "cpu",
             memory_percent = task.memory_current_bytes * 100 / scale
         rows.append(Row(task.name, task.state, task.process_count, task.command, cpu, task.cpu_usage_usec,
                         new_history[task.name], task.memory_current_bytes, limit, memory_percent, task.pressure,
-                        task.oom_kills))
+                        task.oom_kills, task.labels, task.description))
     rows.sort(key=_sort_key(sort))
     return Frame(current.namespace, current.epoch_s, seconds, current.nbcpus, sort, tuple(rows), new_history)
 
@@ -322,6 +330,8 @@ def frame_data(frame: Frame) -> dict[str, Any]:
             "memory_percent": _round(r.memory_percent),
             "oom_kills": r.oom_kills,
             "pressure": pressure_data(r.pressure),
+            "labels": dict(sorted(r.labels.items())),
+            "description": r.description,
         } for r in frame.rows],
     }
 
