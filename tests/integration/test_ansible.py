@@ -161,6 +161,7 @@ START = """
         command: "{{ command | default(['sleep', '300']) }}"
         limits: "{{ limits | default({'memory_max': '64M', 'cpu_quota': 50, 'pids_max': 20}) }}"
         labels: "{{ labels | default(omit) }}"
+        description: "{{ description | default(omit) }}"
         state: "{{ wanted | default('started') }}"
         lanco_path: "{{ lanco_path }}"
 """.replace("@NS@", NS)
@@ -300,11 +301,12 @@ def labels_supported(host: Host) -> bool:
 
 def test_labels_are_passed_and_compared(play: Play) -> None:
     if not labels_supported(play.hosts[0]):
-        pytest.skip("this tree's lanco run has no --label (the labels branch is not merged)")
-    first = play.run(START, labels={"role": "web"})
+        pytest.skip("this tree's lanco run has no --label")
+    first = play.run(START, labels={"role": "web"}, description="the web server")
     assert play.changed(first) == {h.name: 2 for h in play.hosts}
     for host in play.hosts:
-        assert host.lanco_json(NS, "status", "--json", "web")["labels"] == {"role": "web"}
+        status = host.lanco_json(NS, "status", "--json", "web")
+        assert (status["labels"], status["description"]) == ({"role": "web"}, "the web server")
     assert play.changed(play.run(START, labels={"role": "web"})) == {h.name: 0 for h in play.hosts}
     other = play.run(START, expect_rc=2, labels={"role": "db"})
     assert "different labels" in play.results(other, "task")[play.hosts[0].name]["msg"]

@@ -51,11 +51,12 @@ def test_run_argv_maps_each_option() -> None:
         command=["python3", "-m", "http.server", 8080],
         limits={"memory_max": "64M", "cpu_quota": 50.0, "pids_max": 20, "cpuset": "0-1",
                 "io_read_bps": {"8:0": "1M"}, "io_write_bps": ["8:0=2M", "8:16=3M"]},
-        labels={"role": "web", "tier": 1}, log="/tmp/web.log", keep_log=True, restart="on-failure",
-        restart_max=3, env={"B": "2", "A": "1"}, stop_timeout="5s"))
+        labels={"role": "web", "tier": 1}, description="the web server", log="/tmp/web.log", keep_log=True,
+        restart="on-failure", restart_max=3, env={"B": "2", "A": "1"}, stop_timeout="5s"))
     assert argv == ["run", "--memory-max", "64M", "--cpu-quota", "50", "--cpuset", "0-1", "--pids-max", "20",
                     "--io-read-bps", "8:0=1M", "--io-write-bps", "8:0=2M", "--io-write-bps", "8:16=3M",
-                    "--log", "/tmp/web.log", "--stop-timeout", "5s", "--restart", "on-failure", "--restart-max", "3",
+                    "--description", "the web server", "--log", "/tmp/web.log", "--stop-timeout", "5s",
+                    "--restart", "on-failure", "--restart-max", "3",
                     "--keep-log", "--env", "A=1", "--env", "B=2", "--label", "role=web", "--label", "tier=1",
                     "web", "python3", "-m", "http.server", "8080"]
 

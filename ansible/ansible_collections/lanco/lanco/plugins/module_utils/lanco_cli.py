@@ -47,6 +47,7 @@ LIMITS: dict[str, tuple[str, str, str]] = {
 # Options of lanco_task passed to `lanco run` as they are: they take effect when the task starts and are not in
 # its record, so they are not compared with a running task (docs/ansible.md says so).
 RUN_OPTIONS: dict[str, str] = {
+    "description": "--description",
     "log": "--log",
     "log_max_size": "--log-max-size",
     "log_keep": "--log-keep",

@@ -87,6 +87,10 @@ options:
       - Labels of the task, each passed as C(--label KEY=VALUE). They are recorded with the task and compared
         like its command. Needs a lanco whose C(run) has C(--label).
     type: dict
+  description:
+    description: One line about the task, shown by C(lanco NS status) (C(--description)). Needs a lanco whose
+      C(run) has C(--description).
+    type: str
   log:
     description: The task's log file (C(--log)); by default the namespace's log folder.
     type: path
@@ -257,6 +261,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "state": {"type": "str", "default": "started", "choices": ["started", "stopped", "restarted", "absent"]},
     "limits": {"type": "dict", "options": {**LIMIT_OPTIONS, "cpuset": {"type": "str"}}},
     "labels": {"type": "dict"},
+    "description": {"type": "str"},
     "log": {"type": "path"},
     "keep_log": {"type": "bool", "default": False},
     "log_max_size": {"type": "str"},
