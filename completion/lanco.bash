@@ -4,14 +4,14 @@
 # Namespaces come from `lanco ls`, task names from `lanco NS ls -q [--all]`: both print one name a line and
 # read no more than the cgroup and state directories.
 
-_lanco_commands="init run check stop kill freeze thaw set status wait ls dump top logs release"
-_lanco_global_options="-d -D --cgroup-mode --cgroup-base --help --version"
+_lanco_commands="init run check stop kill freeze thaw set status wait ls dump top logs events release"
+_lanco_global_options="-H --host -d -D --cgroup-mode --cgroup-base --help --version"
 # The limit options of run and set; every one of them takes a value.
 _lanco_limit_options="-m --memory-max --memory-high --memory-low --memory-swap-max --cpu-quota --cpu-weight --cpuset --pids-max
                       --io-weight --io-read-bps --io-write-bps"
 
 # The task names of namespace $1; $2 is "all" for finished tasks too. Global options the user typed (the
-# array _lanco_globals: --cgroup-mode, --cgroup-base) are passed on, so that they find the same namespace.
+# array _lanco_globals: -H, --cgroup-mode, --cgroup-base) are passed on (a host's listings come over ssh), so that they find the same namespace.
 _lanco_tasks() {
     local listing=(ls -q)
     [[ $2 == all ]] && listing+=(--all)
@@ -38,6 +38,7 @@ _lanco_command_spec() {
         wait) options="-t --timeout --any --all --label"; takes_value="-t --timeout --label"; tasks=all ;;
         status) options="--json"; tasks=all ;;
         logs) options="-f --follow -n --lines --rotate -v --verbose"; takes_value="-n --lines"; tasks=all ;;
+        events) options="-f --follow --json --since --label"; takes_value="--since --label" ;;
         release) options="-n --dry-run"; tasks=all ;;
         ls) options="-l --long --all --json -q --quiet --label"; takes_value="--label" ;;
         top) options="-d --delay -n --iterations -s --sort --json"; takes_value="-d --delay -n --iterations -s --sort" ;;
@@ -60,12 +61,12 @@ _lanco() {
         if [[ -z $namespace ]]; then
             case $word in
                 -D) ((i += 2)); continue ;;
-                --cgroup-mode | --cgroup-base)
+                -H | --host | --cgroup-mode | --cgroup-base)
                     _lanco_globals+=("$word" "${COMP_WORDS[i + 1]}")
                     ((i += 2))
                     continue
                     ;;
-                --cgroup-mode=* | --cgroup-base=*) _lanco_globals+=("$word") ;;
+                --host=* | --cgroup-mode=* | --cgroup-base=*) _lanco_globals+=("$word") ;;
                 -*) ;;  # -d and friends change messages only: the listings need none of them
                 *) namespace=$word ;;
             esac
@@ -84,6 +85,11 @@ _lanco() {
         case $prev in
             --cgroup-mode) mapfile -t COMPREPLY < <(compgen -W "v2 hybrid v1" -- "$cur"); return ;;
             --cgroup-base) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
+            -H | --host)
+                # bash-completion's hosts (ssh config, known_hosts) when it is loaded; none otherwise.
+                declare -F _known_hosts_real >/dev/null && _known_hosts_real -a -- "$cur"
+                return
+                ;;
             -D) mapfile -t COMPREPLY < <(compgen -W "$_lanco_commands" -- "$cur"); return ;;
         esac
         if [[ $cur == -* ]]; then

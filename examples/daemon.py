@@ -4,10 +4,13 @@ exactly once, however often it is killed and started again. See docs/daemon.md, 
 
     examples/daemon.py NAMESPACE JOURNAL [--jobs N] [--parallel P] [--seconds S]
 
-Job ``job-007`` says it started (in its log) and sleeps S seconds, its share of a workload; its end is handled by one line appended to JOURNAL,
-``NAME RUN_ID STATE CODE``. The daemon keeps no state of its own besides that journal: at every start it reconciles
-from lanco's records, so that a task it launched before it was killed is adopted, not launched again, and an end it
-had not handled yet is handled now. One thread, one asyncio loop, one pidfd per running task.
+Job ``job-007`` says it started (in its log) and sleeps S seconds, its share of a workload; its end is handled by
+one line appended to JOURNAL, ``NAME RUN_ID STATE CODE``. Every task it runs carries its labels (``owner``, ``job``),
+so that it finds its own among a shared namespace's. The daemon keeps no state of its own besides that journal and
+the cursor of lanco's event stream it read last (JOURNAL.cursor): at every start it reads the events it missed
+since that cursor, then reconciles from lanco's records, the truth, so that a task it launched before it was killed
+is adopted, not launched again, and an end it had not handled yet is handled now. One thread, one asyncio loop, one
+pidfd per running task.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import sys
 import lanco
 from lanco.state.record import FINISHED_STATES
 
+OWNER = {"owner": "example-daemon"}
+"""The label of this daemon's tasks: ns.tasks(labels=OWNER) and the event stream select them by it."""
+
 
 def handled_runs(journal: str) -> set[str]:
     """The runs whose end is in the journal already (their run ids)."""
@@ -30,10 +36,10 @@ def handled_runs(journal: str) -> set[str]:
         return set()
 
 
-def handle_end(journal: str, task: lanco.Task, record: lanco.TaskRecord) -> None:
+def handle_end(journal: str, name: str, run_id: str | None, state: str, exit_code: int | None) -> None:
     """The end's handling is one append of a whole line: done or not done, never half (O_APPEND, one write)."""
-    code = 255 if record.exit_code is None else record.exit_code
-    line = f"{task.name} {record.run_id} {record.state} {code}\n".encode()
+    code = 255 if exit_code is None else exit_code
+    line = f"{name} {run_id} {state} {code}\n".encode()
     fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
@@ -42,24 +48,51 @@ def handle_end(journal: str, task: lanco.Task, record: lanco.TaskRecord) -> None
         os.close(fd)
 
 
+def read_cursor(journal: str) -> str | None:
+    try:
+        with open(journal + ".cursor", encoding="utf-8") as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def save_cursor(journal: str, cursor: str | None) -> None:
+    """Written whole or not at all (a temp file, then a rename): a daemon killed here keeps its older cursor, and
+    reads a few events twice at its next start, which the journal of handled runs makes harmless."""
+    if cursor is None:
+        return
+    with open(journal + ".cursor.tmp", "w", encoding="utf-8") as f:
+        f.write(cursor + "\n")
+    os.replace(journal + ".cursor.tmp", journal + ".cursor")
+
+
 async def main(namespace: str, journal: str, jobs: int, parallel: int, seconds: float) -> int:
     ns = lanco.Namespace(namespace)
     names = [f"job-{i:03d}" for i in range(jobs)]
     done = handled_runs(journal)
 
+    # What happened while the daemon was down, from the cursor it read last: the ends it had not handled yet.
+    cursor = read_cursor(journal)
+    for event in ns.events(since=cursor, labels=OWNER):
+        if event.kind in ("ended", "lost") and event.run_id not in done:
+            handle_end(journal, event.task, event.run_id, str(event.record.get("state")),
+                       event.record.get("exit_code"))
+            done.add(str(event.run_id))
+        cursor = event.cursor
+    save_cursor(journal, cursor)
+
     # Reconcile: what lanco's records say of each job is the truth, whatever this process knew before it died.
-    # (With labels, ns.tasks(labels={"owner": "this-daemon"}) would find this daemon's tasks among others'; with
-    # the event stream, ns.events_async(since=cursor) would tell what happened while it was down.)
+    mine = {task.name: task for task in ns.tasks(labels=OWNER)}
     running: list[lanco.Task] = []
     to_launch: list[str] = []
     for name in names:
-        task = ns.task(name)
+        task = mine.get(name) or ns.task(name)
         record = task.record()
         if record.state == "unknown":
             to_launch.append(name)  # never launched (or launched by a run that never started: no record)
         elif record.state in FINISHED_STATES:
             if record.run_id not in done:
-                handle_end(journal, task, record)  # it ended while the daemon was down
+                handle_end(journal, name, record.run_id, record.state, record.exit_code)  # ended while down
                 done.add(str(record.run_id))
         else:
             running.append(task)  # launched before the daemon died: adopt it
@@ -68,12 +101,13 @@ async def main(namespace: str, journal: str, jobs: int, parallel: int, seconds: 
         while to_launch and len(running) < parallel:
             name = to_launch.pop(0)
             try:
-                running.append(ns.run(name, ["sh", "-c", 'echo "$0 started"; exec sleep "$1"', name, str(seconds)]))
+                running.append(ns.run(name, ["sh", "-c", 'echo "$0 started"; exec sleep "$1"', name, str(seconds)],
+                                      labels={**OWNER, "job": name}))
             except lanco.AlreadyRunning:
                 running.append(ns.task(name))  # someone (a daemon killed mid-launch) started it meanwhile
         for task, record in await ns.wait_any_async(running):
             if record.run_id not in done:
-                handle_end(journal, task, record)
+                handle_end(journal, task.name, record.run_id, record.state, record.exit_code)
                 done.add(str(record.run_id))
             running = [t for t in running if t.name != task.name]
     return 0

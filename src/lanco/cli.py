@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from lanco.commands import Options
 
 USAGE = """\
-usage: lanco [-d] [-D TOKEN] [--cgroup-mode v2|hybrid|v1] [--cgroup-base PATH] NAMESPACE COMMAND [ARGS]
+usage: lanco [-H [USER@]HOST[:PORT]] [-d] [-D TOKEN] [--cgroup-mode v2|hybrid|v1] [--cgroup-base PATH]
+             NAMESPACE COMMAND [ARGS]
        lanco ls [--json] | --version | --help    (ls: the namespaces you may use)
        lanco restore [NAMESPACE...]              (root, at boot: make the namespaces' cgroups again)
        lanco logs --rotate --all [-v]            (the logs over their size, in every namespace you may use)
@@ -29,6 +30,8 @@ arguments:
   COMMAND                            one of the commands below; lanco NAMESPACE COMMAND --help tells its options
 
 options (before NAMESPACE):
+  -H, --host [USER@]HOST[:PORT]      run the command on HOST's lanco over ssh (LANCO_SSH, LANCO_REMOTE_LANCO;
+                                     docs/fleet.md); exit 255 when ssh cannot reach HOST
   -d, -dd                            information messages; twice, debug messages too
   -D TOKEN                           with -dd, only the debug messages of TOKEN (a command name); repeatable
   --cgroup-mode v2|hybrid|v1         force the cgroup mode (also LANCO_CGROUP_MODE)
@@ -66,10 +69,14 @@ commands:
                                      live CPU, memory, pids and pressure per task
   logs [-f] [-n LINES] TASK          TASK's log; -f follows it across new runs
   logs --rotate [-v] [TASK]          rotate the logs over their task's --log-max-size (copy, then truncate)
+  events [-f] [--json] [--since CURSOR] [--label KEY=VALUE]
+                                     the tasks' starts and ends, one line each; resumable from a cursor
   release [-n] [TASK]                forget a finished TASK, or destroy the namespace (root; a user's own)
 
 exit codes: 0 success (check: running), 1 refused or failed (check: not running), 2 usage,
-            70 internal error (a bug: lanco -dd shows where), 126/127 command not executable/not found;
+            3/4 events: the cursor is older than the events kept / of a namespace made again since,
+            70 internal error (a bug: lanco -dd shows where), 126/127 command not executable/not found,
+            255 with -H: ssh could not reach HOST or lost the connection;
             run -f and wait: the task's own code.
 """
 
@@ -87,6 +94,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dump": ("lanco.commands.view", "cmd_dump"),
     "top": ("lanco.commands.view", "cmd_top"),
     "logs": ("lanco.commands.view", "cmd_logs"),
+    "events": ("lanco.commands.events", "cmd_events"),
     "freeze": ("lanco.commands.control", "cmd_freeze"),
     "thaw": ("lanco.commands.control", "cmd_thaw"),
     "kill": ("lanco.commands.control", "cmd_kill"),
@@ -131,12 +139,33 @@ def _split_globals(argv: Sequence[str]) -> tuple[Options, list[str], int, list[s
     return options, args, debug, tokens
 
 
+def _take_host(args: list[str]) -> tuple[str | None, list[str]]:
+    """``-H HOST`` among the global options: taken out, the rest of the command line left for the remote lanco."""
+    at = 0
+    while at < len(args) and args[at].startswith("-") and args[at] != "-":
+        arg = args[at]
+        if arg in ("-H", "--host"):
+            if at + 1 == len(args):
+                raise UsageError(f"option {arg} needs a value")
+            return args[at + 1], args[:at] + args[at + 2:]
+        if arg.startswith(("--host=", "-H")):
+            return arg.partition("=")[2] if arg.startswith("--") else arg[2:], args[:at] + args[at + 1:]
+        at += 2 if arg in ("-D", "--cgroup-mode", "--cgroup-base") else 1
+    return None, args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     token = "lanco"
     try:
+        host, args = _take_host(args)
         options, rest, debug, tokens = _split_globals(args)
         messages.configure(debug, tokens)
+        if host is not None:
+            token = "-H"
+            from lanco.remote.ssh import run_remote
+
+            return run_remote(host, args)
         if rest[:1] == ["ls"] and (len(rest) == 1 or rest[1].startswith("-")):
             # "lanco ls [--json]" lists namespaces; "lanco ls ls" is still the tree of a namespace named ls.
             token = "ls"

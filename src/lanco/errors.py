@@ -4,7 +4,8 @@ Each exception carries the one-line message the command line prints and the exit
 
     LancoError (1)                   a refusal or failure, its message one line
     ├── UsageError (2)               the call itself is malformed: option, value, name
-    │   └── InvalidName (2)          a namespace or task name lanco does not accept
+    │   ├── InvalidName (2)          a namespace or task name lanco does not accept
+    │   └── UnknownCursor (2)        an events cursor that is garbled, or names no event of the journal
     ├── NamespaceMissing (1)         no namespace of that name (or its configuration is lost)
     ├── NamespaceExists (1)          init of a namespace that exists otherwise
     ├── AlreadyRunning (1)           run of a task that runs
@@ -17,7 +18,10 @@ Each exception carries the one-line message the command line prints and the exit
     ├── CgroupError (1)              the kernel refused a cgroup operation lanco needed
     │   └── CgroupsMissing (1)       the namespace's cgroups are gone (a reboot): ``lanco restore``
     ├── StateError (1)               a state file is missing, unreadable or damaged
+    ├── StaleCursor (3)              an events cursor older than the events kept: some were missed
+    │   └── UnlinkedCursor (4)       an events cursor of a journal since replaced (the namespace made again)
     ├── SystemFailure (1)            any other refusal of the operating system (``errno`` kept)
+    ├── HostUnreachable (255)        ``-H``/``host=``: ssh could not reach the host or lost the connection
     └── InternalError (70)           a fault of lanco's own (a bug)
 
 OS errors become this tree in one place, :func:`as_lanco_error`: the command line applies it to whatever a
@@ -56,6 +60,10 @@ class UsageError(LancoError):
 
 class InvalidName(UsageError):
     """A namespace or task name lanco does not accept (its rules are in :mod:`lanco.names`)."""
+
+
+class UnknownCursor(UsageError):
+    """An events cursor that is not ``JOURNAL-ID:SEQ``, or names no event the journal ever had."""
 
 
 class NamespaceMissing(LancoError):
@@ -115,12 +123,31 @@ class StateError(LancoError):
     """A state file is missing, unreadable or damaged (named in the message)."""
 
 
+class StaleCursor(LancoError):
+    """An events cursor older than what the journal keeps: the consumer missed events and must resync."""
+
+    exit_code = 3
+
+
+class UnlinkedCursor(StaleCursor):
+    """An events cursor of another journal: the namespace was released and made again since."""
+
+    exit_code = 4
+
+
 class SystemFailure(LancoError):
     """The operating system refused something no other error here names; ``errno`` is its code (or None)."""
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.errno = code
+
+
+class HostUnreachable(LancoError):
+    """ssh itself failed (its exit 255, told apart from the remote lanco's own codes): the host was not reached, or
+    the connection dropped before the remote lanco ended."""
+
+    exit_code = 255
 
 
 class InternalError(LancoError):

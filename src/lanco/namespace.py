@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import grp
 import os
-import pwd
 import time
 
 from lanco import contexts
@@ -22,7 +21,7 @@ from lanco.errors import (
     maps_os_errors,
 )
 from lanco.names import check_namespace_name
-from lanco.privileges import acting_as, user_name, with_owner_ids
+from lanco.privileges import acting_as, resolve_owner, user_name, with_owner_ids
 from lanco.state.config import (
     DEFAULT_CGROUP_BASE,
     NamespaceConfig,
@@ -33,10 +32,11 @@ from lanco.state.config import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
     from contextlib import AbstractContextManager
     from typing import Any, Unpack
 
+    from lanco.eventlog.stream import Event
     from lanco.options.runopts import RunOptions
     from lanco.state.logrotation import Rotation
     from lanco.state.record import TaskRecord
@@ -59,14 +59,21 @@ def _env_base(base: str | None) -> str:
 
 
 class Namespace:
-    """A named group of tasks owned by one user; the entry point of the Python API.
+    """A named group of tasks owned by one user; the entry point of the Python API (``host=``: on another host).
 
-    >>> ns = Namespace("testns")
-    >>> ns.run("first-task", ["openssl", "speed", "aes"])
-    """
+    >>> Namespace("testns").run("first-task", ["openssl", "speed", "aes"])"""
+
+    def __new__(cls, name: str, *, host: str | None = None, cgroup_mode: str | None = None,
+                cgroup_base: str | None = None) -> Namespace:
+        """``host="[USER@]HOST[:PORT]"``: the namespace of that name on another host, over ssh (lanco.remote.api)."""
+        if host is None:
+            return super().__new__(cls)
+        from lanco.remote.api import RemoteNamespace
+        return RemoteNamespace(name, host=host, cgroup_mode=cgroup_mode, cgroup_base=cgroup_base)  # type: ignore[return-value]
 
     @maps_os_errors
-    def __init__(self, name: str, *, cgroup_mode: str | None = None, cgroup_base: str | None = None) -> None:
+    def __init__(self, name: str, *, cgroup_mode: str | None = None, cgroup_base: str | None = None,
+                 host: str | None = None) -> None:
         self.name = check_namespace_name(name)
         try:
             self.config = load_config(name)
@@ -145,7 +152,7 @@ class Namespace:
             placement.init_own_namespace(name, user=user, group=group, mode=_env_mode(cgroup_mode),
                                          base=_env_base(cgroup_base))
             return cls(name)
-        uid, gid, group_access = _resolve_owner(user, group)
+        uid, gid, group_access = resolve_owner(user, group)
         mode = _env_mode(cgroup_mode) or natural_mode(read_mounts())
         base = _env_base(cgroup_base)
         try:
@@ -371,6 +378,22 @@ class Namespace:
         return outcome
 
     @maps_os_errors
+    def events(self, since: str | None = None, *, follow: bool = False,
+               labels: Mapping[str, str] | None = None) -> Iterator[Event]:
+        """The namespace's task events after cursor ``since`` (see :mod:`lanco.eventlog.stream`)."""
+        from lanco.eventlog.stream import iterate
+
+        return iterate(self, since, follow, labels)
+
+    @maps_os_errors
+    def events_async(self, since: str | None = None, *,
+                     labels: Mapping[str, str] | None = None) -> AsyncIterator[Event]:
+        """:meth:`events` followed, for ``async for`` (the waits on the event loop's reader)."""
+        from lanco.eventlog.stream import iterate_async
+
+        return iterate_async(self, since, labels)
+
+    @maps_os_errors
     def run(self, task: str, argv: Sequence[str], **options: Unpack[RunOptions]) -> Task:
         """Start ``argv`` as ``task``; the options (limits, timeout, restart, environment, ...) are those of
         :class:`lanco.options.runopts.RunOptions`, as for :meth:`lanco.task.Task.start`."""
@@ -390,6 +413,9 @@ def _set_up(config: NamespaceConfig, *, take_over: bool, save: bool) -> list[str
     from lanco.cgroups import placement
     from lanco.cgroups.detect import NAMED_HIERARCHY, named_mount
 
+    def _cgroups(n: int) -> str:
+        return f"{n} cgroup" if n == 1 else f"{n} cgroups"
+
     mounts = read_mounts()
     mounting = config.tracker == "named" and named_mount(mounts) is None
     backend = open_backend(config.mode, config.cgroup_base, config.tracker, mounts, mount_named=True)
@@ -402,9 +428,9 @@ def _set_up(config: NamespaceConfig, *, take_over: bool, save: bool) -> list[str
         cgroups = backend.create_namespace(config.name, uid, gid, group_access)
         made_cgroups = cgroups.made
         if cgroups.made:
-            changes.append(f"made {_count(len(cgroups.made), 'cgroup')}")
+            changes.append(f"made {_cgroups(len(cgroups.made))}")
         if cgroups.adjusted:
-            changes.append(f"set the owner, mode or controllers of {_count(len(cgroups.adjusted), 'cgroup')} right")
+            changes.append(f"set the owner, mode or controllers of {_cgroups(len(cgroups.adjusted))} right")
         dir_mode = 0o2770 if group_access else 0o700
         for directory, owner, mode_bits in ((config.state_dir, (0, 0), 0o755),
                                             (config.tasks_dir, (uid, gid), dir_mode),
@@ -435,10 +461,6 @@ def _set_up(config: NamespaceConfig, *, take_over: bool, save: bool) -> list[str
         backend.remove_dirs(reversed(made_cgroups))
         raise
     return changes
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _same_group(existing: NamespaceConfig, group: str | None, gid: int,
@@ -476,23 +498,3 @@ def _maybe_active(task: Task) -> bool:
     except (LancoError, OSError):
         return True
 
-
-def _resolve_owner(user: str | None, group: str | None) -> tuple[int, int, bool]:
-    try:
-        entry = pwd.getpwnam(user) if user is not None else pwd.getpwuid(os.getuid())
-    except KeyError:
-        if user is not None and user.isdigit():
-            return int(user), _resolve_group(group, int(user)), group is not None
-        raise UsageError(f"unknown user {user!r}") from None
-    return entry.pw_uid, _resolve_group(group, entry.pw_gid), group is not None
-
-
-def _resolve_group(group: str | None, default: int) -> int:
-    if group is None:
-        return default
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        if group.isdigit():
-            return int(group)
-        raise UsageError(f"unknown group {group!r}") from None

@@ -19,6 +19,7 @@ import os
 import pwd
 
 from lanco.contexts import contextmanager, copy_identity
+from lanco.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -101,3 +102,27 @@ def become_owner_for_good(owner: tuple[int, int]) -> None:
     os.setgroups(owner_groups(uid, gid))
     os.setgid(gid)
     os.setuid(uid)
+
+
+def resolve_owner(user: str | None, group: str | None) -> tuple[int, int, bool]:
+    """The owner ids ``init -u USER -g GROUP`` names (default: the caller's), and whether the group has access."""
+    try:
+        entry = pwd.getpwnam(user) if user is not None else pwd.getpwuid(os.getuid())
+    except KeyError:
+        if user is not None and user.isdigit():
+            return int(user), resolve_group(group, int(user)), group is not None
+        raise UsageError(f"unknown user {user!r}") from None
+    return entry.pw_uid, resolve_group(group, entry.pw_gid), group is not None
+
+
+def resolve_group(group: str | None, default: int) -> int:
+    import grp  # here: only init names a group
+
+    if group is None:
+        return default
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group.isdigit():
+            return int(group)
+        raise UsageError(f"unknown group {group!r}") from None

@@ -115,6 +115,11 @@ def settle_locked(task: Task) -> bool:
         from lanco.launch import monitorcontract  # here: only a lost run needs the monitor's formats
 
         recorded = write_result(task.state_dir, monitorcontract.lost_result(run_id))
+        if recorded:
+            from lanco.eventlog.claims import journal_end  # here: a lost run is rare
+
+            with contexts.suppress(OSError, LancoError):
+                journal_end(task, settle=False)
     if exists:
         backend.remove_task(ns, task.name)
     if spec is not None and spec.get("exit_command"):

@@ -21,6 +21,7 @@ from lanco.errors import (
     PermissionDenied,
     UsageError,
 )
+from lanco.eventlog.claims import journal_started
 from lanco.launch import monitorcontract
 from lanco.launch.spawn import MONITOR_SCRIPT, WAITER_SCRIPT, hook_runner, monitor_shell, package_file, read_line, which
 from lanco.state import logfile, recorddir
@@ -30,6 +31,7 @@ from lanco.taskrecovery import settle_locked
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from lanco.options.runopts import RunPlan
     from lanco.task import Task
@@ -82,14 +84,15 @@ def launch(task: Task, argv: list[str], plan: RunPlan) -> None:
                 if not keep_log:
                     logfile.rotate(log_path, plan.log_bounds.keep)
                 log_fd = logfile.open_append(log_path, owner)
-            write_spec(task.state_dir, {
+            spec: dict[str, Any] = {
                 "run_id": run_id, "namespace": ns, "name": task.name, "argv": argv,
                 "log": log_path, "log_bounds": plan.log_bounds.as_record(),
                 "exit_command": exit_command, "limits": limits.as_record(),
                 "started": time.time(), "boot_id": procfs.boot_id(), "uid": os.geteuid(),
                 "cwd": cwd or os.getcwd(), "lifetime": lifetime.as_record(), "process": process.as_record(),
                 "labels": plan.labels, "description": plan.description,
-            })
+            }
+            write_spec(task.state_dir, spec)
             if owner is not None:
                 recorddir.chown_record(task.state_dir, owner)
             config = task.namespace.config
@@ -106,6 +109,8 @@ def launch(task: Task, argv: list[str], plan: RunPlan) -> None:
         finally:
             if log_fd >= 0:
                 os.close(log_fd)
+        # Under the start lock: the run is tracked, its end not yet journaled (lanco.eventlog.claims).
+        journal_started(task, spec)
 
 
 def _spawn_monitor(task: Task, argv: list[str], env: dict[str, str], log_fd: int, lock_fd: int, foreground: bool,

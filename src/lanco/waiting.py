@@ -152,6 +152,10 @@ class Watch:
         previous, entry.record = entry.record, record
         if record.state in FINISHED_STATES:
             self._release(entry)
+            from lanco.eventlog.claims import journal_found_end  # here: the end seen, journaled if nobody did yet
+
+            with entry.task.owner_ids():
+                journal_found_end(entry.task)
             return record
         if record.state == "unknown":
             # Known at the first look, the run ended, and neither its monitor nor anyone else could record how (its

@@ -128,6 +128,10 @@ def test_the_example_daemon_killed_and_restarted_launches_nothing_twice(sandbox:
     assert sorted(line[0] for line in handled) == names  # every end handled, each once
     assert len({line[1] for line in handled}) == 12
     assert all(line[2:] == ["exited", "0"] for line in handled), handled
+    # Its tasks carry its labels, and it kept the cursor of the events it read at its restart.
+    assert sandbox.ok(ns, "ls", "-q", "--all", "--label", "owner=example-daemon").stdout.split() == names
+    assert sandbox.ok(ns, "ls", "-q", "--all", "--label", "job=job-003").stdout.split() == ["job-003"]
+    assert (tmp_path / "journal.cursor").read_text().strip().partition(":")[2].isdigit()
     # Each job's command ran once: a launch the kill cut short never started its command (lanco's promise), and
     # left at most an empty log, which the launch after the restart rotated.
     for name in names:

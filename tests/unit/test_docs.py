@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from lanco.cli import COMMANDS
+from lanco.commands.events import event_json
+from lanco.eventlog.stream import Event
 from lanco.state.record import TaskRecord
 from lanco.views.render import (
     LiveDetail,
@@ -33,8 +35,8 @@ MAN = ROOT / "man" / "lanco.8"
 BASH = ROOT / "completion" / "lanco.bash"
 ZSH = ROOT / "completion" / "_lanco"
 JSON_DOC = ROOT / "docs" / "json.md"
-GLOBAL_OPTIONS = ["-d", "-D", "--cgroup-mode", "--cgroup-base", "--version", "--help"]
-EXIT_CODES = ["0", "1", "2", "126", "127", "130"]
+GLOBAL_OPTIONS = ["-H", "--host", "-d", "-D", "--cgroup-mode", "--cgroup-base", "--version", "--help"]
+EXIT_CODES = ["0", "1", "2", "126", "127", "130", "255"]
 
 
 class Captured(Exception):
@@ -268,7 +270,16 @@ def every_document() -> list[Any]:
                              nbcpus=1, monotonic_ms=1, epoch_s=1.0)),
         json.loads(namespaces_json([info])),
         frame_data(build_frame(sample, sample)),
+        *(json.loads(event_json(Event("n", "0" * 16, {"seq": 1, "kind": "ended", "record": record})))
+          for record in (_ended_record(record), {"state": "running", "argv": ["a"], "main_pid": 1, "labels": {},
+                                                 "description": None, "started_epoch_s": 1.0, "log": None})),
     ]
+
+
+def _ended_record(record: TaskRecord) -> dict[str, Any]:
+    from lanco.views.render import record_data
+
+    return {**record_data(record), "restarts": 0, "labels": {}, "description": None}
 
 
 def test_every_json_key_is_documented() -> None:

@@ -207,6 +207,7 @@ _FILE_WRITERS = {
     "lanco.state.record": "task records",
     "lanco.state.config": "namespace configurations",
     "lanco.state.logfile": "task logs",
+    "lanco.state.journal": "the namespace's event journal, its lock, the tasks' claim markers",
     "lanco.state.logrotation": "rotated logs",
     "lanco.state.recorddir": "run markers in the task's state directory, its lock files",
     "lanco.launch.spawn": "the pipes to the monitor, the task's log descriptor",

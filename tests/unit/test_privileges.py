@@ -44,6 +44,8 @@ CGROUP_ONLY = {
     (Namespace, "running_tasks"): "cgroupfs",
     (Namespace, "run"): "Task.start (switches)",
     (Namespace, "rotate_logs"): "task_names and Task.rotate_log (both switch)",
+    (Namespace, "events"): "an iterator: its sweep switches per record read, never across a yield",
+    (Namespace, "events_async"): "as events",
     # A coroutine must not hold the ids across an await (they are the process's): each look switches on its own.
     (Task, "wait_async"): "makes the coroutine; its looks switch (record, the monitor file), never across an await",
     (Namespace, "wait_any_async"): "as Task.wait_async",

@@ -73,7 +73,7 @@ STEPS = ("lanco.taskstart", "lanco.taskstop", "lanco.waiting", "lanco.waiting_as
 
 @pytest.mark.parametrize(("argv", "exit_code", "also_never"), [
     (["testns", "check", "t"], 1, ("argparse", "shutil", "signal", "re", "json", "enum", *LIGHT, *STEPS, *CODECS,
-                                   *PARSERS)),
+                                   *PARSERS, "lanco.remote", "lanco.remote.ssh")),
     (["testns", "stop", "t"], 1, ("argparse", "shutil", "re", "json", "signal", "enum", *LIGHT, *CODECS, *PARSERS,
                                   "lanco.taskstart", "lanco.tasklog", "lanco.launch.spawn", "lanco.state.logfile")),
     (["testns", "stop", "-t", "5s", "t"], 1, ("argparse", "shutil", "json", "re", "enum")),

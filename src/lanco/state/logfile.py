@@ -114,12 +114,16 @@ def copy(f: BinaryIO, out: BinaryIO) -> bool:
 def follow(path: str, f: BinaryIO | None, out: BinaryIO, spec_path: str, current_path: Callable[[], str]) -> None:
     """``tail -F`` for a task: reopen by path when the file is replaced (the next run rotates the log to
     ``.1`` and starts a new one) or when a new run logs elsewhere (``spec_path`` changed and ``current_path()``
-    names another log); start over when it is truncated. Ends only with an exception (an interrupt)."""
+    names another log); start over when it is truncated. Ends with an exception (an interrupt), or when nobody
+    reads ``out`` any more: a quiet log would otherwise keep a follower whose reader left (``lanco -H HOST NS logs
+    -f`` over a dropped ssh connection) alive until the task's next line."""
     spec_stamp = _stamp(spec_path)
     while True:
         if f is not None and copy(f, out):
             continue
         time.sleep(POLL_S)
+        if reader_gone(out):
+            return
         stamp = _stamp(spec_path)
         if stamp != spec_stamp:
             spec_stamp = stamp
@@ -144,6 +148,19 @@ def follow(path: str, f: BinaryIO | None, out: BinaryIO, spec_path: str, current
             f = open_read(path)
         elif on_disk.st_size < f.tell():
             f.seek(0)
+
+
+def reader_gone(out: BinaryIO) -> bool:
+    """True when ``out`` is a pipe, socket or terminal whose other end has closed (POLLERR, POLLHUP): what a
+    write would learn by EPIPE, learnt without writing."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(out.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False  # no descriptor (an API caller's BytesIO), or one poll cannot watch: its writes will tell
 
 
 def _stamp(path: str) -> tuple[int, int] | None:
