@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,6 +207,13 @@ def unmanaged_user() -> str:
 def sandbox() -> Iterator[Sandbox]:
     if os.geteuid() != 0:
         pytest.skip("integration tests need root (they create cgroups and users)")
+    with sandbox_context() as box:
+        yield box
+
+
+@contextmanager
+def sandbox_context() -> Iterator[Sandbox]:
+    """A sandbox and its teardown, for tests that need more than one (the Ansible tests: one per test host)."""
     token = uuid.uuid4().hex[:10]
     root = Path(f"/tmp/lanco-test-{token}")
     root.mkdir(mode=0o755)
