@@ -416,3 +416,57 @@ def test_the_api_with_a_host(sandbox: Sandbox, sshd: SshServer, sshd2: SshServer
     ns.release()
     with pytest.raises(errors.NamespaceMissing):
         lanco.Namespace(name, host=host)
+
+
+def test_the_api_with_a_host_has_labels_events_and_the_waits(sandbox: Sandbox, sshd: SshServer,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue-15 methods of a namespace are those of a remote one too: labels and descriptions through run and
+    the records, tasks(labels=), events from a cursor and followed, wait_any/wait_all and their asyncio forms."""
+    import asyncio
+
+    from lanco.remote.api import RemoteNamespace
+
+    monkeypatch.setenv("LANCO_SSH", sshd.lanco_ssh)
+    monkeypatch.setenv("LANCO_REMOTE_LANCO", shlex.join(sandbox.command()))
+    host = sshd.target()
+    name = sandbox.ns_name("rte")
+    ns = RemoteNamespace.init(name, host=host)
+    try:
+        fast = ns.run("fast", ["sh", "-c", "sleep 0.3; exit 3"], labels={"batch": "1"}, description="the quick one")
+        slow = ns.run("slow", ["sh", "-c", "sleep 4; exit 0"], labels=["batch=1", "tier=b"])
+        ns.run("other", ["sleep", "300"])
+        assert fast.record().labels == {"batch": "1"} and fast.record().description == "the quick one"
+        assert sorted(t.name for t in ns.tasks(labels={"batch": "1"})) == ["fast", "slow"]
+        assert ns.task("other").is_active() and not ns.task("absent").is_active()
+        first = ns.wait_any([fast, "slow"], timeout=30)
+        assert [(t.name, r.state, r.exit_code) for t, r in first] == [("fast", "exited", 3)]  # slow sleeps on
+        seen: list[str] = []
+        every = ns.wait_all([fast, slow], timeout=30, on_end=lambda batch: seen.extend(t.name for t, _ in batch))
+        assert sorted(t.name for t, _ in every) == ["fast", "slow"] and sorted(seen) == ["fast", "slow"]
+        assert ns.wait_any(["other"], timeout=0.3) == []  # a timeout: what had ended, nothing
+        events = list(ns.events(labels={"batch": "1"}))
+        kinds = sorted((e.kind, e.task) for e in events)
+        assert kinds == [("ended", "fast"), ("ended", "slow"), ("started", "fast"), ("started", "slow")]
+        ended = {e.task: e.record for e in events if e.kind == "ended"}
+        assert ended["fast"]["exit_code"] == 3 and ended["fast"]["labels"] == {"batch": "1"}
+        everything = list(ns.events())
+        since = list(ns.events(since=everything[0].cursor))
+        assert [e.seq for e in since] == [e.seq for e in everything[1:]]
+        with pytest.raises(errors.UsageError):
+            list(ns.events(since="garbled"))
+
+        async def follow_and_wait() -> tuple[list[str], list[tuple[str, int | None]]]:
+            stream = ns.events_async(since=everything[-1].cursor)
+            late = ns.run("late", ["sh", "-c", "sleep 0.3; exit 5"])
+            kinds = [(await stream.__anext__()).kind, (await stream.__anext__()).kind]
+            await stream.aclose()  # type: ignore[attr-defined]
+            record = await late.wait_async(timeout=30)
+            ended = await ns.wait_any_async(["late"], timeout=30)
+            return kinds, [(record.state, record.exit_code), *((r.state, r.exit_code) for _, r in ended)]
+
+        kinds_followed, waited = asyncio.run(follow_and_wait())
+        assert kinds_followed == ["started", "ended"]
+        assert waited == [("exited", 5), ("exited", 5)]
+    finally:
+        ns.stop_tasks(timeout=5)
+        ns.release()

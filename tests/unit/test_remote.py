@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from lanco import errors
 from lanco.cli import _take_host
-from lanco.remote.api import remote_error, run_options
+from lanco.remote.api import run_options
+from lanco.remote.errormap import remote_error
 from lanco.remote.ssh import END_MARK, START_MARK, Target, quote, remote_line, ssh_argv
 
 SHELLS = [s for s in ("/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/zsh", "/bin/busybox") if shutil.which(s)]
@@ -86,6 +87,12 @@ def test_the_ssh_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
         ssh_argv(Target("web1"), ["ls"], tty=True, marked=False)
 
 
+def test_labels_and_descriptions_go_along_as_the_command_line_takes_them() -> None:
+    assert run_options({"labels": {"app": "shop", "tier": "a b"}, "description": "it's"}) == [
+        "--label", "app=shop", "--label", "tier=a b", "--description", "it's"]
+    assert run_options({"labels": ["app=shop"]}) == ["--label", "app=shop"]
+
+
 @pytest.mark.parametrize(("words", "options"), [
     (["ns", "top"], {"top"}), (["-d", "ns", "status", "--json", "t"], {"status", "--json"}),
     (["ls", "--json"], {"ls", "--json"}), (["ns", "dump"], {"dump"}),
@@ -121,6 +128,9 @@ STAMP = "2026-11-28T17:15:14"
 
 @pytest.mark.parametrize(("code", "message", "kind"), [
     (1, "[WARN/run] task web is already running", errors.AlreadyRunning),
+    (2, "[WARN/events] unknown cursor 'x': a cursor is JOURNAL-ID:SEQ, as events prints it", errors.UnknownCursor),
+    (3, "[WARN/events] cursor j:3 is older than the oldest event kept (j:40)", errors.StaleCursor),
+    (4, "[WARN/events] cursor j:3 is of another journal", errors.UnlinkedCursor),
     (1, "[WARN/run] task web is already running (it is waiting to restart)", errors.AlreadyRunning),
     (1, "[WARN/stop] task web is not running", errors.NotRunning),
     (1, "[WARN/wait] task web is not known", errors.NotRunning),

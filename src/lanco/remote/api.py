@@ -3,15 +3,8 @@
 The remote host needs nothing but lanco and sshd: each call is one ``lanco -H`` command (:mod:`lanco.remote.ssh`),
 its answer the command's ``--json`` document, its exit code and its one-line message. Errors come back as the
 same exceptions a local call raises, told apart by exit code and the message's words (the command line's
-messages are stable: the tests check them), so no second channel was added to the CLI::
-
-    2                   UsageError (InvalidName for "invalid namespace name" / "invalid task name")
-    126, 127            CommandNotExecutable, CommandNotFound
-    70                  InternalError
-    255                 HostUnreachable (ssh itself failed; raised by lanco.remote.ssh)
-    1, by the message   AlreadyRunning, NotRunning, StillRunning, NamespaceMissing, NamespaceExists,
-                        CgroupsMissing, PermissionDenied, LimitUnavailable, StateError, CgroupError;
-                        any other: SystemFailure (errno None)
+messages are stable: the tests check them), so no second channel was added to the CLI (the table:
+:mod:`lanco.remote.errormap`).
 
 What a local call returns, this returns too (TaskRecord from ``status --json``); what only makes sense on the
 host itself (the cgroup backend, acting as the owner, rotating logs) is not offered.
@@ -20,64 +13,20 @@ host itself (the cgroup backend, acting as the owner, rotating logs) is not offe
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 
 from lanco import errors
 from lanco.names import check_namespace_name, check_task_name
+from lanco.remote.errormap import MESSAGE, remote_error
 from lanco.remote.ssh import Session, Target
-from lanco.state.record import TaskRecord
+from lanco.state.record import FINISHED_STATES, TaskRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
     from typing import Any, BinaryIO
 
-_MESSAGE = re.compile(r"^\S+ \[WARN/[^\]]*\] (.*)$")
-
-_BY_MESSAGE: list[tuple[re.Pattern[str], type[errors.LancoError]]] = [
-    (re.compile(p), e) for p, e in (
-        (r"^task \S+ is already running", errors.AlreadyRunning),
-        (r"^task \S+ is not (running|known)", errors.NotRunning),
-        (r"^task \S+ is (still )?running|^namespace \S+ has running tasks", errors.StillRunning),
-        (r"^namespace \S+ (should be created with init|has lost its configuration, but)", errors.NamespaceMissing),
-        (r"^namespace \S+ (is already initialised|has lost its configuration, and|is a user's own)",
-         errors.NamespaceExists),
-        (r"belongs to user|needs root|^refusing to|^cannot (kill|signal) process|^cannot read log|"
-         r"^a task in namespace|below the current niceness|[Pp]ermission denied|Operation not permitted",
-         errors.PermissionDenied),
-        (r"needs .*controller|needs -m/--memory-max|^freezing needs|was started without --cpuset",
-         errors.LimitUnavailable),
-        (r"^(the (configuration|record|result|state directory) .*(damaged|not to be trusted)|"
-         r"cannot read the (configuration|record|result))", errors.StateError),
-        (r"^cannot (create|enable|mount|move|prepare|remove|set|start|freeze|thaw) |cgroup mode|"
-         r"still has processes|no usable cgroup|^stopping \S+ ended|processes keep appearing|"
-         r"no systemd user manager|^mounted name=|^task \S+ is still (freezing|thawing)", errors.CgroupError),
-    )
-]
-
-
-def remote_error(code: int, line: str) -> errors.LancoError:
-    """The exception a local call would have raised, from the remote command's exit code and message line."""
-    match = _MESSAGE.match(line)
-    message = match.group(1) if match else (line or f"the remote lanco exited {code}")
-    if code == 2:
-        if message.startswith(("invalid namespace name", "invalid task name")):
-            return errors.InvalidName(message)
-        return errors.UsageError(message)
-    if code in (126, 127):
-        return (errors.CommandNotExecutable if code == 126 else errors.CommandNotFound)(message)
-    if code == 70:
-        return errors.InternalError(message)
-    if message.startswith("cgroups of namespace ") and " are missing" in message:
-        failure = errors.CgroupsMissing(message.split()[3])
-        failure.message = message
-        return failure
-    for pattern, kind in _BY_MESSAGE:
-        if pattern.search(message):
-            return kind(message)
-    return errors.SystemFailure(message)
-
+    from lanco.eventlog.stream import Event
 
 class RemoteNamespace:
     """A namespace on another host, behind the methods of :class:`lanco.namespace.Namespace` that make sense from
@@ -113,17 +62,60 @@ class RemoteNamespace:
     def task(self, name: str) -> RemoteTask:
         return RemoteTask(self, check_task_name(name))
 
-    def listing(self, *, every: bool = True) -> list[dict[str, Any]]:
-        """``ls --json [--all]``'s task objects."""
-        _, out = self.call("ls", "--json", *(["--all"] if every else []))
+    def listing(self, *, every: bool = True, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """``ls --json [--all] [--label KEY=VALUE...]``'s task objects."""
+        from lanco.remote.streams import label_words
+
+        _, out = self.call("ls", "--json", *(["--all"] if every else []), *label_words(labels))
         tasks: list[dict[str, Any]] = json.loads(out)["tasks"]
         return tasks
 
     def task_names(self) -> list[str]:
         return [t["name"] for t in self.listing()]
 
-    def tasks(self) -> list[RemoteTask]:
-        return [RemoteTask(self, n) for n in self.task_names()]
+    def tasks(self, labels: Mapping[str, str] | None = None) -> list[RemoteTask]:
+        """The known tasks; with ``labels``, those that carry every one (as :meth:`Namespace.tasks`)."""
+        return [RemoteTask(self, t["name"]) for t in self.listing(labels=labels)]
+
+    def events(self, since: str | None = None, *, follow: bool = False,
+               labels: Mapping[str, str] | None = None) -> Iterator[Event]:
+        """The host's ``events --json`` as :class:`lanco.eventlog.stream.Event` objects (one ssh session)."""
+        from lanco.remote import streams
+
+        return streams.events(self, since, follow, labels)
+
+    def events_async(self, since: str | None = None, *,
+                     labels: Mapping[str, str] | None = None) -> AsyncIterator[Event]:
+        from lanco.remote import streams
+
+        return streams.events_async(self, since, labels)
+
+    def wait_any(self, tasks: Sequence[RemoteTask | str],
+                 timeout: float | None = None) -> list[tuple[RemoteTask, TaskRecord]]:
+        """Until one of ``tasks`` has ended (the host's ``wait --any``); every one that has, with its record."""
+        from lanco.remote import streams
+
+        return streams.wait_many(self, tasks, "any", timeout)
+
+    def wait_all(self, tasks: Sequence[RemoteTask | str], timeout: float | None = None, *,
+                 on_end: Callable[[list[tuple[RemoteTask, TaskRecord]]], object] | None = None
+                 ) -> list[tuple[RemoteTask, TaskRecord]]:
+        """Until every one of ``tasks`` has ended (``wait --all``), ``on_end`` called as each does."""
+        from lanco.remote import streams
+
+        return streams.wait_many(self, tasks, "all", timeout, on_end)
+
+    async def wait_any_async(self, tasks: Sequence[RemoteTask | str],
+                             timeout: float | None = None) -> list[tuple[RemoteTask, TaskRecord]]:
+        from lanco.remote import streams
+
+        return await streams.wait_many_async(self, tasks, "any", timeout)
+
+    async def wait_all_async(self, tasks: Sequence[RemoteTask | str],
+                             timeout: float | None = None) -> list[tuple[RemoteTask, TaskRecord]]:
+        from lanco.remote import streams
+
+        return await streams.wait_many_async(self, tasks, "all", timeout)
 
     def running_tasks(self) -> list[RemoteTask]:
         return [RemoteTask(self, t["name"]) for t in self.listing(every=False)]
@@ -176,6 +168,17 @@ class RemoteTask:
         code, _ = self.namespace.call("check", self.name, ok=(0, 1))
         return code == 0
 
+    def is_active(self) -> bool:
+        """Running, or between two runs of ``run --restart``, as :meth:`lanco.task.Task.is_active`."""
+        try:
+            state = self.record().state
+        except errors.NotRunning:  # not known: never run, or released
+            return False
+        return state != "unknown" and state not in FINISHED_STATES
+
+    def start(self, argv: Sequence[str], **options: Any) -> None:
+        self.namespace.run(self.name, argv, **options)
+
     def record(self) -> TaskRecord:
         _, out = self.namespace.call("status", "--json", self.name)
         return record_of(json.loads(out))
@@ -197,6 +200,11 @@ class RemoteTask:
             if f"task {self.name} is still running after" not in failure.message:
                 raise
         return self.record()
+
+    async def wait_async(self, timeout: float | None = None) -> TaskRecord:
+        from lanco.remote import streams
+
+        return await streams.wait_async(self, timeout)
 
     def freeze(self) -> None:
         self.namespace.call("freeze", self.name)
@@ -231,7 +239,7 @@ class RemoteTask:
 def call(target: Target, words: Sequence[str], *, ok: Iterable[int] = (0,)) -> tuple[int, str]:
     session = Session(target, words, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     code = session.run(relay=False, sink=None)
-    said = [line for line in session.passed if _MESSAGE.match(line)]
+    said = [line for line in session.passed if MESSAGE.match(line)]
     # A refusal says a line; a task's own exit code (wait) or a check's 1 says none; a warning with 0 is no error.
     if code not in ok or (said and code != 0):
         raise remote_error(code, said[-1] if said else (session.passed[-1] if session.passed else ""))
@@ -248,14 +256,15 @@ def record_of(task: Mapping[str, Any]) -> TaskRecord:
                       memory_bytes=task.get("memory_current_bytes"),
                       memory_peak_bytes=task.get("memory_peak_bytes"), log=task.get("log"),
                       exit_command=task.get("exit_command"), limits=dict(task.get("limits") or {}),
-                      restarts=task.get("restarts"))
+                      restarts=task.get("restarts"), labels=dict(task.get("labels") or {}),
+                      description=task.get("description"))
 
 
 _FLAGS = {"log": "-l", "log_max_size": "--log-max-size", "log_keep": "--log-keep", "exit_command": "-c",
           "env_file": "--env-file", "cwd": "--cwd", "umask": "--umask", "nice": "--nice", "user": "--user",
           "group": "--group", "timeout": "--timeout", "stop_signal": "--stop-signal",
           "stop_timeout": "--stop-timeout", "restart": "--restart", "restart_max": "--restart-max",
-          "restart_delay": "--restart-delay"}
+          "restart_delay": "--restart-delay", "description": "--description"}
 _LIMIT_FLAGS = ("memory_max", "memory_high", "memory_low", "memory_swap_max", "cpu_quota", "cpu_weight", "cpuset",
                 "pids_max", "io_weight")
 
@@ -276,6 +285,10 @@ def run_options(options: Mapping[str, Any]) -> list[str]:
             rates = value.items() if hasattr(value, "items") else value
             for device, rate in rates:
                 words += [f"--{key.replace('_', '-')}", f"{device}={rate}"]
+        elif key == "labels":
+            pairs = value.items() if hasattr(value, "items") else (v.partition("=")[::2] for v in value)
+            for name, setting in pairs:
+                words += ["--label", f"{name}={setting}"]
         elif key in _FLAGS:
             words += [_FLAGS[key], str(value)]
         elif key in _LIMIT_FLAGS:

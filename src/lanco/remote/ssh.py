@@ -25,7 +25,7 @@ from lanco.errors import HostUnreachable, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from typing import BinaryIO
 
 _PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./_-")
@@ -147,11 +147,32 @@ class Session:
         self.passed: list[str] = []
         """Lines passed on to the caller's stderr: kept for the Python API, which reads the remote's message."""
         self.output = b""
+        self.exit_code = 0
+        """The remote lanco's exit code (or ssh's), once the session has ended."""
 
     def run(self, relay: bool = True, sink: BinaryIO | None = None) -> int:
         """Run ssh to its end; its exit code, or the remote lanco's. ``relay``: pass stderr lines on to this
         process's stderr (the command line) rather than only keeping them in :attr:`passed` (the API). With
         ``stdout=PIPE``, what the remote prints is written to ``sink`` as it comes, or kept in :attr:`output`."""
+        for chunk in self.stream(relay):
+            if sink is not None:
+                sink.write(chunk)
+                sink.flush()
+            else:
+                self.output += chunk
+        return self.exit_code
+
+    def lines(self, relay: bool = False) -> Iterator[bytes]:
+        """What the remote prints (``stdout=PIPE``), line by line as each comes; :attr:`exit_code` once done."""
+        pending = b""
+        for chunk in self.stream(relay):
+            *whole, pending = (pending + chunk).split(b"\n")
+            yield from whole
+        if pending:
+            yield pending
+
+    def stream(self, relay: bool = True) -> Iterator[bytes]:
+        """:meth:`run` as the chunks of stdout come; the exit code is :attr:`exit_code` once it is exhausted."""
         import selectors
 
         from lanco import messages
@@ -187,11 +208,7 @@ class Session:
                         streams.unregister(key.fd)
                         continue
                     if key.data == "out":
-                        if sink is not None:
-                            sink.write(chunk)
-                            sink.flush()
-                        else:
-                            self.output += chunk
+                        yield chunk
                         continue
                     pending += chunk
                     *lines, pending = pending.split(b"\n")
@@ -217,7 +234,8 @@ class Session:
         if self.remote_exit is not None:
             if held is not None:
                 self._pass(held, relay)
-            return self.remote_exit
+            self.exit_code = self.remote_exit
+            return
         if code < 0:
             code = 128 - code  # ssh ended by a signal, as a shell says it
         if code == 255:
@@ -227,7 +245,7 @@ class Session:
             raise HostUnreachable(f"cannot reach {self.target}: ssh exited 255{said}")
         if held is not None:
             self._pass(held, relay)
-        return code
+        self.exit_code = code
 
     def _line(self, raw: bytes, held: str | None, relay: bool) -> str | None:
         """One stderr line in: the previous one held is passed on, this one held instead (markers taken out)."""
