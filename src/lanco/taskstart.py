@@ -21,7 +21,7 @@ from lanco.errors import (
     PermissionDenied,
     UsageError,
 )
-from lanco.eventlog.claims import journal_started
+from lanco.eventlog.claims import journal_end, journal_started
 from lanco.launch import monitorcontract
 from lanco.launch.spawn import MONITOR_SCRIPT, WAITER_SCRIPT, hook_runner, monitor_shell, package_file, read_line, which
 from lanco.state import logfile, recorddir
@@ -75,6 +75,7 @@ def launch(task: Task, argv: list[str], plan: RunPlan) -> None:
         messages.debug("run", f"task {task.name}: cgroups created: {' '.join(backend.task_dirs(ns, task.name))}")
         log_fd = -1
         try:
+            _journal_previous_end(task)
             recorddir.clear_run_files(task)
             log_path = log if log is not None else (None if foreground else
                                                     task.namespace.config.default_log(task.name))
@@ -181,6 +182,18 @@ def _abort_start(task: Task) -> None:
             backend.remove_task(ns, task.name)
     recorddir.clear_run_files(task)
     _drop_unrecorded_dir(task)
+
+
+def _journal_previous_end(task: Task) -> None:
+    """The end of the name's previous run into the event journal, if nobody has journaled it yet: the new run
+    clears its result, and with it the only trace an events consumer that is down would have found."""
+    if not os.path.exists(os.path.join(task.state_dir, "spec.json")):
+        return
+    try:
+        journal_end(task, settle=False)
+    except (OSError, LancoError) as exc:
+        messages.warn(messages.command(), f"task {task.name}: cannot journal the end of its previous run: "
+                      f"{getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or exc}")
 
 
 def _drop_unrecorded_dir(task: Task) -> None:

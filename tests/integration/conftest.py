@@ -47,6 +47,12 @@ def make_namespace(sandbox: Sandbox, mode: str | None = None, user: str | None =
     return ns
 
 
+def record_dirs(tasks_dir: str | os.PathLike[str]) -> list[str]:
+    """The record directories of a namespace's tasks directory, sorted: its dot files are the namespace's event
+    journal and its lock (docs/events.md), not tasks."""
+    return sorted(name for name in os.listdir(tasks_dir) if not name.startswith("."))
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

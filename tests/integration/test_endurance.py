@@ -54,7 +54,13 @@ def test_five_thousand_run_stop_cycles_leak_nothing(sandbox: Sandbox, monkeypatc
     assert open_fds() <= fds_before + 2
     # A record directory per name, a bounded number of files in each: the state does not grow with cycles.
     assert max(state_sizes) <= 7 * 12, state_sizes
-    assert sorted(os.listdir(sandbox.state_dir(ns) / "tasks")) == sorted(f"cycle{i}" for i in range(7))
+    tasks_dir = sandbox.state_dir(ns) / "tasks"
+    assert sorted(n for n in os.listdir(tasks_dir) if not n.startswith(".")) == sorted(f"cycle{i}" for i in range(7))
+    # Beside them the namespace's event journal (docs/events.md), held to its bound: 10000 events once compacted,
+    # twice that at most before its writer compacts it, and never over 16 MiB.
+    assert sorted(n for n in os.listdir(tasks_dir) if n.startswith(".")) == [".events.jsonl", ".events.lock"]
+    journal = (tasks_dir / ".events.jsonl").read_bytes()
+    assert journal.count(b"\n") <= 2 * 10000 + 1 and len(journal) <= 16 << 20
     ns_dir = namespace.backend.ns_dir(ns)
 
     def task_cgroups() -> list[str]:

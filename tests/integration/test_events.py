@@ -189,3 +189,21 @@ def test_group_members_journal_and_read_one_stream(sandbox: Sandbox, test_user: 
     assert (tasks_dir.stat().st_mode & 0o7777) == 0o2770  # which keeps out all but the owner and the group
     again = sandbox.ok(ns, "events", "--json", "--since", read[1]["cursor"], user=test_user).stdout.splitlines()
     assert [json.loads(line)["task"] for line in again] == ["by-owner", "by-owner"]
+
+
+def test_a_new_run_journals_the_unseen_end_of_the_run_before(sandbox: Sandbox) -> None:
+    """A name run again clears its previous result: that run's end is journaled first, whoever looked or not, and
+    a new run that then fails leaves no record directory behind (nothing half-made)."""
+    ns = make_namespace(sandbox)
+    sandbox.ok(ns, "run", "again", "sh", "-c", "exit 3")
+    assert wait_until(lambda: '"state":"exited"' in sandbox.ok(ns, "ls", "--all", "--json").stdout.replace(" ", ""))
+    sandbox.ok(ns, "run", "again", "sh", "-c", "exit 4")  # no events, wait nor run -f saw the first end
+    assert wait_until(lambda: '"exit_code":4' in sandbox.ok(ns, "status", "--json", "again").stdout.replace(" ", ""))
+    events = [json.loads(line) for line in sandbox.ok(ns, "events", "--json").stdout.splitlines()]
+    seen = [(e["kind"], e["record"].get("exit_code")) for e in events if e["task"] == "again"]
+    assert seen == [("started", None), ("ended", 3), ("started", None), ("ended", 4)], seen
+    failed = sandbox.lanco(ns, "run", "-l", "/nonexistent-dir/a.log", "again", "true")
+    assert failed.returncode == 1
+    assert not (sandbox.state_dir(ns) / "tasks" / "again").exists()
+    kinds = [json.loads(line)["kind"] for line in sandbox.ok(ns, "events", "--json").stdout.splitlines()]
+    assert kinds.count("started") == 2 and kinds.count("ended") == 2  # the failed run journaled nothing

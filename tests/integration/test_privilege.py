@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Sandbox
-from tests.integration.conftest import make_namespace, no_process_left, task_pids, wait_until
+from tests.integration.conftest import make_namespace, no_process_left, record_dirs, task_pids, wait_until
 from tests.integration.test_lifecycle import one_warning
 
 
@@ -46,20 +46,20 @@ def test_v2_without_delegation_is_refused_with_the_rule_and_remedies(sandbox: Sa
     assert result.returncode == 1
     message = one_warning(result.stderr, "run")
     assert "common ancestor" in message and "Delegate=yes" in message and "root" in message
-    assert os.listdir(sandbox.state_dir(ns) / "tasks") == []
+    assert record_dirs(sandbox.state_dir(ns) / "tasks") == []
     assert sandbox.lanco(ns, "check", "t").returncode == 1
 
 
 def test_other_users_namespace_is_refused_and_untouched(sandbox: Sandbox, test_user: str, other_user: str) -> None:
     ns = make_namespace(sandbox, user=test_user)
     sandbox.ok(ns, "run", "mine", "sleep", "300", user=test_user)
-    before = sorted(os.listdir(sandbox.state_dir(ns) / "tasks"))
+    before = sorted(record_dirs(sandbox.state_dir(ns) / "tasks"))
     for args in (["run", "theirs", "true"], ["stop", "mine"], ["check", "mine"], ["status", "mine"],
                  ["wait", "mine"], ["ls"], ["release", "mine"], ["release"]):
         result = sandbox.lanco(ns, *args, user=other_user)
         assert result.returncode == 1, args
         assert one_warning(result.stderr, args[0]) == f"namespace {ns} belongs to user {test_user}", args
-    assert sorted(os.listdir(sandbox.state_dir(ns) / "tasks")) == before
+    assert sorted(record_dirs(sandbox.state_dir(ns) / "tasks")) == before
     assert sandbox.lanco(ns, "check", "mine", user=test_user).returncode == 0
     sandbox.ok(ns, "stop", "mine", user=test_user)
 

@@ -12,7 +12,7 @@ import stat
 import pytest
 
 from tests.conftest import Sandbox
-from tests.integration.conftest import make_namespace
+from tests.integration.conftest import make_namespace, record_dirs
 from tests.integration.test_lifecycle import one_warning
 
 
@@ -65,14 +65,14 @@ def test_a_failed_run_leaves_no_record_directory(sandbox: Sandbox, ns: str) -> N
     result = sandbox.lanco(ns, "run", "-l", "/nonexistent-dir/t.log", "t", "true")
     assert result.returncode == 1
     assert one_warning(result.stderr, "run") == "cannot open log /nonexistent-dir/t.log: No such file or directory"
-    assert os.listdir(tasks) == []
+    assert record_dirs(tasks) == []
     assert sandbox.ok(ns, "ls", "-q", "--all").stdout == ""
     # A finished task's next run that fails takes the old record with it (the run cleared it) and leaves nothing.
     sandbox.ok(ns, "run", "-f", "done", "true")
-    assert os.listdir(tasks) == ["done"]
+    assert record_dirs(tasks) == ["done"]
     result = sandbox.lanco(ns, "run", "-l", "/nonexistent-dir/d.log", "done", "true")
     assert result.returncode == 1
-    assert os.listdir(tasks) == []
+    assert record_dirs(tasks) == []
     assert sandbox.lanco(ns, "check", "done").returncode == 1
     sandbox.ok(ns, "run", "done", "true")  # the name is free
 
@@ -105,7 +105,7 @@ def test_an_environment_execve_would_refuse_is_refused_before_anything(sandbox: 
     assert one_warning(result.stderr, "run") == (
         f"environment variable BIG is {(1 << 20) + 5} bytes with its name, over the kernel's limit of "
         f"{MAX_ARG_STRLEN} for one string (MAX_ARG_STRLEN): execve would fail with E2BIG")
-    assert os.listdir(tasks) == [] and sandbox.lanco(ns, "check", "t").returncode == 1
+    assert record_dirs(tasks) == [] and sandbox.lanco(ns, "check", "t").returncode == 1
     # The boundary is the kernel's: NAME=value with its NUL at exactly the limit runs, one byte more does not.
     value = "v" * (MAX_ARG_STRLEN - len("V=") - 1)
     sandbox.ok(ns, "run", "-f", "-e", f"V={value}", "edge", "sh", "-c", f'test "${{#V}}" -eq {len(value)}')
@@ -117,7 +117,7 @@ def test_an_environment_execve_would_refuse_is_refused_before_anything(sandbox: 
     result = sandbox.lanco(ns, "run", "--env-file", str(env_file), "many", "true")
     assert result.returncode == 2
     assert "(ARG_MAX: a quarter of the stack limit" in one_warning(result.stderr, "run")
-    assert sorted(os.listdir(tasks)) == ["edge"]
+    assert sorted(record_dirs(tasks)) == ["edge"]
 
 
 def test_a_script_whose_interpreter_is_missing_is_refused_naming_both(sandbox: Sandbox, ns: str) -> None:
@@ -143,7 +143,7 @@ def test_a_script_whose_interpreter_is_missing_is_refused_naming_both(sandbox: S
     assert result.returncode == 126
     assert one_warning(result.stderr, "run") == (f"command {script} cannot run: its interpreter {plain} "
                                                  "(its #! line) is not executable")
-    assert os.listdir(tasks) == [] and sandbox.lanco(ns, "check", "t").returncode == 1
+    assert record_dirs(tasks) == [] and sandbox.lanco(ns, "check", "t").returncode == 1
     script.write_text("#!/bin/sh\necho ran\n")
     sandbox.ok(ns, "run", "-f", "t", str(script))
 
@@ -181,7 +181,7 @@ def test_a_working_directory_the_owner_cannot_enter_is_refused_leaving_the_name_
     result = sandbox.lanco(ns, "run", "--cwd", str(closed), "t", "true", user=test_user)
     assert result.returncode == 1
     assert one_warning(result.stderr, "run") == f"cannot start task t: cannot enter the working directory {closed}"
-    assert os.listdir(sandbox.state_dir(ns) / "tasks") == []
+    assert record_dirs(sandbox.state_dir(ns) / "tasks") == []
     assert sandbox.lanco(ns, "check", "t", user=test_user).returncode == 1
     opened = sandbox.root / "opened"
     opened.mkdir(mode=0o755)

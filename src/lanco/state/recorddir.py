@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
     from lanco.task import Task
 
-RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "restarting", "runs.jsonl", "oom_base")
-"""What one run leaves in the directory; a new run of the name starts without any of them."""
+RUN_FILES = ("spec.json", "monitor", "pid", "result", "stop", "timeout", "restarting", "runs.jsonl", "oom_base",
+             "journaled")
+"""What one run leaves in the directory; a new run of the name starts without any of them (``journaled``, the
+claim of its events, once the launcher has journaled the previous run's end: lanco.taskstart)."""
 
 
 def ensure(task: Task, owner: tuple[int, int] | None) -> None:
