@@ -96,10 +96,10 @@ def test_memory_limit_is_refused_where_no_memory_controller(sandbox: Sandbox) ->
 
 
 @pytest.mark.parametrize("args", [[], ["--all", "t"]])
-def test_stop_needs_tasks_or_all(sandbox: Sandbox, hybrid_ns: str, args: list[str]) -> None:
+def test_stop_needs_tasks_all_or_labels(sandbox: Sandbox, hybrid_ns: str, args: list[str]) -> None:
     result = sandbox.lanco(hybrid_ns, "stop", *args)
     assert result.returncode == 2
-    assert one_warning(result.stderr, "stop") == "stop: expected TASK... or --all"
+    assert one_warning(result.stderr, "stop") == "stop: expected TASK..., --all or --label KEY=VALUE"
 
 
 TASK_OPTIONS = ["--cpu", "1", "--memory", "1", "-f", "--pids-max", "5", "-m64M", "--timeout=1s", "--", "-e"]
