@@ -539,7 +539,7 @@ def test_an_unprivileged_owner_uses_limits_freeze_and_timeouts(sandbox: Sandbox,
     ns = make_namespace(sandbox, user=test_user)
     # Where systemd delegates to users it gives no cpuset by default (tests/guest check its refusal by name).
     cpuset = [] if systemd_delegates() else ["--cpuset", "0"]
-    sandbox.ok(ns, "run", "--pids-max", "20", "--cpu-quota", "50", *cpuset, "--timeout", "20s", "spin",
+    sandbox.ok(ns, "run", "--pids-max", "20", "--cpu-quota", "50", *cpuset, "--timeout", f"{slack(20):.0f}s", "spin",
                *BUSY_LOOP, user=test_user)
     sandbox.ok(ns, "freeze", "spin", user=test_user)
     assert status(sandbox, ns, "spin")["state"] == "frozen"

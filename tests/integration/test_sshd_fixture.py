@@ -7,8 +7,13 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from tests.integration.conftest import alive, wait_until
-from tests.sshd import SshServer
+from tests.sshd import SSH_KEYGEN, SSHD, SshServer
+
+pytestmark = pytest.mark.skipif(not (os.path.exists(SSHD) and os.path.exists(SSH_KEYGEN)),
+                                reason="OpenSSH's server is not installed (scripts/test installs openssh-server)")
 
 
 def ssh(server: SshServer, user: str, *command: str) -> subprocess.CompletedProcess[str]:

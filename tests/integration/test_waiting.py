@@ -41,9 +41,10 @@ def test_wait_any_returns_the_first_to_end_with_its_code(sandbox: Sandbox) -> No
 
 def test_wait_all_waits_for_every_task_and_exits_with_the_first_failure(sandbox: Sandbox) -> None:
     ns = make_namespace(sandbox)
-    sandbox.ok(ns, "run", "a", "sh", "-c", "sleep 2.5; exit 0")
-    sandbox.ok(ns, "run", "b", "sh", "-c", "sleep 0.2; exit 5")
-    sandbox.ok(ns, "run", "c", "sh", "-c", "sleep 1.2; kill -9 $$")
+    # Spaced by more than a launch takes (seconds each under the guest's emulation): the order they end in.
+    sandbox.ok(ns, "run", "a", "sh", "-c", f"sleep {slack(2.5)}; exit 0")
+    sandbox.ok(ns, "run", "b", "sh", "-c", f"sleep {slack(0.2)}; exit 5")
+    sandbox.ok(ns, "run", "c", "sh", "-c", f"sleep {slack(1.2)}; kill -9 $$")
     result = sandbox.lanco(ns, "wait", "--all", "a", "b", "c")
     assert result.returncode == 5, result.stderr
     assert result.stdout.splitlines() == ["b exited 5", "c killed 137", "a exited 0"]  # as they ended
@@ -72,13 +73,18 @@ def test_timeouts_and_unknown_tasks(sandbox: Sandbox) -> None:
 def test_a_monitor_killed_mid_wait_is_recorded_lost_once(sandbox: Sandbox, tmp_path: Path) -> None:
     ns = make_namespace(sandbox)
     hooked = tmp_path / "hooked"
-    sandbox.ok(ns, "run", "-c", f"echo $LANCO_RESULT >> {hooked}", "orphan", "sleep", "1")
-    sandbox.ok(ns, "run", "other", "sleep", "30")
+    sandbox.ok(ns, "run", "-c", f"echo $LANCO_RESULT >> {hooked}", "orphan", "sleep", str(slack(1)))
+    sandbox.ok(ns, "run", "other", "sleep", "300")
     waiter = subprocess.Popen(sandbox.command(ns, "wait", "--any", "orphan", "other"), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, cwd="/")
-    time.sleep(0.2)
-    os.kill(monitor_of(sandbox, ns, "orphan"), signal.SIGKILL)
-    out, err = waiter.communicate(timeout=slack(30))
+    try:
+        time.sleep(slack(0.2))
+        os.kill(monitor_of(sandbox, ns, "orphan"), signal.SIGKILL)
+        out, err = waiter.communicate(timeout=slack(30))
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+        waiter.communicate()  # reaped: no zombie of this test's is left for the next ones
     assert (waiter.returncode, out) == (255, "orphan lost 255\n"), err
     assert wait_until(lambda: hooked.exists() and hooked.read_text() == "lost\n")
     assert sandbox.lanco(ns, "wait", "orphan").returncode == 255
@@ -148,7 +154,8 @@ def test_the_example_daemon_awaits_100_tasks_in_one_thread_with_bounded_descript
         states = sandbox.state_dir(ns) / "tasks"
         assert wait_until(lambda: states.is_dir() and len([d for d in states.iterdir() if (d / "monitor").exists()])
                           == 100, timeout=slack(90))
-        time.sleep(0.5)  # the last launch, then the daemon's wait_any_async
+        # The last launch, then the daemon's wait_any_async: one pidfd per task once it awaits them all.
+        assert wait_until(lambda: len(os.listdir(f"/proc/{daemon.pid}/fd")) >= 100, timeout=slack(10))
         status = Path(f"/proc/{daemon.pid}/status").read_text()
         threads = int(status.split("Threads:")[1].split()[0])
         descriptors = len(os.listdir(f"/proc/{daemon.pid}/fd"))
