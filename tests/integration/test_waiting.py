@@ -149,7 +149,7 @@ def test_the_example_daemon_awaits_100_tasks_in_one_thread_with_bounded_descript
         sandbox: Sandbox, tmp_path: Path) -> None:
     ns = make_namespace(sandbox)
     journal = tmp_path / "journal"
-    daemon = run_daemon(sandbox, ns, journal, "--jobs", "100", "--parallel", "100", "--seconds", "8")
+    daemon = run_daemon(sandbox, ns, journal, "--jobs", "100", "--parallel", "100", "--seconds", str(slack(8)))
     try:
         states = sandbox.state_dir(ns) / "tasks"
         assert wait_until(lambda: states.is_dir() and len([d for d in states.iterdir() if (d / "monitor").exists()])
