@@ -47,6 +47,19 @@ def make_namespace(sandbox: Sandbox, mode: str | None = None, user: str | None =
     return ns
 
 
+def group_with_member(member: str, group: str = "lancotestg") -> str:
+    """A group for init -g, made where missing, with ``member`` in it."""
+    import grp
+    import subprocess
+
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        subprocess.run(["groupadd", group], check=True)
+    subprocess.run(["usermod", "-a", "-G", group, member], check=True)
+    return group
+
+
 def record_dirs(tasks_dir: str | os.PathLike[str]) -> list[str]:
     """The record directories of a namespace's tasks directory, sorted: its dot files are the namespace's event
     journal and its lock (docs/events.md), not tasks."""

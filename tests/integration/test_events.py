@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.conftest import Sandbox
-from tests.integration.conftest import make_namespace, wait_until
+from tests.integration.conftest import group_with_member, make_namespace, wait_until
 
 TASKS = 200
 CONCURRENCY = 4
@@ -166,12 +166,7 @@ def test_an_unprivileged_owner_follows_the_events_of_its_tasks(sandbox: Sandbox,
 
 
 def test_group_members_journal_and_read_one_stream(sandbox: Sandbox, test_user: str, other_user: str) -> None:
-    group = "lancotestg"
-    try:
-        grp.getgrnam(group)
-    except KeyError:
-        subprocess.run(["groupadd", group], check=True)
-    subprocess.run(["usermod", "-a", "-G", group, other_user], check=True)
+    group = group_with_member(other_user)
     ns = make_namespace(sandbox, user=test_user, group=group)
     # The member makes the journal (its first event), the owner appends to it, the member reads and journals the
     # ends: every file stays writable by the group.

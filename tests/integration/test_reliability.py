@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import grp
 import json
 import os
 import random
@@ -10,7 +9,7 @@ import subprocess
 import time
 
 from tests.conftest import Sandbox
-from tests.integration.conftest import alive, make_namespace, task_pids, wait_until
+from tests.integration.conftest import alive, group_with_member, make_namespace, task_pids, wait_until
 from tests.integration.test_lifecycle import one_warning
 
 
@@ -130,12 +129,7 @@ def test_record_from_a_previous_boot_is_lost(sandbox: Sandbox) -> None:
 
 def test_group_members_share_a_namespace_given_with_init_g(sandbox: Sandbox, test_user: str,
                                                           other_user: str) -> None:
-    group = "lancotestg"
-    try:
-        grp.getgrnam(group)
-    except KeyError:
-        subprocess.run(["groupadd", group], check=True)
-    subprocess.run(["usermod", "-a", "-G", group, other_user], check=True)
+    group = group_with_member(other_user)
     ns = make_namespace(sandbox, user=test_user, group=group)
     sandbox.ok(ns, "run", "shared", "sleep", "300", user=test_user)
     assert sandbox.lanco(ns, "check", "shared", user=other_user).returncode == 0

@@ -164,6 +164,13 @@ class EventReader:
                 continue  # a damaged or vanishing record: the views say what is wrong with it
 
     def pending(self) -> list[Event]:
+        """The events journaled since the last call; an OSError reading them comes as lanco's error."""
+        try:
+            return self._read_pending()
+        except OSError as exc:
+            raise as_lanco_error(exc) from exc
+
+    def _read_pending(self) -> list[Event]:
         from lanco.state import jsonread
 
         self.sweep()
@@ -283,11 +290,7 @@ def _iterate(reader: EventReader, follow: bool) -> Iterator[Event]:
         if follow:
             reader.start_watching()
         while True:
-            try:
-                events = reader.pending()
-            except OSError as exc:
-                raise as_lanco_error(exc) from exc
-            yield from events
+            yield from reader.pending()
             if not follow:
                 return
             reader.wait()
@@ -308,11 +311,7 @@ async def _iterate_async(reader: EventReader) -> AsyncIterator[Event]:
     try:
         reader.start_watching()
         while True:
-            try:
-                events = reader.pending()
-            except OSError as exc:
-                raise as_lanco_error(exc) from exc
-            for event in events:
+            for event in reader.pending():
                 yield event
             ready = loop.create_future()
             fd = reader.fileno()
